@@ -1,0 +1,259 @@
+"""Dots and causal contexts: the kernel shared by the dot-based CRDTs (ORSet, EWFlag,
+MVRegister, ORMap), after Almeida, Shoker, Baquero, "Delta state replicated data types",
+J. Parallel Distrib. Comput. 2018, §5 ("causal CRDTs").
+
+A *dot* ``(actor, n)`` names the n-th event of an actor. A causal CRDT's state is a *dot
+store* (which dots are live, and what they carry) plus a *causal context* (every dot the
+replica has ever seen). A dot seen but no longer live was removed, and stays removed: that is
+how these types forget removed elements without keeping tombstones. Joining two states keeps a
+dot if both sides hold it, or if one side holds it and the other has never seen it.
+
+The context is kept compact: a version vector of contiguous prefixes plus a *dot cloud* of the
+dots seen out of order (deltas may arrive with gaps). Compaction is deterministic, so equal
+sets of seen dots always have the same representation and the same encoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+from eventual.codec import DecodeError, expect_int, expect_list, expect_str
+from eventual.lattice import merge_max
+
+__all__ = [
+    "ActorTable",
+    "CausalContext",
+    "Dot",
+    "KeyedDots",
+    "check_dots_seen",
+    "decode_dot",
+    "join_dot_maps",
+]
+
+Dot = tuple[str, int]
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class CausalContext:
+    __slots__ = ("_cloud", "_vector")
+
+    def __init__(self) -> None:
+        self._vector: dict[str, int] = {}  # every dot (a, 1..n) has been seen
+        self._cloud: set[Dot] = set()  # dots seen beyond the contiguous prefix
+
+    def __contains__(self, dot: Dot) -> bool:
+        return dot[1] <= self._vector.get(dot[0], 0) or dot in self._cloud
+
+    def __bool__(self) -> bool:
+        return bool(self._vector) or bool(self._cloud)
+
+    def size(self) -> int:
+        """How many dots this context has seen."""
+        return sum(self._vector.values()) + len(self._cloud)
+
+    def dots(self) -> Iterator[Dot]:
+        for actor, n in self._vector.items():
+            for counter in range(1, n + 1):
+                yield (actor, counter)
+        yield from self._cloud
+
+    def next_dot(self, actor: str) -> Dot:
+        """The next fresh dot of ``actor``: one past every dot of it seen so far."""
+        highest = self._vector.get(actor, 0)
+        for cloud_actor, n in self._cloud:
+            if cloud_actor == actor and n > highest:
+                highest = n
+        return (actor, highest + 1)
+
+    def add(self, dot: Dot) -> None:
+        self._cloud.add(dot)
+        self._compact()
+
+    def add_all(self, dots: Iterable[Dot]) -> None:
+        self._cloud.update(dots)
+        self._compact()
+
+    def merge(self, other: CausalContext) -> None:
+        merge_max(self._vector, other._vector)
+        self._cloud |= other._cloud
+        self._compact()
+
+    def _compact(self) -> None:
+        if not self._cloud:
+            return
+        vector = self._vector
+        remaining: set[Dot] = set()
+        for actor, n in sorted(self._cloud):
+            have = vector.get(actor, 0)
+            if n == have + 1:
+                vector[actor] = n
+            elif n > have:
+                remaining.add((actor, n))
+        self._cloud = remaining
+
+    def copy(self) -> CausalContext:
+        clone = CausalContext()
+        clone._vector = dict(self._vector)
+        clone._cloud = set(self._cloud)
+        return clone
+
+    @classmethod
+    def of(cls, dots: Iterable[Dot]) -> CausalContext:
+        context = cls()
+        context.add_all(dots)
+        return context
+
+    def payload(self) -> list[Any]:
+        return [
+            [[actor, n] for actor, n in sorted(self._vector.items())],
+            [[actor, n] for actor, n in sorted(self._cloud)],
+        ]
+
+    @classmethod
+    def from_payload(cls, payload: Any) -> CausalContext:
+        vector, cloud = expect_list(payload, "causal context", 2)
+        context = cls()
+        for item in expect_list(vector, "context vector"):
+            actor, n = expect_list(item, "context vector entry", 2)
+            context._vector[expect_str(actor, "actor")] = expect_int(n, "counter", low=1)
+        context._cloud = {decode_dot(item) for item in expect_list(cloud, "context cloud")}
+        context._compact()  # a non-compact input re-encodes differently and is refused
+        return context
+
+
+class ActorTable:
+    """Live dots are encoded as ``(actor index, counter)`` into a sorted table of the actors
+    they name: a set of 10,000 elements written by five nodes names five actors, not 10,000."""
+
+    __slots__ = ("actors", "index")
+
+    def __init__(self, actors: Iterable[str]) -> None:
+        self.actors = sorted(set(actors))
+        self.index = {actor: i for i, actor in enumerate(self.actors)}
+
+    def flat(self, dots: Mapping[Dot, Any]) -> list[int]:
+        """``[i0, n0, i1, n1, ...]`` for dots in canonical order."""
+        if len(dots) == 1:  # the common case: one live dot per element
+            ((actor, n),) = dots
+            return [self.index[actor], n]
+        out: list[int] = []
+        for actor, n in sorted(dots):
+            out += (self.index[actor], n)
+        return out
+
+    @classmethod
+    def decode(cls, payload: Any) -> ActorTable:
+        return cls(expect_str(actor, "actor table") for actor in expect_list(payload, "actors"))
+
+    def dot(self, index: object, n: object) -> Dot:
+        # Fast path for the common, valid case (msgpack never yields an int above 2**64 - 1).
+        if type(index) is int and type(n) is int and 0 <= index < len(self.actors) and n >= 1:
+            return (self.actors[index], n)
+        i = expect_int(index, "actor index", 0, len(self.actors) - 1)
+        return (self.actors[i], expect_int(n, "dot counter", low=1))
+
+
+def decode_dot(obj: object) -> Dot:
+    actor, n = expect_list(obj, "dot", 2)
+    return (expect_str(actor, "dot actor"), expect_int(n, "dot counter", low=1))
+
+
+def check_dots_seen(dots: Iterable[Dot], context: CausalContext, what: str) -> None:
+    """A live dot the context has not seen cannot come from any real history."""
+    for dot in dots:
+        if dot not in context:
+            raise DecodeError(f"{what}: live dot {dot} is missing from the causal context")
+
+
+def join_dot_maps(
+    mine: Mapping[Dot, V],
+    my_context: CausalContext,
+    theirs: Mapping[Dot, V],
+    their_context: CausalContext,
+) -> dict[Dot, V]:
+    """Join two dot stores: a dot survives if both hold it or the other side never saw it."""
+    joined = {dot: v for dot, v in mine.items() if dot in theirs or dot not in their_context}
+    for dot, v in theirs.items():
+        if dot not in mine and dot not in my_context:
+            joined[dot] = v
+    return joined
+
+
+class KeyedDots(Generic[K, V]):
+    """A dot store keyed by element or map key: ``key -> {dot: value}``, with an index from
+    each live dot to its key.
+
+    The index is what keeps merging a small delta cheap in a large set or map: the dots the
+    other side has seen but no longer holds (the ones it removed) are found by walking its
+    context when that is smaller than ours, instead of scanning every key we hold.
+    """
+
+    __slots__ = ("entries", "owner")
+
+    def __init__(self) -> None:
+        self.entries: dict[K, dict[Dot, V]] = {}
+        self.owner: dict[Dot, K] = {}
+
+    def replace(self, key: K, dot: Dot, value: V) -> dict[Dot, V]:
+        """Make ``dot`` the one live dot of ``key``; return the dots it replaced."""
+        old = self.pop(key)
+        self.entries[key] = {dot: value}
+        self.owner[dot] = key
+        return old
+
+    def pop(self, key: K) -> dict[Dot, V]:
+        old = self.entries.pop(key, {})
+        for dot in old:
+            del self.owner[dot]
+        return old
+
+    def merge(
+        self,
+        other: KeyedDots[K, V],
+        my_context: CausalContext,
+        their_context: CausalContext,
+        adopt: Callable[[V], V],
+    ) -> None:
+        """Join ``other`` in (the contexts are joined by the caller, afterwards).
+
+        A dot survives if both sides hold it, or one side holds it and the other never saw
+        it. ``adopt`` copies a value taken from ``other`` so no mutable state is shared.
+        """
+        owner, entries = self.owner, self.entries
+        their_owner = other.owner
+        # 1. Our live dots that the other side has seen but does not hold: it removed them.
+        # (A dot lives under one key only, so "they hold it" is a lookup in their index.)
+        if their_context.size() < len(owner):
+            removed = [d for d in their_context.dots() if d in owner and d not in their_owner]
+        else:
+            removed = [d for d in owner if d not in their_owner and d in their_context]
+        for dot in removed:
+            key = owner.pop(dot)
+            live = entries[key]
+            del live[dot]
+            if not live:
+                del entries[key]
+        # 2. Their live dots that we have never seen: new to us.
+        for dot, key in their_owner.items():
+            if dot not in owner and dot not in my_context:
+                entries.setdefault(key, {})[dot] = adopt(other.entries[key][dot])
+                owner[dot] = key
+
+    def copy(self, copy_value: Callable[[V], V]) -> KeyedDots[K, V]:
+        clone: KeyedDots[K, V] = KeyedDots()
+        clone.entries = {
+            key: {dot: copy_value(value) for dot, value in live.items()}
+            for key, live in self.entries.items()
+        }
+        clone.owner = dict(self.owner)
+        return clone
+
+    def add_decoded(self, key: K, live: dict[Dot, V], what: str) -> None:
+        """Add a decoded entry; a dot live under two keys cannot come from a real history."""
+        for dot in live:
+            if dot in self.owner:
+                raise DecodeError(f"{what}: dot {dot} is live under two keys")
+            self.owner[dot] = key
+        self.entries[key] = live

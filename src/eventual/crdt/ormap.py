@@ -1,0 +1,240 @@
+"""Observed-remove map of nested CRDTs, add-wins (in the line of riak_dt_map and Akka's
+ORMap; keys handled as the add-wins set of Almeida, Shoker, Baquero 2018, §7.2).
+
+Each key holds one nested CRDT of any type in this package (maps included, up to
+``ORMAP_DEPTH_MAX`` levels). Presence of a key is an add-wins set: every update tags the key
+with a fresh dot, replacing the dots this replica had for it, and a remove forgets the dots
+it observed. So an update concurrent with a remove keeps the key: **add wins**.
+
+What value does such a key have? Each live dot carries the nested state as its writer saw it
+right after the update, and the key's value is the merge of the states of its live dots.
+A remove therefore drops the nested state the remover saw *unless* a concurrent update kept
+the key alive, in which case the updater's whole view survives, including what the remover
+had seen (no "reset" of the nested value; the same choice as Akka's ORMap). Keeping nested
+state per dot, rather than one merged state per key, is what makes merge associative: a
+dead dot's state must be able to leave without taking live states with it.
+
+Cost: an update's delta carries the key's whole nested state, not the nested delta, because
+the new dot must hold the full state everywhere. Maps of small values (counters, flags,
+registers) pay nothing for this; a large nested set pays its size on each update.
+
+A nested CRDT of another type than the one stored under the key is refused with
+``WrongType``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Self, TypeVar
+
+from eventual.codec import (
+    DecodeError,
+    Element,
+    TypeTag,
+    check_actor,
+    check_element,
+    decode_frame,
+    element_key,
+    expect_bytes,
+    expect_element,
+    expect_list,
+)
+from eventual.crdt._causal import ActorTable, CausalContext, Dot, KeyedDots, check_dots_seen
+from eventual.crdt.bcounter import BoundedCounter
+from eventual.crdt.ewflag import EWFlag
+from eventual.crdt.gcounter import GCounter
+from eventual.crdt.hyperloglog import HyperLogLog
+from eventual.crdt.lwwregister import LWWRegister
+from eventual.crdt.mvregister import MVRegister
+from eventual.crdt.orset import ORSet
+from eventual.crdt.pncounter import PNCounter
+from eventual.lattice import Lattice
+
+__all__ = ["ORMAP_DEPTH_MAX", "ORMap", "WrongType"]
+
+# Maps inside maps: deep enough for any document a user models (a feed of posts of comments
+# of reactions is four), shallow enough that decoding hostile bytes cannot exhaust the stack.
+ORMAP_DEPTH_MAX = 8
+
+N = TypeVar("N", bound=Lattice)
+
+
+class WrongType(TypeError):
+    """The key holds a CRDT of another type than the operation asked for."""
+
+
+def _merged(states: Iterator[Lattice]) -> Lattice:
+    first = next(states).copy()
+    for state in states:
+        first.merge(state)
+    return first
+
+
+class ORMap(Lattice):
+    TAG = TypeTag.ORMAP
+    __slots__ = ("_context", "_dots")
+
+    def __init__(self) -> None:
+        self._dots: KeyedDots[Element, Lattice] = KeyedDots()
+        self._context = CausalContext()
+
+    # --- reading ---
+
+    def get(self, key: Element) -> Lattice | None:
+        """A copy of the nested CRDT under ``key``, or None."""
+        states = self._dots.entries.get(key)
+        return None if states is None else _merged(iter(states.values()))
+
+    def value(self) -> dict[Element, Any]:
+        entries = self._dots.entries
+        return {
+            key: _merged(iter(entries[key].values())).value()
+            for key in sorted(entries, key=element_key)
+        }
+
+    def keys(self) -> list[Element]:
+        return sorted(self._dots.entries, key=element_key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._dots.entries
+
+    def __len__(self) -> int:
+        return len(self._dots.entries)
+
+    def depth(self) -> int:
+        """1 for a map of plain CRDTs, 2 if it holds maps of plain CRDTs, and so on."""
+        nested = [
+            state.depth()
+            for states in self._dots.entries.values()
+            for state in states.values()
+            if isinstance(state, ORMap)
+        ]
+        return 1 + max(nested, default=0)
+
+    # --- changing ---
+
+    def update(
+        self, actor: str, key: Element, crdt_type: type[N], fn: Callable[[N], object]
+    ) -> ORMap:
+        """Apply ``fn`` to the nested ``crdt_type`` under ``key`` (created empty if absent).
+
+        ``fn`` mutates the nested CRDT it is given (its return value is ignored). If it
+        raises, the map is unchanged and the error propagates.
+        """
+        check_actor(actor)
+        check_element(key)
+        if crdt_type not in _NESTED_TYPES.values():
+            raise TypeError(f"{crdt_type.__name__} cannot be nested in an ORMap")
+        current = self.get(key)
+        if current is None:
+            nested: N = crdt_type()
+        elif type(current) is crdt_type:
+            nested = current
+        else:
+            raise WrongType(
+                f"key {key!r} holds a {type(current).__name__}, not a {crdt_type.__name__}"
+            )
+        fn(nested)
+        if isinstance(nested, ORMap) and nested.depth() + 1 > ORMAP_DEPTH_MAX:
+            raise ValueError(f"maps nest at most {ORMAP_DEPTH_MAX} deep")
+        dot = self._context.next_dot(actor)
+        old = self._dots.replace(key, dot, nested)
+        self._context.add(dot)
+        delta = ORMap()
+        delta._dots.replace(key, dot, nested.copy())
+        delta._context = CausalContext.of((*old, dot))
+        return delta
+
+    def remove(self, key: Element) -> ORMap:
+        """Remove what this replica has observed of ``key``; absent: an empty delta."""
+        check_element(key)
+        delta = ORMap()
+        old = self._dots.pop(key)
+        if old:
+            delta._context = CausalContext.of(old)
+        return delta
+
+    def merge(self, other: Self) -> None:
+        self._check_same_type(other)
+        self._dots.merge(other._dots, self._context, other._context, _copy)
+        self._context.merge(other._context)
+
+    def copy(self) -> Self:
+        clone = type(self)()
+        clone._dots = self._dots.copy(_copy)
+        clone._context = self._context.copy()
+        return clone
+
+    # --- encoding ---
+
+    def _payload(self) -> Any:
+        entries = self._dots.entries
+        table = ActorTable(actor for actor, _ in self._dots.owner)
+        rows = []
+        for key in sorted(entries, key=element_key):
+            row: list[Any] = [key]
+            for actor, n in sorted(entries[key]):
+                row += (table.index[actor], n, entries[key][(actor, n)].to_bytes())
+            rows.append(row)
+        return [self._context.payload(), table.actors, rows]
+
+    @classmethod
+    def _from_payload(cls, payload: Any) -> Self:
+        return cls._decode(payload, depth=1)
+
+    @classmethod
+    def _decode(cls, payload: Any, depth: int) -> Self:
+        if depth > ORMAP_DEPTH_MAX:
+            raise DecodeError(f"ormap: nested deeper than {ORMAP_DEPTH_MAX}")
+        context, actors, rows = expect_list(payload, "ormap", 3)
+        result = cls()
+        result._context = CausalContext.from_payload(context)
+        table = ActorTable.decode(actors)
+        for row in expect_list(rows, "ormap entries"):
+            if len(expect_list(row, "ormap entry")) < 4 or (len(row) - 1) % 3:
+                raise DecodeError("ormap entry: expected a key and at least one dotted state")
+            key = expect_element(row[0], "ormap key")
+            states: dict[Dot, Lattice] = {}
+            for offset in range(1, len(row), 3):
+                dot = table.dot(row[offset], row[offset + 1])
+                data = expect_bytes(row[offset + 2], "ormap nested state")
+                states[dot] = _decode_nested(data, depth)
+            if len({type(state) for state in states.values()}) > 1:
+                raise DecodeError(f"ormap: key {key!r} holds states of two types")
+            check_dots_seen(states, result._context, "ormap")
+            result._dots.add_decoded(key, states, "ormap")
+        return result
+
+
+def _copy(state: Lattice) -> Lattice:
+    return state.copy()
+
+
+def _decode_nested(data: bytes, depth: int) -> Lattice:
+    if not data:
+        raise DecodeError("ormap: empty nested state")
+    try:
+        nested_type = _NESTED_TYPES[TypeTag(data[0])]
+    except (ValueError, KeyError):
+        raise DecodeError(f"ormap: tag {data[0]} is not a nestable type") from None
+    if nested_type is ORMap:
+        return ORMap._decode(decode_frame(data, TypeTag.ORMAP, ORMap.VERSION), depth + 1)
+    # The outer re-encode check covers nested canonical form; from_bytes checks it again
+    # here, which is cheap and keeps every nested decoder honest on its own.
+    return nested_type.from_bytes(data)
+
+
+_NESTED_TYPES: dict[TypeTag, type[Lattice]] = {
+    cls.TAG: cls
+    for cls in (
+        GCounter,
+        PNCounter,
+        BoundedCounter,
+        LWWRegister,
+        MVRegister,
+        ORSet,
+        EWFlag,
+        HyperLogLog,
+        ORMap,
+    )
+}

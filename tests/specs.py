@@ -1,0 +1,200 @@
+"""How the law harness builds and changes each replicated type."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hypothesis import strategies as st
+
+from eventual.clocks import DVVSet, VersionVector
+from eventual.crdt import (
+    BoundedCounter,
+    EWFlag,
+    GCounter,
+    HyperLogLog,
+    InsufficientRights,
+    LWWRegister,
+    MVRegister,
+    ORMap,
+    ORSet,
+    PNCounter,
+)
+from eventual.lattice import Lattice
+from laws import REPLICAS, TypeSpec, actor_of, op
+
+amounts = st.integers(1, 5)
+elements = st.one_of(
+    st.sampled_from(["apple", "pear", "plum"]), st.integers(-2, 2), st.just(b"\x00k")
+)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.text(max_size=3),
+    st.binary(max_size=3),
+    st.floats(allow_nan=False, width=32),
+)
+timestamps = st.integers(0, 6)  # small, so that ties between actors happen often
+other_replicas = st.integers(0, REPLICAS - 1)
+
+
+def _increment(state: Lattice, actor: str, _: Sequence[Lattice], n: int) -> Lattice:
+    assert isinstance(state, GCounter | PNCounter | BoundedCounter)
+    return state.increment(actor, n)
+
+
+def _decrement(state: Lattice, actor: str, _: Sequence[Lattice], n: int) -> Lattice:
+    assert isinstance(state, PNCounter | BoundedCounter)
+    return state.decrement(actor, n)
+
+
+def _transfer(state: Lattice, actor: str, _: Sequence[Lattice], to: int, n: int) -> Lattice:
+    assert isinstance(state, BoundedCounter)
+    target = actor_of(to)
+    if target == actor:
+        target = "elsewhere"
+    return state.transfer(actor, target, n)
+
+
+def _set_add(state: Lattice, actor: str, _: Sequence[Lattice], element: object) -> Lattice:
+    assert isinstance(state, ORSet)
+    return state.add(actor, element)  # type: ignore[arg-type]
+
+
+def _set_remove(state: Lattice, actor: str, _: Sequence[Lattice], element: object) -> Lattice:
+    assert isinstance(state, ORSet)
+    return state.remove(element)  # type: ignore[arg-type]
+
+
+def _enable(state: Lattice, actor: str, _: Sequence[Lattice]) -> Lattice:
+    assert isinstance(state, EWFlag)
+    return state.enable(actor)
+
+
+def _disable(state: Lattice, actor: str, _: Sequence[Lattice]) -> Lattice:
+    assert isinstance(state, EWFlag)
+    return state.disable()
+
+
+def _lww_set(state: Lattice, actor: str, _: Sequence[Lattice], value: object, ts: int) -> Lattice:
+    assert isinstance(state, LWWRegister)
+    return state.set(value, ts, actor)  # type: ignore[arg-type]
+
+
+def _mv_set(state: Lattice, actor: str, _: Sequence[Lattice], value: object) -> Lattice:
+    assert isinstance(state, MVRegister)
+    return state.set(actor, value)  # type: ignore[arg-type]
+
+
+def _hll_add(state: Lattice, actor: str, _: Sequence[Lattice], element: object) -> Lattice:
+    assert isinstance(state, HyperLogLog)
+    return state.add(element)  # type: ignore[arg-type]
+
+
+def _vv_increment(state: Lattice, actor: str, _: Sequence[Lattice]) -> Lattice:
+    assert isinstance(state, VersionVector)
+    return state.increment(actor)
+
+
+def _dvv_update(
+    state: Lattice, actor: str, peers: Sequence[Lattice], value: object, read_from: str
+) -> Lattice:
+    """A write: blind, with the context of a read here, or of a (stale) read elsewhere."""
+    assert isinstance(state, DVVSet)
+    if read_from == "blind":
+        context = None
+    elif read_from == "here":
+        context = state.context()
+    else:
+        peer = peers[0] if read_from == "peer-0" else peers[-1]
+        assert isinstance(peer, DVVSet)
+        context = peer.context()
+    return state.update(actor, value, context)  # type: ignore[arg-type]
+
+
+# ORMap: each key has one nested type, so operations never collide on type.
+def _map_counter(state: Lattice, actor: str, _: Sequence[Lattice], key: str, n: int) -> Lattice:
+    assert isinstance(state, ORMap)
+    return state.update(actor, "count-" + key, PNCounter, lambda c: c.increment(actor, n))
+
+
+def _map_set(
+    state: Lattice, actor: str, _: Sequence[Lattice], key: str, element: object, add: bool
+) -> Lattice:
+    assert isinstance(state, ORMap)
+
+    def change(s: ORSet) -> None:
+        s.add(actor, element) if add else s.remove(element)  # type: ignore[arg-type]
+
+    return state.update(actor, "set-" + key, ORSet, change)
+
+
+def _map_flag(state: Lattice, actor: str, _: Sequence[Lattice], on: bool) -> Lattice:
+    assert isinstance(state, ORMap)
+    return state.update(actor, "flag", EWFlag, lambda f: f.enable(actor) if on else f.disable())
+
+
+def _map_register(state: Lattice, actor: str, _: Sequence[Lattice], value: object) -> Lattice:
+    assert isinstance(state, ORMap)
+    return state.update(actor, "register", MVRegister, lambda r: r.set(actor, value))  # type: ignore[arg-type]
+
+
+def _map_nested(state: Lattice, actor: str, _: Sequence[Lattice], key: str, n: int) -> Lattice:
+    assert isinstance(state, ORMap)
+
+    def change(inner: ORMap) -> None:
+        inner.update(actor, key, GCounter, lambda c: c.increment(actor, n))
+
+    return state.update(actor, "map", ORMap, change)
+
+
+def _map_remove(state: Lattice, actor: str, _: Sequence[Lattice], key: str) -> Lattice:
+    assert isinstance(state, ORMap)
+    return state.remove(key)
+
+
+map_keys = st.sampled_from(["a", "b"])
+
+SPECS = [
+    TypeSpec("GCounter", GCounter, op(_increment, amounts)),
+    TypeSpec("PNCounter", PNCounter, st.one_of(op(_increment, amounts), op(_decrement, amounts))),
+    TypeSpec(
+        "BoundedCounter",
+        BoundedCounter,
+        st.one_of(
+            op(_increment, amounts),
+            op(_decrement, amounts),
+            op(_transfer, other_replicas, amounts),
+        ),
+        refusals=(InsufficientRights,),
+    ),
+    TypeSpec("LWWRegister", LWWRegister, op(_lww_set, scalars, timestamps)),
+    TypeSpec("MVRegister", MVRegister, op(_mv_set, scalars)),
+    TypeSpec("ORSet", ORSet, st.one_of(op(_set_add, elements), op(_set_remove, elements))),
+    TypeSpec("EWFlag", EWFlag, st.one_of(op(_enable), op(_disable))),
+    TypeSpec(
+        "ORMap",
+        ORMap,
+        st.one_of(
+            op(_map_counter, map_keys, amounts),
+            op(_map_set, map_keys, elements, st.booleans()),
+            op(_map_flag, st.booleans()),
+            op(_map_register, scalars),
+            op(_map_nested, map_keys, amounts),
+            op(
+                _map_remove,
+                st.sampled_from(
+                    ["count-a", "count-b", "set-a", "set-b", "flag", "register", "map"]
+                ),
+            ),
+        ),
+    ),
+    # Small precision keeps examples fast; the estimator itself is tested at full size.
+    TypeSpec("HyperLogLog", lambda: HyperLogLog(precision=6), op(_hll_add, st.integers(0, 500))),
+    TypeSpec("VersionVector", VersionVector, op(_vv_increment)),
+    TypeSpec(
+        "DVVSet",
+        DVVSet,
+        op(_dvv_update, scalars, st.sampled_from(["blind", "here", "peer-0", "peer-1"])),
+    ),
+]

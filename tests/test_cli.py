@@ -1,0 +1,40 @@
+"""The command line and the README's examples."""
+
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from eventual import __version__
+from eventual.cli import main
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_version_and_help() -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["--version"]).output.strip() == f"eventual, version {__version__}"
+    help_text = runner.invoke(main, ["--help"]).output
+    assert "demo" in help_text
+
+
+def test_demo_converges_and_loses_nothing() -> None:
+    result = CliRunner().invoke(main, ["demo", "--bytes"])
+    assert result.exit_code == 0, result.output
+    assert "Converged: every replica of every key holds identical bytes." in result.output
+    assert "9 widgets sold of 10" in result.output
+    assert "identical: False" not in result.output
+
+
+def test_readme_python_examples_run() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+
+
+def test_readme_quick_start_is_what_ci_runs() -> None:
+    readme = README.read_text()
+    ci = (README.parent / ".ci" / "run").read_text()
+    test_command = next(line for line in ci.splitlines() if line.startswith("python3 -m venv"))
+    assert test_command in readme
