@@ -66,6 +66,16 @@ def _set_remove(state: Lattice, actor: str, _: Sequence[Lattice], element: objec
     return state.remove(element)  # type: ignore[arg-type]
 
 
+def _set_clear(state: Lattice, actor: str, _: Sequence[Lattice]) -> Lattice:
+    assert isinstance(state, ORSet)
+    return state.clear()
+
+
+def _map_clear(state: Lattice, actor: str, _: Sequence[Lattice]) -> Lattice:
+    assert isinstance(state, ORMap)
+    return state.clear()
+
+
 def _enable(state: Lattice, actor: str, _: Sequence[Lattice]) -> Lattice:
     assert isinstance(state, EWFlag)
     return state.enable(actor)
@@ -170,7 +180,11 @@ SPECS = [
     ),
     TypeSpec("LWWRegister", LWWRegister, op(_lww_set, scalars, timestamps)),
     TypeSpec("MVRegister", MVRegister, op(_mv_set, scalars)),
-    TypeSpec("ORSet", ORSet, st.one_of(op(_set_add, elements), op(_set_remove, elements))),
+    TypeSpec(
+        "ORSet",
+        ORSet,
+        st.one_of(op(_set_add, elements), op(_set_remove, elements), op(_set_clear)),
+    ),
     TypeSpec("EWFlag", EWFlag, st.one_of(op(_enable), op(_disable))),
     TypeSpec(
         "ORMap",
@@ -181,6 +195,7 @@ SPECS = [
             op(_map_flag, st.booleans()),
             op(_map_register, scalars),
             op(_map_nested, map_keys, amounts),
+            op(_map_clear),
             op(
                 _map_remove,
                 st.sampled_from(

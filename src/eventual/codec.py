@@ -73,6 +73,7 @@ class TypeTag(IntEnum):
     HYPERLOGLOG = 9
     VERSION_VECTOR = 16
     DVVSET = 17
+    RECORD = 32
 
 
 class DecodeError(ValueError):

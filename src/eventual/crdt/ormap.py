@@ -154,6 +154,13 @@ class ORMap(Lattice):
             delta._context = CausalContext.of(old)
         return delta
 
+    def clear(self) -> ORMap:
+        """Remove everything this replica has observed (a DEL); concurrent adds survive."""
+        delta = ORMap()
+        delta._context = CausalContext.of(self._dots.owner)
+        self._dots = KeyedDots()
+        return delta
+
     def merge(self, other: Self) -> None:
         self._check_same_type(other)
         self._dots.merge(other._dots, self._context, other._context, _copy)

@@ -77,6 +77,13 @@ class ORSet(Lattice):
             delta._context = CausalContext.of(old)
         return delta
 
+    def clear(self) -> ORSet:
+        """Remove everything this replica has observed (a DEL); concurrent adds survive."""
+        delta = ORSet()
+        delta._context = CausalContext.of(self._dots.owner)
+        self._dots = KeyedDots()
+        return delta
+
     def merge(self, other: Self) -> None:
         self._check_same_type(other)
         self._dots.merge(other._dots, self._context, other._context, _same)

@@ -1,0 +1,5 @@
+"""``python -m eventual``: the command line."""
+
+from eventual.cli import main
+
+main()

@@ -1,0 +1,87 @@
+"""A Merkle tree per partition per replica, updated as writes land (DESIGN.md §4;
+Dynamo §4.7, Riak's active anti-entropy).
+
+Fixed shape: 256 leaves under 16 groups under a root. A key's leaf comes from the hash bits
+just below the ones that chose its partition, so keys spread evenly. A leaf's hash is the XOR
+of ``h(key, record hash)`` over its keys, so a write updates it in O(1) (XOR out the old
+entry, XOR in the new); group and root hashes are recomputed lazily when read.
+
+Two replicas compare roots; where they differ, the 16 group hashes; where those differ, the
+16 leaf hashes of each differing group; then the (key, hash) entries of differing leaves;
+then only the records that differ travel. Traffic grows with the difference, not the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from eventual.core.ring import key_hash
+
+__all__ = ["GROUPS", "LEAVES", "LEAVES_PER_GROUP", "MerkleTree", "record_hash"]
+
+GROUPS = 16
+LEAVES_PER_GROUP = 16
+LEAVES = GROUPS * LEAVES_PER_GROUP
+_MASK64 = (1 << 64) - 1
+
+
+def _h64(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def record_hash(record: bytes) -> int:
+    return _h64(record)
+
+
+def leaf_of(key: bytes, partitions: int) -> int:
+    """The 8 hash bits right below the partition bits."""
+    return (((key_hash(key) * partitions) & _MASK64) >> 56) % LEAVES
+
+
+class MerkleTree:
+    __slots__ = ("_entries", "_groups", "_leaves", "_partitions", "_root")
+
+    def __init__(self, partitions: int) -> None:
+        self._partitions = partitions
+        self._leaves = [0] * LEAVES
+        self._entries: list[dict[bytes, int]] = [{} for _ in range(LEAVES)]
+        self._groups: list[int] | None = None
+        self._root: int | None = None
+
+    def update(self, key: bytes, hashed: int | None) -> None:
+        """Record the new hash of ``key``'s record (None: the key is gone)."""
+        leaf = leaf_of(key, self._partitions)
+        entries = self._entries[leaf]
+        old = entries.get(key)
+        if old == hashed:
+            return
+        if old is not None:
+            self._leaves[leaf] ^= _h64(key + old.to_bytes(8, "big"))
+            del entries[key]
+        if hashed is not None:
+            self._leaves[leaf] ^= _h64(key + hashed.to_bytes(8, "big"))
+            entries[key] = hashed
+        self._groups = self._root = None
+
+    def groups(self) -> list[int]:
+        if self._groups is None:
+            self._groups = [
+                _h64(b"".join(h.to_bytes(8, "big") for h in self.group_leaves(g)))
+                for g in range(GROUPS)
+            ]
+        return self._groups
+
+    def root(self) -> int:
+        if self._root is None:
+            self._root = _h64(b"".join(h.to_bytes(8, "big") for h in self.groups()))
+        return self._root
+
+    def group_leaves(self, group: int) -> list[int]:
+        start = group * LEAVES_PER_GROUP
+        return self._leaves[start : start + LEAVES_PER_GROUP]
+
+    def leaf_entries(self, leaf: int) -> dict[bytes, int]:
+        return self._entries[leaf]
+
+    def __len__(self) -> int:
+        return sum(len(entries) for entries in self._entries)

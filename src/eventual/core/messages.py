@@ -1,0 +1,243 @@
+"""What goes in and out of a node: small frozen dataclasses.
+
+Inputs: a ``Request`` from a client, a peer message, a timer. Outputs (``Effects``): messages
+to send, replies to clients, timers to set (as delays, so the driver's clock is the only
+clock). Records travel encoded (``bytes``), exactly as stored, so a peer's garbage is caught
+by the one strict decoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventual.core.consistency import Level
+from eventual.core.ops import Operation
+
+__all__ = [
+    "AeGroups",
+    "AeLeaves",
+    "AePush",
+    "AeRecords",
+    "AeRoot",
+    "Effects",
+    "Forward",
+    "ForwardReply",
+    "HintAck",
+    "HintHandoff",
+    "Message",
+    "Ping",
+    "Pong",
+    "ReadReply",
+    "ReapAck",
+    "ReapCheck",
+    "ReapCommit",
+    "ReplicaRead",
+    "ReplicaWrite",
+    "Reply",
+    "Request",
+    "Result",
+    "Send",
+    "Timer",
+    "WriteAck",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A client request. ``n``/``r``/``w`` override the level's counts when given."""
+
+    id: int
+    op: Operation
+    level: Level = Level.QUORUM
+    n: int | None = None
+    r: int | None = None
+    w: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    ok: bool
+    value: Any = None
+    error: str | None = None
+    context: bytes | None = None  # objects: the encoded causal context to write back with
+    dot: tuple[str, int] | None = None  # object writes: the dot the value was given
+    answered: int = 0  # how many replicas answered
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """A mutation sent to a primary replica to coordinate (its dots must come from a
+    replica that holds all of its own earlier dots for the key)."""
+
+    id: int
+    request: Request
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardReply:
+    id: int
+    result: Result
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaWrite:
+    """Merge ``record`` (a delta or a full state); ``hint_for`` names the primary a
+    fallback holds it for. ``hlc`` is the coordinator's clock, checked for drift."""
+
+    id: int
+    key: bytes
+    record: bytes
+    hlc: int
+    hint_for: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteAck:
+    id: int
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaRead:
+    id: int
+    key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReadReply:
+    id: int
+    record: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class HintHandoff:
+    key: bytes
+    record: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HintAck:
+    key: bytes
+    record_hash: int
+
+
+@dataclass(frozen=True, slots=True)
+class AeRoot:
+    partition: int
+    groups: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AeGroups:
+    partition: int
+    groups: tuple[tuple[int, tuple[int, ...]], ...]  # (group, its leaf hashes)
+
+
+@dataclass(frozen=True, slots=True)
+class AeLeaves:
+    partition: int
+    leaves: tuple[tuple[int, tuple[tuple[bytes, int], ...]], ...]  # (leaf, (key, hash)...)
+
+
+@dataclass(frozen=True, slots=True)
+class AePush:
+    partition: int
+    records: tuple[tuple[bytes, bytes], ...]
+    want: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AeRecords:
+    partition: int
+    records: tuple[tuple[bytes, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReapCheck:
+    """May this tombstone go? Yes if the receiver holds exactly the same bytes."""
+
+    key: bytes
+    record_hash: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReapAck:
+    key: bytes
+    record_hash: int
+    same: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReapCommit:
+    key: bytes
+    record_hash: int
+
+
+Message = (
+    Ping
+    | Pong
+    | Forward
+    | ForwardReply
+    | ReplicaWrite
+    | WriteAck
+    | ReplicaRead
+    | ReadReply
+    | HintHandoff
+    | HintAck
+    | AeRoot
+    | AeGroups
+    | AeLeaves
+    | AePush
+    | AeRecords
+    | ReapCheck
+    | ReapAck
+    | ReapCommit
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """``name`` is a periodic duty (heartbeat, handoff, anti_entropy, reap) or ``timeout``
+    for the pending operation ``id``."""
+
+    name: str
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    to: str
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    request_id: int
+    result: Result
+
+
+@dataclass
+class Effects:
+    sends: list[Send] = field(default_factory=list)
+    replies: list[Reply] = field(default_factory=list)
+    timers: list[tuple[int, Timer]] = field(default_factory=list)  # (delay ms, timer)
+
+    def send(self, to: str, message: Message) -> None:
+        self.sends.append(Send(to, message))
+
+    def reply(self, request_id: int, result: Result) -> None:
+        self.replies.append(Reply(request_id, result))
+
+    def after(self, delay_ms: int, timer: Timer) -> None:
+        self.timers.append((delay_ms, timer))

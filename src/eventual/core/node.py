@@ -1,0 +1,960 @@
+"""A replica node as a state machine (DESIGN.md §3-4): no sockets, no clock, no randomness.
+
+The driver (the simulator, or the server's asyncio runtime) calls ``request``, ``receive``
+and ``timer`` with the current time and carries out the returned ``Effects``: messages to
+send, replies to clients, timers to set. Everything the node must not lose is in its
+``Store`` before it answers; everything else (pending requests, the failure detector, the
+Merkle trees) is volatile and rebuilt from the store after a crash.
+
+Theory of operation
+-------------------
+*Placement.* A key hashes to one of Q partitions; its N primaries come from ``Ring``.
+
+*Writes.* A mutation is coordinated by a primary of its key, because the dots and counter
+entries it creates are named after the coordinator and must continue that coordinator's own
+history of the key. Any other node forwards the request to a primary it believes up; if none
+is, it coordinates as a *fallback* under an actor name of its own (``node~epoch``) from the
+hint record it holds for the key. The coordinator applies the operation to its record, stores
+it, and sends the delta to the other primaries, or, for a primary it believes down, to the
+next live node on the ring with ``hint_for`` set (sloppy quorum). It answers once the
+consistency level is met, or with an error saying how many replicas answered when the
+request times out; replicas that never acknowledged get a hint kept by the coordinator.
+
+*Reads* go to the primaries (fallbacks for down ones), answer once R replies agree to be
+merged, and send the merged record back to primaries that answered with something else
+(read repair).
+
+*Hints* are records a node holds for a primary that was unreachable; a periodic handoff
+sends them once the primary is up again, and drops each after the primary acknowledged the
+exact bytes.
+
+*Anti-entropy.* Each primary keeps a Merkle tree per partition; periodically it compares
+one partition with one peer (root, groups, leaves, keys) and the two exchange only the
+records that differ.
+
+*Failure detection.* Heartbeats every ``heartbeat_ms``; a peer not heard from for
+``down_after_ms`` is considered down until it is heard from again.
+
+*Tombstones.* A deleted record (logically absent, no TTL, first incarnation) that has stayed
+so for ``reap_grace_ms`` is reaped when the partition's first primary finds the same bytes
+at every primary; the reaping nodes then take a new actor epoch, so no dot of the reaped
+history is ever issued again. Hard-reset records (bounded counters, HyperLogLogs, type
+changes) are never reaped: a recreated record could not outrank their incarnation.
+
+*Actors.* Primaries write as ``node`` (or ``node.epoch`` after a reap), fallbacks as
+``node~epoch``; bounded counters always as ``node``, since rights belong to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from eventual.clocks import DEFAULT_MAX_DRIFT_MS, ClockDriftError, HybridLogicalClock, VersionVector
+from eventual.codec import DecodeError
+from eventual.core.consistency import Requirement, requirement
+from eventual.core.merkle import LEAVES, LEAVES_PER_GROUP, MerkleTree, leaf_of, record_hash
+from eventual.core.messages import (
+    AeGroups,
+    AeLeaves,
+    AePush,
+    AeRecords,
+    AeRoot,
+    Effects,
+    Forward,
+    ForwardReply,
+    HintAck,
+    HintHandoff,
+    Message,
+    Ping,
+    Pong,
+    ReadReply,
+    ReapAck,
+    ReapCheck,
+    ReapCommit,
+    ReplicaRead,
+    ReplicaWrite,
+    Request,
+    Result,
+    Timer,
+    WriteAck,
+)
+from eventual.core.ops import (
+    BcounterDecr,
+    BcounterIncr,
+    BcounterTransfer,
+    Delete,
+    Expire,
+    Get,
+    Mutation,
+    Persist,
+    apply,
+)
+from eventual.core.record import Kind, Record, WrongTypeError
+from eventual.core.ring import DEFAULT_N, DEFAULT_PARTITIONS, Member, Ring
+from eventual.core.store import Batch, Hint, Store
+from eventual.crdt import InsufficientRights, LWWRegister
+from eventual.crdt.ormap import WrongType
+
+__all__ = ["Node", "NodeConfig"]
+
+# Limits, each with its reason.
+KEY_BYTES_MAX = 8 * 1024  # keys are names, not data; Redis allows more but nobody needs it
+VALUE_BYTES_MAX = 1024 * 1024  # one record in one message; larger objects belong in chunks
+SIBLINGS_MAX = 100  # Riak's max_siblings: past this, clients are not resolving conflicts
+PENDING_MAX = 10_000  # requests in flight at one coordinator; beyond it, refuse (overload)
+HANDOFF_PER_TICK_MAX = 64  # hints sent per handoff tick: handoff must not starve clients
+AE_KEYS_MAX = 512  # records exchanged per anti-entropy round; the next round does the rest
+REAP_PER_TICK_MAX = 64  # tombstones checked per reap tick
+# Forwarded mutations remembered to drop duplicates: a mutation is an operation, not a state,
+# and must not run twice. A forward's answer comes within seconds, so this many ids (a few
+# seconds of a busy node's forwards) is far more than the window a duplicate can arrive in.
+FORWARDS_REMEMBERED_MAX = 10_000
+
+
+def _handler_name(message_type: type) -> str:
+    return "_on_" + "".join(
+        "_" + c.lower() if c.isupper() else c for c in message_type.__name__
+    ).lstrip("_")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    node: str
+    members: tuple[Member, ...]
+    partitions: int = DEFAULT_PARTITIONS
+    n: int = DEFAULT_N
+    request_timeout_ms: int = 1000
+    heartbeat_ms: int = 500
+    down_after_ms: int = 2000
+    handoff_ms: int = 1000
+    anti_entropy_ms: int = 1000
+    anti_entropy: bool = True
+    reap_ms: int = 5000
+    reap_grace_ms: int = 30_000
+    max_drift_ms: int = DEFAULT_MAX_DRIFT_MS
+
+    def __post_init__(self) -> None:
+        if self.node not in {m.node for m in self.members}:
+            raise ValueError(f"node {self.node!r} is not among the members")
+        if not 1 <= self.n <= len(self.members):
+            raise ValueError(f"n must be in [1, {len(self.members)}] (the number of nodes)")
+        if self.down_after_ms <= self.heartbeat_ms:
+            raise ValueError("down_after_ms must exceed heartbeat_ms, or live peers look down")
+
+
+# Where a reply goes: a client request id, or a forwarding peer and its forward id.
+Origin = tuple[str, int]
+CLIENT = ""
+
+
+@dataclass
+class _PendingWrite:
+    origin: Origin
+    key: bytes
+    partition: int
+    delta: Record
+    need: Requirement
+    targets: dict[str, str | None]  # node -> the primary it stands in for (None: itself)
+    acks: set[str]
+    result: Result
+    replied: bool = False
+
+
+@dataclass
+class _PendingRead:
+    origin: Origin
+    key: bytes
+    partition: int
+    need: Requirement
+    primaries: list[str]
+    targets: list[str]
+    replies: dict[str, Record | None] = field(default_factory=dict)
+    replied: bool = False
+
+
+@dataclass
+class _PendingForward:
+    origin: Origin
+    target: str
+
+
+@dataclass
+class _PendingReap:
+    key: bytes
+    record_hash: int
+    others: set[str]
+    agreed: set[str] = field(default_factory=set)
+
+
+class Node:
+    def __init__(self, config: NodeConfig, store: Store, now_ms: int) -> None:
+        self.config = config
+        self.id = config.node
+        self.ring = Ring(config.members, config.partitions)
+        self.region = self.ring.region_of[self.id]
+        self.store = store
+        self.hlc = HybridLogicalClock(config.max_drift_ms)
+        self.now = now_ms
+        self.peers = [m.node for m in config.members if m.node != self.id]
+        self.last_heard = dict.fromkeys(self.peers, now_ms)
+        epoch = store.meta("epoch")
+        self.epoch = int(epoch) if epoch else 0
+        self.epoch_stale = False  # a record or hint was dropped since the epoch was taken
+        self.pending: dict[int, _PendingWrite | _PendingRead | _PendingForward | _PendingReap] = {}
+        self.next_id = 1
+        self.forwards_seen: dict[tuple[str, int], None] = {}  # insertion-ordered: oldest first
+        self.ae_cursor = 0
+        self.my_partitions = self.ring.partitions_of(self.id, config.n)
+        self.trees = {p: MerkleTree(config.partitions) for p in self.my_partitions}
+        self.tombstones: dict[bytes, int] = {}  # key -> when it was first seen deleted
+        for partition in self.my_partitions:
+            for key, data in store.scan(partition):
+                self.trees[partition].update(key, record_hash(data))
+                self._track_tombstone(key, Record.from_bytes(data))
+        self.stats = {"refused_drift": 0, "reaped": 0}
+
+    # --- the three entry points ---
+
+    def start(self, now_ms: int) -> Effects:
+        self.now = now_ms
+        effects = Effects()
+        effects.after(self.config.heartbeat_ms, Timer("heartbeat"))
+        effects.after(self.config.handoff_ms, Timer("handoff"))
+        effects.after(self.config.reap_ms, Timer("reap"))
+        if self.config.anti_entropy:
+            effects.after(self.config.anti_entropy_ms, Timer("anti_entropy"))
+        return effects
+
+    def request(self, request: Request, now_ms: int) -> Effects:
+        self.now = now_ms
+        effects = Effects()
+        error = self._validate(request)
+        if error:
+            effects.reply(request.id, Result(False, error=error))
+        elif len(self.pending) >= PENDING_MAX:
+            effects.reply(
+                request.id, Result(False, error="overloaded: too many requests in flight")
+            )
+        else:
+            self._route(effects, (CLIENT, request.id), request)
+        return effects
+
+    def receive(self, sender: str, message: Message, now_ms: int) -> Effects:
+        self.now = now_ms
+        effects = Effects()
+        if sender in self.last_heard:
+            self.last_heard[sender] = now_ms
+        getattr(self, _HANDLERS[type(message)])(effects, sender, message)
+        return effects
+
+    def timer(self, timer: Timer, now_ms: int) -> Effects:
+        self.now = now_ms
+        effects = Effects()
+        if timer.name == "timeout":
+            self._on_timeout(effects, timer.id)
+        elif timer.name == "heartbeat":
+            for peer in self.peers:
+                effects.send(peer, Ping())
+            effects.after(self.config.heartbeat_ms, timer)
+        elif timer.name == "handoff":
+            self._handoff(effects)
+            effects.after(self.config.handoff_ms, timer)
+        elif timer.name == "anti_entropy":
+            self._anti_entropy(effects)
+            effects.after(self.config.anti_entropy_ms, timer)
+        elif timer.name == "reap":
+            self._reap(effects)
+            effects.after(self.config.reap_ms, timer)
+        return effects
+
+    # --- helpers ---
+
+    def up(self, node: str) -> bool:
+        return node == self.id or self.now - self.last_heard[node] <= self.config.down_after_ms
+
+    def _id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    def _actor(self, op: Mutation, fallback: bool) -> str:
+        if isinstance(op, BcounterIncr | BcounterDecr | BcounterTransfer) and not fallback:
+            return self.id  # rights belong to the node, whatever its epoch
+        if self.epoch_stale:
+            self.epoch += 1
+            self.epoch_stale = False
+            self.store.apply(Batch(meta={"epoch": str(self.epoch).encode()}))
+        if fallback:
+            return f"{self.id}~{self.epoch}"
+        return f"{self.id}.{self.epoch}" if self.epoch else self.id
+
+    def _n(self, request: Request) -> int:
+        return request.n if request.n is not None else self.config.n
+
+    def _validate(self, request: Request) -> str | None:
+        key = request.op.key
+        if not isinstance(key, bytes) or not key:
+            return "ERR keys are non-empty byte strings"
+        if len(key) > KEY_BYTES_MAX:
+            return f"ERR key is {len(key)} bytes, more than the limit of {KEY_BYTES_MAX}"
+        n = self._n(request)
+        if not 1 <= n <= len(self.ring.order):
+            return f"ERR n must be in [1, {len(self.ring.order)}], got {n}"
+        for name, count in (("r", request.r), ("w", request.w)):
+            if count is not None and not 1 <= count <= n:
+                return f"ERR {name} must be in [1, {n}], got {count}"
+        return None
+
+    def _load(self, key: bytes) -> Record | None:
+        data = self.store.get(key)
+        return None if data is None else Record.from_bytes(data)
+
+    def _track_tombstone(self, key: bytes, record: Record | None) -> None:
+        reapable = (
+            record is not None
+            and not record.has_data()
+            and not record.ttl.value()
+            and record.incarnation == (0, "")
+        )
+        if reapable:
+            self.tombstones.setdefault(key, self.now)
+        else:
+            self.tombstones.pop(key, None)
+
+    def _store_record(self, batch: Batch, partition: int, key: bytes, record: Record) -> bytes:
+        data = record.to_bytes()
+        batch.records[key] = (partition, data)
+        tree = self.trees.get(partition)
+        if tree is not None:
+            tree.update(key, record_hash(data))
+        self._track_tombstone(key, record)
+        return data
+
+    def _merge_local(self, batch: Batch, key: bytes, incoming: Record) -> bool:
+        """Merge into this node's own record of ``key``; True if it changed."""
+        partition = self.ring.partition_of(key)
+        current = self._load(key)
+        if current is None:
+            self._store_record(batch, partition, key, incoming)
+            return True
+        before = current.to_bytes()
+        current.merge(incoming)
+        if current.to_bytes() == before:
+            return False
+        self._store_record(batch, partition, key, current)
+        return True
+
+    def _merge_hint(self, batch: Batch, key: bytes, incoming: Record, target: str) -> None:
+        hint = self.store.hint(key)
+        if hint is None:
+            record, targets = incoming, frozenset({target})
+        else:
+            record = Record.from_bytes(hint.record)
+            record.merge(incoming)
+            targets = hint.targets | {target}
+        batch.hints[key] = Hint(key, self.ring.partition_of(key), record.to_bytes(), targets)
+
+    def _finish(self, effects: Effects, origin: Origin, result: Result) -> None:
+        peer, request_id = origin
+        if peer == CLIENT:
+            effects.reply(request_id, result)
+        else:
+            effects.send(peer, ForwardReply(request_id, result))
+
+    # --- routing ---
+
+    def _route(self, effects: Effects, origin: Origin, request: Request) -> None:
+        op = request.op
+        partition = self.ring.partition_of(op.key)
+        primaries = self.ring.preference_list(partition, self._n(request))
+        if isinstance(op, Get):
+            self._read(effects, origin, request, partition, primaries)
+        elif self.id in primaries:
+            self._coordinate(effects, origin, request, partition, primaries, fallback=False)
+        else:
+            live = [p for p in primaries if self.up(p)]
+            if live:
+                forward_id = self._id()
+                self.pending[forward_id] = _PendingForward(origin, live[0])
+                effects.send(live[0], Forward(forward_id, request))
+                effects.after(self.config.request_timeout_ms * 2, Timer("timeout", forward_id))
+            else:
+                self._coordinate(effects, origin, request, partition, primaries, fallback=True)
+
+    def _coordinate(
+        self,
+        effects: Effects,
+        origin: Origin,
+        request: Request,
+        partition: int,
+        primaries: list[str],
+        *,
+        fallback: bool,
+    ) -> None:
+        op = request.op
+        assert not isinstance(op, Get)
+        hint = self.store.hint(op.key) if fallback else None
+        if fallback:
+            record = None if hint is None else Record.from_bytes(hint.record)
+        else:
+            record = self._load(op.key)
+        if record is None and isinstance(op, Delete | Expire | Persist):
+            self._finish(effects, origin, Result(True, 0, answered=1))
+            return
+        try:
+            need = requirement(
+                request.level, primaries, self.ring.region_of, self.region, request.w
+            )
+        except ValueError as error:
+            self._finish(effects, origin, Result(False, error=f"ERR {error}"))
+            return
+        timestamp = self.hlc.now(self.now)
+        if record is not None and isinstance(record.data, LWWRegister):
+            previous = record.data.timestamp
+            if previous is not None and previous >= timestamp:
+                # A causally later write must win: move past what this record has seen.
+                timestamp = self.hlc.last = previous + 1
+        try:
+            applied = apply(record, op, self._actor(op, fallback), self.now, timestamp)
+        except (WrongTypeError, WrongType) as error:
+            self._finish(effects, origin, Result(False, error=str(error)))
+            return
+        except (InsufficientRights, ValueError, TypeError) as error:
+            self._finish(effects, origin, Result(False, error=f"ERR {error}"))
+            return
+        new = applied.record
+        if new.kind is Kind.OBJECT and len(new.data.value()) > SIBLINGS_MAX:
+            self._finish(
+                effects,
+                origin,
+                Result(
+                    False,
+                    error=(
+                        f"ERR {len(new.data.value())} siblings, more than {SIBLINGS_MAX}: "
+                        "read the key and write back with its context to resolve them"
+                    ),
+                ),
+            )
+            return
+        encoded = new.to_bytes()
+        if len(encoded) > VALUE_BYTES_MAX:
+            self._finish(
+                effects,
+                origin,
+                Result(
+                    False,
+                    error=(
+                        f"ERR the value would be {len(encoded)} bytes, more than {VALUE_BYTES_MAX}"
+                    ),
+                ),
+            )
+            return
+        batch = Batch()
+        if fallback:
+            # The hint holds our fallback history of the key: we owe it to every primary.
+            owed = set(primaries) | (hint.targets if hint is not None else frozenset())
+            batch.hints[op.key] = Hint(op.key, partition, encoded, frozenset(owed))
+        else:
+            self._store_record(batch, partition, op.key, new)
+        targets: dict[str, str | None] = {}
+        spare = [
+            node
+            for node in self.ring.walk(partition)
+            if node not in primaries and node != self.id and self.up(node)
+        ]
+        for primary in primaries:
+            if primary == self.id:
+                continue
+            if self.up(primary) and not fallback:
+                targets[primary] = None
+            elif spare:
+                targets[spare.pop(0)] = primary
+            elif not fallback:
+                self._merge_hint(batch, op.key, applied.delta, primary)
+        self.store.apply(batch)
+        context = new.context().to_bytes() if new.kind is Kind.OBJECT else None
+        result = Result(True, applied.result, context=context, dot=applied.dot)
+        write_id = self._id()
+        pending = _PendingWrite(
+            origin, op.key, partition, applied.delta, need, targets, {self.id}, result
+        )
+        self.pending[write_id] = pending
+        delta = applied.delta.to_bytes()
+        hlc = self.hlc.now(self.now)
+        for target, hint_for in targets.items():
+            effects.send(target, ReplicaWrite(write_id, op.key, delta, hlc, hint_for))
+        self._check_write(effects, write_id, pending)
+        if write_id in self.pending:
+            effects.after(self.config.request_timeout_ms, Timer("timeout", write_id))
+
+    def _check_write(self, effects: Effects, write_id: int, pending: _PendingWrite) -> None:
+        if not pending.replied and pending.need.met(pending.acks, self.ring.region_of, self.region):
+            pending.replied = True
+            result = pending.result
+            self._finish(
+                effects,
+                pending.origin,
+                Result(
+                    True,
+                    result.value,
+                    context=result.context,
+                    dot=result.dot,
+                    answered=len(pending.acks),
+                ),
+            )
+        if len(pending.acks) == len(pending.targets) + 1:
+            if not pending.replied:  # everyone it could ask has answered: say so now
+                self._fail_write(effects, pending)
+            del self.pending[write_id]
+
+    def _read(
+        self,
+        effects: Effects,
+        origin: Origin,
+        request: Request,
+        partition: int,
+        primaries: list[str],
+    ) -> None:
+        try:
+            need = requirement(
+                request.level, primaries, self.ring.region_of, self.region, request.r
+            )
+        except ValueError as error:
+            self._finish(effects, origin, Result(False, error=f"ERR {error}"))
+            return
+        spare = [n for n in self.ring.walk(partition) if n not in primaries and self.up(n)]
+        targets = []
+        for primary in primaries:
+            if self.up(primary):
+                targets.append(primary)
+            elif spare:
+                targets.append(spare.pop(0))
+        read_id = self._id()
+        pending = _PendingRead(origin, request.op.key, partition, need, primaries, targets)
+        self.pending[read_id] = pending
+        for target in targets:
+            if target == self.id:
+                pending.replies[self.id] = self._local_for_read(request.op.key, partition)
+            else:
+                effects.send(target, ReplicaRead(read_id, request.op.key))
+        self._check_read(effects, read_id, pending)
+        if read_id in self.pending:
+            effects.after(self.config.request_timeout_ms, Timer("timeout", read_id))
+
+    def _local_for_read(self, key: bytes, partition: int) -> Record | None:
+        if partition in self.trees:
+            return self._load(key)
+        hint = self.store.hint(key)
+        return None if hint is None else Record.from_bytes(hint.record)
+
+    def _merged(self, records: list[Record | None]) -> Record | None:
+        merged: Record | None = None
+        for record in records:
+            if record is None:
+                continue
+            if merged is None:
+                merged = record.copy()
+            else:
+                merged.merge(record)
+        return merged
+
+    def _read_result(self, merged: Record | None, answered: int) -> Result:
+        if merged is None:
+            return Result(True, None, answered=answered)
+        context = merged.context().to_bytes() if merged.kind is Kind.OBJECT else None
+        if not merged.present(self.now):
+            return Result(True, None, context=context, answered=answered)
+        return Result(True, merged.value(), context=context, answered=answered)
+
+    def _check_read(self, effects: Effects, read_id: int, pending: _PendingRead) -> None:
+        if not pending.replied and pending.need.met(
+            pending.replies, self.ring.region_of, self.region
+        ):
+            pending.replied = True
+            merged = self._merged(list(pending.replies.values()))
+            self._finish(effects, pending.origin, self._read_result(merged, len(pending.replies)))
+        if len(pending.replies) == len(pending.targets):
+            if not pending.replied:
+                self._fail_read(effects, pending)
+            self._read_repair(effects, pending)
+            del self.pending[read_id]
+
+    def _read_repair(self, effects: Effects, pending: _PendingRead) -> None:
+        merged = self._merged(list(pending.replies.values()))
+        if merged is None:
+            return
+        data = merged.to_bytes()
+        stale = [
+            node
+            for node, record in pending.replies.items()
+            if node in pending.primaries and (record is None or record.to_bytes() != data)
+        ]
+        if not stale:
+            return
+        hlc = self.hlc.now(self.now)
+        for node in stale:
+            if node == self.id:
+                batch = Batch()
+                self._merge_local(batch, pending.key, merged)
+                self.store.apply(batch)
+            else:
+                effects.send(node, ReplicaWrite(0, pending.key, data, hlc))
+
+    def _fail_write(self, effects: Effects, pending: _PendingWrite) -> None:
+        pending.replied = True
+        error = (
+            f"not enough replicas: {len(pending.acks)} answered, the request needs "
+            f"{pending.need.describe()}; the write is applied where it landed and will spread"
+        )
+        self._finish(
+            effects, pending.origin, Result(False, error=error, answered=len(pending.acks))
+        )
+
+    def _fail_read(self, effects: Effects, pending: _PendingRead) -> None:
+        pending.replied = True
+        error = (
+            f"not enough replicas: {len(pending.replies)} answered, the read needs "
+            f"{pending.need.describe()}"
+        )
+        self._finish(
+            effects, pending.origin, Result(False, error=error, answered=len(pending.replies))
+        )
+
+    def _on_timeout(self, effects: Effects, pending_id: int) -> None:
+        pending = self.pending.pop(pending_id, None)
+        if isinstance(pending, _PendingWrite):
+            if not pending.replied:
+                self._fail_write(effects, pending)
+            # Whoever did not acknowledge still gets the write, through a hint kept here.
+            batch = Batch()
+            for target, hint_for in pending.targets.items():
+                if target not in pending.acks:
+                    self._merge_hint(batch, pending.key, pending.delta, hint_for or target)
+            if batch:
+                self.store.apply(batch)
+        elif isinstance(pending, _PendingRead):
+            if not pending.replied:
+                self._fail_read(effects, pending)
+            self._read_repair(effects, pending)
+        elif isinstance(pending, _PendingForward):
+            self._finish(
+                effects,
+                pending.origin,
+                Result(
+                    False,
+                    error=(
+                        f"timeout: primary {pending.target} did not answer; "
+                        "the write may still be applied"
+                    ),
+                ),
+            )
+
+    # --- peer messages ---
+
+    def _on_ping(self, effects: Effects, sender: str, message: Ping) -> None:
+        effects.send(sender, Pong())
+
+    def _on_pong(self, effects: Effects, sender: str, message: Pong) -> None:
+        pass  # liveness was noted on receipt
+
+    def _on_forward(self, effects: Effects, sender: str, message: Forward) -> None:
+        origin = (sender, message.id)
+        if origin in self.forwards_seen:
+            return  # a duplicate delivery: the mutation is already being (or was) applied
+        self.forwards_seen[origin] = None
+        if len(self.forwards_seen) > FORWARDS_REMEMBERED_MAX:
+            del self.forwards_seen[next(iter(self.forwards_seen))]
+        self._route(effects, origin, message.request)
+
+    def _on_forward_reply(self, effects: Effects, sender: str, message: ForwardReply) -> None:
+        pending = self.pending.pop(message.id, None)
+        if isinstance(pending, _PendingForward):
+            self._finish(effects, pending.origin, message.result)
+
+    def _on_replica_write(self, effects: Effects, sender: str, message: ReplicaWrite) -> None:
+        try:
+            self.hlc.update(message.hlc, self.now)
+        except ClockDriftError as error:
+            self.stats["refused_drift"] += 1
+            if message.id:
+                effects.send(sender, WriteAck(message.id, error=str(error)))
+            return
+        try:
+            incoming = Record.from_bytes(message.record)
+        except DecodeError as error:
+            if message.id:
+                effects.send(sender, WriteAck(message.id, error=f"bad record: {error}"))
+            return
+        batch = Batch()
+        if message.hint_for is not None and message.hint_for != self.id:
+            self._merge_hint(batch, message.key, incoming, message.hint_for)
+        else:
+            self._merge_local(batch, message.key, incoming)
+        if batch:
+            self.store.apply(batch)
+        if message.id:
+            effects.send(sender, WriteAck(message.id))
+
+    def _on_write_ack(self, effects: Effects, sender: str, message: WriteAck) -> None:
+        pending = self.pending.get(message.id)
+        if (
+            isinstance(pending, _PendingWrite)
+            and message.error is None
+            and sender in pending.targets
+        ):
+            pending.acks.add(sender)
+            self._check_write(effects, message.id, pending)
+
+    def _on_replica_read(self, effects: Effects, sender: str, message: ReplicaRead) -> None:
+        partition = self.ring.partition_of(message.key)
+        record = self._local_for_read(message.key, partition)
+        effects.send(sender, ReadReply(message.id, None if record is None else record.to_bytes()))
+
+    def _on_read_reply(self, effects: Effects, sender: str, message: ReadReply) -> None:
+        pending = self.pending.get(message.id)
+        if not isinstance(pending, _PendingRead) or sender not in pending.targets:
+            return
+        try:
+            record = None if message.record is None else Record.from_bytes(message.record)
+        except DecodeError:
+            return  # a replica that sends garbage has not answered
+        pending.replies[sender] = record
+        self._check_read(effects, message.id, pending)
+
+    # --- hinted handoff ---
+
+    def _handoff(self, effects: Effects) -> None:
+        sent = 0
+        for hint in self.store.hints():
+            for target in sorted(hint.targets):
+                if target != self.id and self.up(target) and sent < HANDOFF_PER_TICK_MAX:
+                    effects.send(target, HintHandoff(hint.key, hint.record))
+                    sent += 1
+            if self.id in hint.targets:  # a hint for ourselves: we are back in charge
+                batch = Batch()
+                self._merge_local(batch, hint.key, Record.from_bytes(hint.record))
+                self._drop_hint_target(batch, hint, self.id)
+                self.store.apply(batch)
+
+    def _drop_hint_target(self, batch: Batch, hint: Hint, target: str) -> None:
+        remaining = hint.targets - {target}
+        if remaining:
+            batch.hints[hint.key] = Hint(hint.key, hint.partition, hint.record, remaining)
+        else:
+            batch.hints[hint.key] = None
+            self.epoch_stale = True  # our fallback dots for this key are no longer held here
+
+    def _on_hint_handoff(self, effects: Effects, sender: str, message: HintHandoff) -> None:
+        try:
+            incoming = Record.from_bytes(message.record)
+        except DecodeError:
+            return
+        batch = Batch()
+        self._merge_local(batch, message.key, incoming)
+        if batch:
+            self.store.apply(batch)
+        effects.send(sender, HintAck(message.key, record_hash(message.record)))
+
+    def _on_hint_ack(self, effects: Effects, sender: str, message: HintAck) -> None:
+        hint = self.store.hint(message.key)
+        # Drop the target only if it got exactly what we hold (new writes may have merged in).
+        if (
+            hint is not None
+            and sender in hint.targets
+            and record_hash(hint.record) == message.record_hash
+        ):
+            batch = Batch()
+            self._drop_hint_target(batch, hint, sender)
+            self.store.apply(batch)
+
+    # --- anti-entropy ---
+
+    def _anti_entropy(self, effects: Effects) -> None:
+        pairs = [
+            (partition, peer)
+            for partition in self.my_partitions
+            for peer in self.ring.preference_list(partition, self.config.n)
+            if peer != self.id
+        ]
+        for _ in range(len(pairs)):
+            partition, peer = pairs[self.ae_cursor % len(pairs)]
+            self.ae_cursor += 1
+            if self.up(peer):
+                effects.send(peer, AeRoot(partition, tuple(self.trees[partition].groups())))
+                return
+
+    def _on_ae_root(self, effects: Effects, sender: str, message: AeRoot) -> None:
+        tree = self.trees.get(message.partition)
+        if tree is None or len(message.groups) != len(tree.groups()):
+            return
+        differing = tuple(
+            (g, tuple(tree.group_leaves(g)))
+            for g, (mine, theirs) in enumerate(zip(tree.groups(), message.groups, strict=True))
+            if mine != theirs
+        )
+        if differing:
+            effects.send(sender, AeGroups(message.partition, differing))
+
+    def _on_ae_groups(self, effects: Effects, sender: str, message: AeGroups) -> None:
+        tree = self.trees.get(message.partition)
+        if tree is None:
+            return
+        leaves = []
+        for group, their_leaves in message.groups:
+            mine = tree.group_leaves(group) if 0 <= group < len(tree.groups()) else []
+            for offset, (a, b) in enumerate(zip(mine, their_leaves, strict=False)):
+                if a != b:
+                    leaf = group * LEAVES_PER_GROUP + offset
+                    leaves.append((leaf, tuple(sorted(tree.leaf_entries(leaf).items()))))
+        if leaves:
+            effects.send(sender, AeLeaves(message.partition, tuple(leaves)))
+
+    def _on_ae_leaves(self, effects: Effects, sender: str, message: AeLeaves) -> None:
+        tree = self.trees.get(message.partition)
+        if tree is None:
+            return
+        push: list[tuple[bytes, bytes]] = []
+        want: list[bytes] = []
+        for leaf, entries in message.leaves:
+            theirs = dict(entries)
+            mine = tree.leaf_entries(leaf) if 0 <= leaf < LEAVES else {}
+            for key in sorted(set(mine) | set(theirs)):
+                if mine.get(key) == theirs.get(key) or len(push) + len(want) >= AE_KEYS_MAX:
+                    continue
+                data = self.store.get(key) if key in mine else None
+                if data is not None:
+                    push.append((key, data))
+                if key in theirs:
+                    want.append(key)
+        if push or want:
+            effects.send(sender, AePush(message.partition, tuple(push), tuple(want)))
+
+    def _merge_records(self, records: tuple[tuple[bytes, bytes], ...], partition: int) -> None:
+        batch = Batch()
+        for key, data in records:
+            try:
+                incoming = Record.from_bytes(data)
+            except DecodeError:
+                continue
+            if self.ring.partition_of(key) == partition and partition in self.trees:
+                self._merge_local(batch, key, incoming)
+        if batch:
+            self.store.apply(batch)
+
+    def _on_ae_push(self, effects: Effects, sender: str, message: AePush) -> None:
+        self._merge_records(message.records, message.partition)
+        records = []
+        for key in message.want[:AE_KEYS_MAX]:
+            data = self.store.get(key)
+            if data is not None:
+                records.append((key, data))
+        if records:
+            effects.send(sender, AeRecords(message.partition, tuple(records)))
+
+    def _on_ae_records(self, effects: Effects, sender: str, message: AeRecords) -> None:
+        self._merge_records(message.records, message.partition)
+
+    # --- tombstone reaping ---
+
+    def _reap(self, effects: Effects) -> None:
+        checked = 0
+        for key, since in sorted(self.tombstones.items()):
+            if checked >= REAP_PER_TICK_MAX:
+                break
+            if self.now - since < self.config.reap_grace_ms:
+                continue
+            partition = self.ring.partition_of(key)
+            primaries = self.ring.preference_list(partition, self.config.n)
+            if primaries[0] != self.id or not all(self.up(p) for p in primaries):
+                continue
+            if any(isinstance(p, _PendingReap) and p.key == key for p in self.pending.values()):
+                continue
+            data = self.store.get(key)
+            if data is None:
+                self.tombstones.pop(key, None)
+                continue
+            checked += 1
+            reap_id = self._id()
+            others = {p for p in primaries if p != self.id}
+            self.pending[reap_id] = _PendingReap(key, record_hash(data), others)
+            for peer in sorted(others):
+                effects.send(peer, ReapCheck(key, record_hash(data)))
+            effects.after(self.config.request_timeout_ms, Timer("timeout", reap_id))
+
+    def _on_reap_check(self, effects: Effects, sender: str, message: ReapCheck) -> None:
+        data = self.store.get(message.key)
+        same = (
+            data is not None
+            and record_hash(data) == message.record_hash
+            and message.key in self.tombstones
+        )
+        effects.send(sender, ReapAck(message.key, message.record_hash, same))
+
+    def _on_reap_ack(self, effects: Effects, sender: str, message: ReapAck) -> None:
+        for reap_id, pending in list(self.pending.items()):
+            if not (isinstance(pending, _PendingReap) and pending.key == message.key):
+                continue
+            if not message.same or message.record_hash != pending.record_hash:
+                del self.pending[reap_id]
+                return
+            pending.agreed.add(sender)
+            if pending.agreed == pending.others:
+                del self.pending[reap_id]
+                for peer in sorted(pending.others):
+                    effects.send(peer, ReapCommit(message.key, message.record_hash))
+                self._drop_record(message.key, message.record_hash)
+            return
+
+    def _on_reap_commit(self, effects: Effects, sender: str, message: ReapCommit) -> None:
+        self._drop_record(message.key, message.record_hash)
+
+    def _drop_record(self, key: bytes, expected_hash: int) -> None:
+        data = self.store.get(key)
+        if data is None or record_hash(data) != expected_hash:
+            return
+        partition = self.ring.partition_of(key)
+        batch = Batch()
+        batch.records[key] = (partition, None)
+        self.store.apply(batch)
+        tree = self.trees.get(partition)
+        if tree is not None:
+            tree.update(key, None)
+        self.tombstones.pop(key, None)
+        self.epoch_stale = True  # our dots of this key are gone: never issue them again
+        self.stats["reaped"] += 1
+
+    # --- for the driver and tests ---
+
+    def record(self, key: bytes) -> Record | None:
+        """This node's own record of ``key`` (tests and checkers)."""
+        return self._load(key)
+
+    def context_of(self, data: bytes | None) -> VersionVector | None:
+        return None if data is None else VersionVector.from_bytes(data)
+
+    def leaf(self, key: bytes) -> int:
+        return leaf_of(key, self.config.partitions)
+
+
+_HANDLERS: dict[type, str] = {
+    message_type: _handler_name(message_type)
+    for message_type in (
+        Ping,
+        Pong,
+        Forward,
+        ForwardReply,
+        ReplicaWrite,
+        WriteAck,
+        ReplicaRead,
+        ReadReply,
+        HintHandoff,
+        HintAck,
+        AeRoot,
+        AeGroups,
+        AeLeaves,
+        AePush,
+        AeRecords,
+        ReapCheck,
+        ReapAck,
+        ReapCommit,
+    )
+}

@@ -1,0 +1,413 @@
+"""Client operations and how a coordinating replica applies them.
+
+Every operation is a frozen dataclass naming its key. ``apply(record, op, actor, now_ms,
+timestamp)`` runs a mutation against the coordinator's record and returns the new record, the
+*delta* to replicate (a ``Record`` at the same incarnation, or a new one after a hard reset)
+and the result for the client. It raises ``WrongTypeError``, ``InsufficientRights`` or
+``ValueError`` before changing anything when the operation cannot apply.
+
+``actor`` is the coordinator's actor id (it names the dots and counter entries this write
+creates); ``timestamp`` is the coordinator's HLC time for LWW writes and resets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eventual.clocks import DVVSet, VersionVector
+from eventual.core.record import TOMBSTONE, Kind, Record, WrongTypeError
+from eventual.crdt import (
+    BoundedCounter,
+    EWFlag,
+    HyperLogLog,
+    LWWRegister,
+    ORMap,
+    ORSet,
+    PNCounter,
+)
+from eventual.lattice import Lattice
+
+__all__ = [
+    "Applied",
+    "BcounterDecr",
+    "BcounterIncr",
+    "BcounterTransfer",
+    "CounterAdd",
+    "Delete",
+    "Expire",
+    "FlagSet",
+    "Get",
+    "HashDel",
+    "HashIncr",
+    "HashSet",
+    "HllAdd",
+    "MapIncr",
+    "MapRemove",
+    "Mutation",
+    "ObjectPut",
+    "Operation",
+    "Persist",
+    "SetAdd",
+    "SetRemove",
+    "StringSet",
+    "apply",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Get:
+    key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectPut:
+    """Store ``value`` as an object; ``context`` is what the writer read (None: blind)."""
+
+    key: bytes
+    value: bytes
+    context: VersionVector | None = None
+    kind = Kind.OBJECT
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """DEL: observed-remove. For objects, ``context`` says what is deleted (None: all the
+    coordinator has seen)."""
+
+    key: bytes
+    context: VersionVector | None = None
+    kind = None
+
+
+@dataclass(frozen=True, slots=True)
+class StringSet:
+    key: bytes
+    value: bytes
+    expire_at_ms: int | None = None
+    keep_ttl: bool = False
+    kind = Kind.STRING
+
+
+@dataclass(frozen=True, slots=True)
+class CounterAdd:
+    key: bytes
+    amount: int
+    kind = Kind.COUNTER
+
+
+@dataclass(frozen=True, slots=True)
+class BcounterIncr:
+    key: bytes
+    amount: int
+    kind = Kind.BCOUNTER
+
+
+@dataclass(frozen=True, slots=True)
+class BcounterDecr:
+    key: bytes
+    amount: int
+    kind = Kind.BCOUNTER
+
+
+@dataclass(frozen=True, slots=True)
+class BcounterTransfer:
+    key: bytes
+    to_actor: str
+    amount: int
+    kind = Kind.BCOUNTER
+
+
+@dataclass(frozen=True, slots=True)
+class SetAdd:
+    key: bytes
+    members: tuple[bytes, ...]
+    kind = Kind.SET
+
+
+@dataclass(frozen=True, slots=True)
+class SetRemove:
+    key: bytes
+    members: tuple[bytes, ...]
+    kind = Kind.SET
+
+
+@dataclass(frozen=True, slots=True)
+class HashSet:
+    key: bytes
+    pairs: tuple[tuple[bytes, bytes], ...]
+    kind = Kind.HASH
+
+
+@dataclass(frozen=True, slots=True)
+class HashDel:
+    key: bytes
+    fields: tuple[bytes, ...]
+    kind = Kind.HASH
+
+
+@dataclass(frozen=True, slots=True)
+class HashIncr:
+    key: bytes
+    field: bytes
+    amount: int
+    kind = Kind.HASH
+
+
+@dataclass(frozen=True, slots=True)
+class MapIncr:
+    """Add to the counter at ``field`` of a map of nested CRDTs."""
+
+    key: bytes
+    field: bytes
+    amount: int
+    kind = Kind.MAP
+
+
+@dataclass(frozen=True, slots=True)
+class MapRemove:
+    key: bytes
+    field: bytes
+    kind = Kind.MAP
+
+
+@dataclass(frozen=True, slots=True)
+class FlagSet:
+    key: bytes
+    enabled: bool
+    kind = Kind.FLAG
+
+
+@dataclass(frozen=True, slots=True)
+class HllAdd:
+    key: bytes
+    elements: tuple[bytes, ...]
+    kind = Kind.HLL
+
+
+@dataclass(frozen=True, slots=True)
+class Expire:
+    key: bytes
+    at_ms: int
+    kind = None
+
+
+@dataclass(frozen=True, slots=True)
+class Persist:
+    key: bytes
+    kind = None
+
+
+Mutation = (
+    ObjectPut
+    | Delete
+    | StringSet
+    | CounterAdd
+    | BcounterIncr
+    | BcounterDecr
+    | BcounterTransfer
+    | SetAdd
+    | SetRemove
+    | HashSet
+    | HashDel
+    | HashIncr
+    | MapIncr
+    | MapRemove
+    | FlagSet
+    | HllAdd
+    | Expire
+    | Persist
+)
+Operation = Get | Mutation
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    record: Record
+    delta: Record
+    result: Any
+    dot: tuple[str, int] | None = None  # for object writes: the dot the new value got
+
+
+class _Change:
+    """The record being changed and the delta that describes the change."""
+
+    def __init__(self, record: Record, actor: str, now_ms: int, timestamp: int) -> None:
+        self.record = record
+        self.delta = Record(record.kind, record.incarnation)
+        self.actor = actor
+        self.now_ms = now_ms
+        self.timestamp = timestamp
+
+    def absorb(self, delta: Lattice) -> None:
+        """Fold the delta a data mutator returned into the record's delta."""
+        self.delta.data.merge(delta)
+
+    def ttl(self, expire_at: int | None) -> None:
+        self.delta.ttl.merge(self.record.ttl.set(self.actor, expire_at))
+
+    def hard_reset(self, kind: Kind) -> None:
+        self.record = Record(kind, (self.timestamp, self.actor))
+        self.delta = Record(kind, self.record.incarnation)
+
+    def reset(self, context: VersionVector | None = None) -> None:
+        """DEL: remove what this replica has observed (see the table in record.py)."""
+        record = self.record
+        kind = record.kind
+        if kind is Kind.OBJECT:
+            dvv = record.data
+            assert isinstance(dvv, DVVSet)
+            seen = dvv.context() if context is None else context
+            self.absorb(dvv.update(self.actor, TOMBSTONE, seen))
+        elif kind is Kind.STRING:
+            assert isinstance(record.data, LWWRegister)
+            self.absorb(record.data.set(None, self.timestamp, self.actor))
+        elif kind is Kind.COUNTER:
+            assert isinstance(record.data, PNCounter)
+            # Ship the data with the baseline, so no replica sees a baseline above its data.
+            record.baseline.merge(record.data)
+            self.delta.data.merge(record.data)
+            self.delta.baseline.merge(record.baseline)
+        elif kind in (Kind.SET, Kind.HASH, Kind.MAP):
+            assert isinstance(record.data, ORSet | ORMap)
+            self.absorb(record.data.clear())
+        elif kind is Kind.FLAG:
+            assert isinstance(record.data, EWFlag)
+            self.absorb(record.data.disable())
+        else:  # HLL, BCOUNTER: see record.py
+            self.hard_reset(kind)
+            return
+        if record.ttl.value():
+            self.ttl(None)
+
+
+def _lww_setter(value: bytes, timestamp: int, actor: str) -> Callable[[LWWRegister], object]:
+    return lambda register: register.set(value, timestamp, actor)
+
+
+def _counter_adder(actor: str, amount: int) -> Callable[[PNCounter], object]:
+    def add(counter: PNCounter) -> None:
+        if amount > 0:
+            counter.increment(actor, amount)
+        else:
+            counter.decrement(actor, -amount)
+
+    return add
+
+
+def _check_amount(amount: int) -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
+        raise ValueError("the amount must be a non-zero integer")
+
+
+def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestamp: int) -> Applied:
+    """Apply a mutation at the coordinator. ``record`` is not changed: a copy is."""
+    wanted: Kind | None = op.kind
+    if record is None:
+        if isinstance(op, Delete | Expire | Persist):
+            return Applied(Record(Kind.OBJECT), Record(Kind.OBJECT), 0)
+        assert wanted is not None
+        record = Record(wanted)
+    else:
+        record = record.copy()
+    change = _Change(record, actor, now_ms, timestamp)
+    present = record.present(now_ms)
+    if wanted is not None and record.kind is not wanted:
+        if present:
+            raise WrongTypeError(record.kind, wanted)
+        change.hard_reset(wanted)  # a gone key may come back as another type
+    elif not present and record.has_data():
+        change.reset()  # expired: a write starts from an empty key, as in Redis
+
+    result: Any = None
+    dot: tuple[str, int] | None = None
+    data = change.record.data
+    absorb = change.absorb
+    if isinstance(op, ObjectPut):
+        assert isinstance(data, DVVSet)
+        absorb(data.update(actor, op.value, op.context))
+        dot = (actor, data.context()[actor])
+        result = data.context()
+    elif isinstance(op, Delete):
+        result = 1 if present else 0
+        if change.record.has_data():
+            change.reset(op.context)
+    elif isinstance(op, StringSet):
+        assert isinstance(data, LWWRegister)
+        absorb(data.set(op.value, timestamp, actor))
+        if op.expire_at_ms is not None:
+            change.ttl(op.expire_at_ms)
+        elif not op.keep_ttl and change.record.ttl.value():
+            change.ttl(None)
+        result = "OK"
+    elif isinstance(op, CounterAdd):
+        _check_amount(op.amount)
+        assert isinstance(data, PNCounter)
+        if op.amount > 0:
+            absorb(data.increment(actor, op.amount))
+        else:
+            absorb(data.decrement(actor, -op.amount))
+        result = change.record.value()
+    elif isinstance(op, BcounterIncr | BcounterDecr | BcounterTransfer):
+        assert isinstance(data, BoundedCounter)
+        if isinstance(op, BcounterIncr):
+            absorb(data.increment(actor, op.amount))
+            result = data.value()
+        elif isinstance(op, BcounterDecr):
+            absorb(data.decrement(actor, op.amount))
+            result = data.value()
+        else:
+            absorb(data.transfer(actor, op.to_actor, op.amount))
+            result = data.rights(actor)
+    elif isinstance(op, SetAdd):
+        assert isinstance(data, ORSet)
+        result = sum(member not in data for member in set(op.members))
+        for member in op.members:
+            absorb(data.add(actor, member))
+    elif isinstance(op, SetRemove):
+        assert isinstance(data, ORSet)
+        result = sum(member in data for member in set(op.members))
+        for member in op.members:
+            absorb(data.remove(member))
+    elif isinstance(op, HashSet):
+        assert isinstance(data, ORMap)
+        result = sum(field not in data for field in dict(op.pairs))
+        for field, value in op.pairs:
+            absorb(data.update(actor, field, LWWRegister, _lww_setter(value, timestamp, actor)))
+    elif isinstance(op, HashDel):
+        assert isinstance(data, ORMap)
+        result = sum(field in data for field in set(op.fields))
+        for field in op.fields:
+            absorb(data.remove(field))
+    elif isinstance(op, HashIncr | MapIncr):
+        _check_amount(op.amount)
+        assert isinstance(data, ORMap)
+        absorb(data.update(actor, op.field, PNCounter, _counter_adder(actor, op.amount)))
+        nested = data.get(op.field)
+        result = None if nested is None else nested.value()
+    elif isinstance(op, MapRemove):
+        assert isinstance(data, ORMap)
+        result = 1 if op.field in data else 0
+        absorb(data.remove(op.field))
+    elif isinstance(op, FlagSet):
+        assert isinstance(data, EWFlag)
+        absorb(data.enable(actor) if op.enabled else data.disable())
+        result = op.enabled
+    elif isinstance(op, HllAdd):
+        assert isinstance(data, HyperLogLog)
+        before = data.to_bytes()
+        for element in op.elements:
+            absorb(data.add(element))
+        result = 1 if data.to_bytes() != before or not op.elements else 0
+    elif isinstance(op, Expire):
+        result = 1 if present else 0
+        if present:
+            change.ttl(op.at_ms)
+    elif isinstance(op, Persist):
+        result = 1 if present and change.record.expire_at() is not None else 0
+        if result:
+            change.ttl(None)
+    else:  # pragma: no cover - exhaustive over Mutation
+        raise TypeError(f"unknown operation {op!r}")
+    return Applied(change.record, change.delta, result, dot)

@@ -1,0 +1,218 @@
+"""Checkers: they judge a simulated run from outside the code under test, from what clients
+were told and what the stores hold (DESIGN.md §1 promises).
+
+- convergence: after the heal phase every primary replica of every key holds identical
+  bytes (or, for a deleted key, nothing or a tombstone everywhere: reaping is per replica);
+- no acknowledged write lost:
+  - counters and map counters: the final value is the sum of acknowledged updates plus a
+    subset of the unacknowledged ones;
+  - sets: every acknowledged add is present, unless a remove of that element was issued
+    after the add was;
+  - objects: every acknowledged write is a sibling, or a later write's causal context covers
+    its dot;
+  - bounded counters: the final value is what acknowledged (and some unacknowledged)
+    increments and decrements make it; and, checked on every store write during the run,
+    never below zero at any replica;
+- LWW strings: acknowledged writes overwritten by a concurrent write are counted, not hidden.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from eventual.clocks import VersionVector
+from eventual.core import Record
+from eventual.crdt import BoundedCounter
+
+if TYPE_CHECKING:
+    from eventual.sim.simulator import OpLog, Simulation
+
+__all__ = ["check_run"]
+
+SUBSET_SUMS_MAX = 100_000  # distinct partial sums tracked; far above what a run produces
+
+
+def violation(sim: Simulation, checker: str, key: bytes, detail: str) -> None:
+    sim.violations.append(
+        {
+            "seed": sim.config.seed,
+            "checker": checker,
+            "key": key.decode(errors="replace"),
+            "detail": detail,
+            "trace": list(sim.trace.get(key, [])) + sim.fault_trace[-12:],
+        }
+    )
+
+
+def _subset_sums(amounts: list[int]) -> set[int]:
+    sums = {0}
+    for amount in amounts:
+        sums |= {s + amount for s in sums}
+        if len(sums) > SUBSET_SUMS_MAX:
+            break
+    return sums
+
+
+def _final(sim: Simulation, key: bytes) -> tuple[Record | None, bool]:
+    """The merged record of the key's primaries, and whether they hold identical bytes."""
+    partition = sim.ring.partition_of(key)
+    primaries = sim.ring.preference_list(partition, sim.config.n)
+    datas = [sim.stores[node].get(key) for node in primaries]
+    same = all(d == datas[0] for d in datas)
+    merged: Record | None = None
+    for data in datas:
+        if data is None:
+            continue
+        record = Record.from_bytes(data)
+        if merged is None:
+            merged = record
+        else:
+            merged.merge(record)
+    if not same:
+        # A deleted key reaped at some replicas and not yet at others is converged too.
+        same = all(d is None or not Record.from_bytes(d).has_data() for d in datas)
+    return merged, same
+
+
+def check_run(sim: Simulation) -> int:
+    """Append violations to ``sim.violations``; return the number of LWW losses."""
+    by_key: dict[bytes, list[OpLog]] = {}
+    for op in sim.ops.values():
+        if op.key:
+            by_key.setdefault(op.key, []).append(op)
+    lww_losses = 0
+    for key in sorted(by_key):
+        ops = by_key[key]
+        record, same = _final(sim, key)
+        if not same:
+            partition = sim.ring.partition_of(key)
+            holders = {
+                node: (
+                    None if (d := sim.stores[node].get(key)) is None else repr(Record.from_bytes(d))
+                )
+                for node in sim.ring.preference_list(partition, sim.config.n)
+            }
+            violation(sim, "convergence", key, f"replicas differ after healing: {holders}")
+        prefix = key.split(b":")[0]
+        now = sim.now
+        value: Any = record.value() if record is not None and record.present(now) else None
+        if prefix == b"ctr":
+            _check_sum(sim, key, ops, value or 0, "counter")
+        elif prefix == b"set":
+            _check_set(sim, key, ops, value or set())
+        elif prefix == b"obj":
+            _check_objects(sim, key, ops, record)
+        elif prefix == b"map":
+            fields = value or {}
+            for field_name in sorted({op.detail["field"] for op in ops if "field" in op.detail}):
+                field_ops = [op for op in ops if op.detail.get("field") == field_name]
+                _check_sum(
+                    sim, key, field_ops, fields.get(field_name, 0), f"map field {field_name!r}"
+                )
+        elif prefix == b"bc":
+            _check_bounded(sim, key, ops, record)
+        elif prefix == b"str":
+            lww_losses += _count_lww_losses(ops, value)
+    return lww_losses
+
+
+def _check_sum(sim: Simulation, key: bytes, ops: list[OpLog], final: int, what: str) -> None:
+    acked = sum(op.detail["amount"] for op in ops if op.acked and "amount" in op.detail)
+    unacked = [op.detail["amount"] for op in ops if not op.acked and "amount" in op.detail]
+    if final - acked not in _subset_sums(unacked):
+        violation(
+            sim,
+            "lost-write",
+            key,
+            (
+                f"{what} is {final}; acknowledged updates sum to {acked} and no subset of the "
+                f"unacknowledged {unacked} makes up the difference"
+            ),
+        )
+
+
+def _check_set(sim: Simulation, key: bytes, ops: list[OpLog], final: set[Any]) -> None:
+    removes = [op for op in ops if op.kind == "set_remove"]
+    for op in ops:
+        if op.kind != "set_add" or not op.acked:
+            continue
+        element = op.detail["element"]
+        if element in final:
+            continue
+        if any(r.detail["element"] == element and r.issued_ms >= op.issued_ms for r in removes):
+            continue
+        violation(sim, "lost-write", key, f"acknowledged add of {element!r} (op{op.id}) is missing")
+
+
+def _check_objects(sim: Simulation, key: bytes, ops: list[OpLog], record: Record | None) -> None:
+    siblings = set(record.value()) if record is not None else set()
+    contexts = [op.detail["context"] for op in ops if op.detail.get("context") is not None]
+    # A delete without a context covers what its coordinator had seen: its reply says what.
+    contexts += [
+        VersionVector.from_bytes(op.result.context)
+        for op in ops
+        if op.kind == "obj_delete"
+        and op.acked
+        and op.result is not None
+        and op.result.context
+        and op.detail.get("context") is None
+    ]
+    for op in ops:
+        if op.kind not in ("obj_rmw", "obj_blind") or not op.acked or op.result is None:
+            continue
+        value = f"v{op.id}".encode()
+        if value in siblings:
+            continue
+        dot = op.result.dot
+        if dot is not None and any(context[dot[0]] >= dot[1] for context in contexts):
+            continue  # overwritten by a write that had read it
+        violation(
+            sim,
+            "lost-write",
+            key,
+            (
+                f"acknowledged write {value!r} (op{op.id}, dot {dot}) is neither a sibling nor "
+                f"covered by a later write's context; siblings now {sorted(siblings)}"
+            ),
+        )
+
+
+def _check_bounded(sim: Simulation, key: bytes, ops: list[OpLog], record: Record | None) -> None:
+    final = (
+        record.data.value() if record is not None and isinstance(record.data, BoundedCounter) else 0
+    )
+    if final < 0:
+        violation(sim, "bounded-counter", key, f"final value {final} is below zero")
+    signed = []
+    for op in ops:
+        if op.kind == "bc_incr":
+            signed.append((op, op.detail["amount"]))
+        elif op.kind == "bc_decr":
+            signed.append((op, -op.detail["amount"]))
+    acked = sum(amount for op, amount in signed if op.acked)
+    unacked = [amount for op, amount in signed if not op.acked]
+    if final - acked not in _subset_sums(unacked):
+        violation(
+            sim,
+            "lost-write",
+            key,
+            (
+                f"bounded counter is {final}; acknowledged updates make {acked} and no subset of "
+                f"the unacknowledged {unacked} explains the difference"
+            ),
+        )
+
+
+def _count_lww_losses(ops: list[OpLog], final: Any) -> int:
+    """Acknowledged SETs that are not the final value although no SET was issued after
+    they were acknowledged: they lost to a concurrent write, by HLC order."""
+    if any(op.kind in ("expire", "persist") for op in ops):
+        return 0  # an expiry may have removed the value: not an LWW loss
+    sets = [op for op in ops if op.kind == "str_set"]
+    lost = 0
+    for op in sets:
+        if not op.acked or op.acked_ms is None or final == f"s{op.id}".encode():
+            continue
+        if not any(other.issued_ms > op.acked_ms for other in sets if other is not op):
+            lost += 1
+    return lost

@@ -1,0 +1,609 @@
+"""The deterministic cluster simulator (DESIGN.md §5; after TigerBeetle's VOPR).
+
+One seed decides everything: the latency matrix, the workload, every fault, every message
+drop and delay. Time is virtual; the same ``core.Node`` code that the server runs is driven
+here through ``request``/``receive``/``timer``. A run has two phases: a *fault phase* in which
+clients issue a random workload while the enabled faults fire, then a *heal phase* with no
+faults and no new requests, in which hints, read repair and anti-entropy must bring every
+replica of every key to the same bytes. The checkers (``checkers.py``) then judge the run
+from outside the code under test: from the clients' view of what was acknowledged, and from
+the stores.
+
+Every event feeds a running hash: the *digest*. The same seed gives the same digest, in any
+process (nothing here iterates a set of strings, whose order varies between processes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventual.clocks import VersionVector
+from eventual.core import (
+    Batch,
+    Effects,
+    Level,
+    Member,
+    MemoryStore,
+    Node,
+    NodeConfig,
+    Record,
+    Request,
+    Result,
+    Ring,
+    ops,
+)
+from eventual.crdt import BoundedCounter
+from eventual.sim.checkers import check_run, violation
+from eventual.sim.network import Faults, Network
+
+__all__ = ["OpLog", "SimConfig", "SimResult", "Simulation"]
+
+REGION_NAMES = ("us-east", "eu-west", "ap-south", "sa-east", "af-south", "me-central")
+TRACE_LINES_PER_KEY_MAX = 60  # the excerpt printed with a violation
+LEVELS = (Level.ONE, Level.QUORUM, Level.QUORUM, Level.ALL, Level.LOCAL_QUORUM, Level.TWO)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    seed: int
+    nodes: int = 5
+    regions: int = 3
+    ops: int = 300
+    faults: Faults = field(default_factory=Faults)
+    n: int = 3
+    partitions: int = 16
+    fault_phase_ms: int = 20_000
+    heal_phase_ms: int = 40_000
+    anti_entropy: bool = True
+    keys_per_kind: int = 5
+    max_drift_ms: int = 5_000
+
+
+@dataclass
+class OpLog:
+    """What a client saw of one operation."""
+
+    id: int
+    kind: str
+    key: bytes
+    issued_ms: int
+    detail: dict[str, Any] = field(default_factory=dict)
+    acked: bool | None = None  # None: no answer (lost, or the node crashed)
+    result: Result | None = None
+    acked_ms: int | None = None
+
+
+@dataclass
+class SimResult:
+    seed: int
+    ops_issued: int
+    ops_acked: int
+    faults_injected: dict[str, int]
+    violations: list[dict[str, Any]]
+    sim_ms: int
+    wall_seconds: float
+    digest: str
+    lww_losses: int
+    messages: int
+    events: int
+
+
+class CheckedStore(MemoryStore):
+    """The disk of a simulated node, watched by the bounded-counter checker on every write:
+    no replica may ever hold a bounded counter below zero."""
+
+    def __init__(self, node: str, on_negative: Callable[[str, bytes, int], None]) -> None:
+        super().__init__()
+        self.node = node
+        self.on_negative = on_negative
+
+    def apply(self, batch: Batch) -> None:
+        for key, (_, data) in batch.records.items():
+            if data is not None and key.startswith(b"bc:"):
+                record = Record.from_bytes(data)
+                if isinstance(record.data, BoundedCounter) and record.data.value() < 0:
+                    self.on_negative(self.node, key, record.data.value())
+        for key, hint in batch.hints.items():
+            if hint is not None and key.startswith(b"bc:"):
+                record = Record.from_bytes(hint.record)
+                if isinstance(record.data, BoundedCounter) and record.data.value() < 0:
+                    self.on_negative(self.node, key, record.data.value())
+        super().apply(batch)
+
+
+def _canon(value: Any) -> str:
+    """A process-independent rendering (sets sorted) for the digest."""
+    if isinstance(value, set | frozenset):
+        return "{" + ",".join(sorted(_canon(v) for v in value)) + "}"
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ",".join(f"{_canon(k)}:{_canon(v)}" for k, v in sorted(value.items(), key=repr))
+            + "}"
+        )
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_canon(v) for v in value) + "]"
+    if isinstance(value, VersionVector):
+        return _canon(value.value())
+    return repr(value)
+
+
+class Simulation:
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)
+        regions = REGION_NAMES[: max(1, min(config.regions, len(REGION_NAMES)))]
+        self.members = tuple(
+            Member(f"n{i}", regions[i % len(regions)]) for i in range(config.nodes)
+        )
+        self.ring = Ring(self.members, config.partitions)
+        self.node_ids = [m.node for m in self.members]
+        self.network = Network(self.rng, {m.node: m.region for m in self.members}, config.faults)
+        self.now = 0
+        self.queue: list[tuple[int, int, tuple[Any, ...]]] = []
+        self.seq = 0
+        self.violations: list[dict[str, Any]] = []
+        self.stores = {node: CheckedStore(node, self._negative_bcounter) for node in self.node_ids}
+        self.nodes: dict[str, Node | None] = {}
+        self.incarnation = dict.fromkeys(self.node_ids, 0)
+        self.skew = dict.fromkeys(self.node_ids, 0)
+        self.faults_injected: dict[str, int] = {}
+        self.ops: dict[int, OpLog] = {}
+        self.pending_reads: dict[int, OpLog] = {}  # read id -> the read-modify-write it serves
+        self.request_owner: dict[int, int] = {}  # request id -> operation id
+        self.scripted: dict[int, Result | None] = {}  # requests made through ``call``
+        self.trace: dict[bytes, list[str]] = {}
+        self.fault_trace: list[str] = []
+        self.hasher = hashlib.blake2b(digest_size=16)
+        self.messages = 0
+        self.events = 0
+        self.next_request = 1
+        for node in self.node_ids:
+            self._boot(node)
+
+    # --- scheduling ---
+
+    def _at(self, when: int, event: tuple[Any, ...]) -> None:
+        self.seq += 1
+        heapq.heappush(self.queue, (when, self.seq, event))
+
+    def _config_for(self, node: str) -> NodeConfig:
+        return NodeConfig(
+            node=node,
+            members=self.members,
+            partitions=self.config.partitions,
+            n=self.config.n,
+            heartbeat_ms=500,
+            down_after_ms=2_000,
+            anti_entropy_ms=250,
+            anti_entropy=self.config.anti_entropy,
+            handoff_ms=1_000,
+            reap_ms=2_000,
+            reap_grace_ms=10_000,
+            max_drift_ms=self.config.max_drift_ms,
+        )
+
+    def _local(self, node: str) -> int:
+        return max(0, self.now + self.skew[node])
+
+    def _boot(self, node: str) -> None:
+        self.incarnation[node] += 1
+        instance = Node(self._config_for(node), self.stores[node], self._local(node))
+        self.nodes[node] = instance
+        self._effects(node, instance.start(self._local(node)))
+
+    def _effects(self, node: str, effects: Effects) -> None:
+        incarnation = self.incarnation[node]
+        for send in effects.sends:
+            self.messages += 1
+            target_incarnation = self.incarnation[send.to]
+            for delay in self.network.deliveries(node, send.to):
+                self._at(self.now + delay, ("msg", node, send.to, send.message, target_incarnation))
+        for reply in effects.replies:
+            self._on_reply(reply.request_id, reply.result)
+        for delay, timer in effects.timers:
+            self._at(self.now + delay, ("timer", node, timer, incarnation))
+
+    def _digest(self, text: str) -> None:
+        self.hasher.update(f"{self.now}|{text}\n".encode())
+
+    # --- the run ---
+
+    def run(self) -> SimResult:
+        started = time.perf_counter()
+        self._plan_workload()
+        self._plan_faults()
+        end_of_faults = self.config.fault_phase_ms
+        self._at(end_of_faults, ("heal",))
+        end = end_of_faults + self.config.heal_phase_ms
+        while self.queue and self.queue[0][0] <= end:
+            when, _, event = heapq.heappop(self.queue)
+            self.now = when
+            self.events += 1
+            self._dispatch(event)
+        self.now = end
+        lww_losses = check_run(self)
+        acked = sum(1 for op in self.ops.values() if op.acked)
+        return SimResult(
+            seed=self.config.seed,
+            ops_issued=len(self.ops),
+            ops_acked=acked,
+            faults_injected=dict(sorted(self.faults_injected.items())),
+            violations=self.violations,
+            sim_ms=end,
+            wall_seconds=time.perf_counter() - started,
+            digest=self.hasher.hexdigest(),
+            lww_losses=lww_losses,
+            messages=self.messages,
+            events=self.events,
+        )
+
+    # --- scripted use, for scenario tests: one request at a time, faults by hand ---
+
+    def step(self) -> bool:
+        """Process the next event; False when nothing is left."""
+        if not self.queue:
+            return False
+        when, _, event = heapq.heappop(self.queue)
+        self.now = max(self.now, when)
+        self.events += 1
+        self._dispatch(event)
+        return True
+
+    def run_for(self, ms: int) -> None:
+        end = self.now + ms
+        while self.queue and self.queue[0][0] <= end:
+            self.step()
+        self.now = end
+
+    def call(
+        self,
+        node: str,
+        op: ops.Operation,
+        level: Level = Level.QUORUM,
+        *,
+        n: int | None = None,
+        r: int | None = None,
+        w: int | None = None,
+        timeout_ms: int = 10_000,
+    ) -> Result:
+        """Send one request to ``node`` and run the cluster until it is answered."""
+        instance = self.nodes[node]
+        assert instance is not None, f"{node} is down"
+        request_id = self.next_request
+        self.next_request += 1
+        self.scripted[request_id] = None
+        request = Request(request_id, op, level, n=n, r=r, w=w)
+        self._effects(node, instance.request(request, self._local(node)))
+        deadline = self.now + timeout_ms
+        while self.scripted[request_id] is None and self.queue and self.queue[0][0] <= deadline:
+            self.step()
+        result = self.scripted.pop(request_id)
+        if result is None:
+            raise TimeoutError(f"{node} did not answer {op!r} within {timeout_ms} ms")
+        return result
+
+    def partition(self, *groups: list[str]) -> None:
+        """Cut every link between different groups (both directions)."""
+        self.network.blocked = {
+            (a, b)
+            for i, group in enumerate(groups)
+            for j, other in enumerate(groups)
+            if i != j
+            for a in group
+            for b in other
+        }
+
+    def cut(self, source: str, target: str) -> None:
+        self.network.blocked.add((source, target))
+
+    def heal_network(self) -> None:
+        self.network.blocked = set()
+        self.network.clogged = set()
+
+    def crash(self, node: str) -> None:
+        self.nodes[node] = None
+        self.incarnation[node] += 1
+
+    def restart(self, node: str) -> None:
+        self._boot(node)
+
+    def record(self, node: str, key: bytes) -> Record | None:
+        data = self.stores[node].get(key)
+        return None if data is None else Record.from_bytes(data)
+
+    def primaries(self, key: bytes) -> list[str]:
+        return self.ring.preference_list(self.ring.partition_of(key), self.config.n)
+
+    def _dispatch(self, event: tuple[Any, ...]) -> None:
+        kind = event[0]
+        if kind == "msg":
+            _, source, target, message, incarnation = event
+            node = self.nodes.get(target)
+            if node is None or incarnation != self.incarnation[target]:
+                return  # the target crashed after the message was sent: lost with its socket
+            self._digest(f"msg {source}>{target} {type(message).__name__}")
+            self._effects(target, node.receive(source, message, self._local(target)))
+        elif kind == "timer":
+            _, name, timer, incarnation = event
+            node = self.nodes.get(name)
+            if node is None or incarnation != self.incarnation[name]:
+                return
+            self._effects(name, node.timer(timer, self._local(name)))
+        elif kind == "client":
+            self._issue(event[1])
+        elif kind == "fault":
+            self._fault(event[1:])
+        elif kind == "restart":
+            node = event[1]
+            if self.nodes.get(node) is None:
+                self._note_fault(f"restart {node}")
+                self._boot(node)
+        elif kind == "heal":
+            self._heal()
+
+    # --- clients ---
+
+    def _plan_workload(self) -> None:
+        kinds = (
+            ["obj_rmw"] * 4
+            + ["obj_blind"] * 2
+            + ["obj_delete"]
+            + ["str_set"] * 3
+            + ["counter"] * 3
+            + ["set_add"] * 3
+            + ["set_remove"]
+            + ["map_incr"] * 2
+            + ["bc_incr"]
+            + ["bc_decr"] * 3
+            + ["bc_transfer"]
+            + ["expire"]
+            + ["persist"]
+            + ["flag"]
+            + ["hll"]
+        )
+        for op_id in range(1, self.config.ops + 1):
+            when = self.rng.randint(0, self.config.fault_phase_ms - 1)
+            kind = self.rng.choice(kinds)
+            self._at(when, ("client", op_id, kind))
+            self.ops[op_id] = OpLog(op_id, kind, b"", when)
+
+    def _key(self, prefix: str) -> bytes:
+        return f"{prefix}:{self.rng.randrange(self.config.keys_per_kind)}".encode()
+
+    def _issue(self, op_id: int) -> None:
+        log = self.ops[op_id]
+        kind = log.kind
+        live = [n for n in self.node_ids if self.nodes.get(n) is not None]
+        if not live:
+            return
+        node = self.rng.choice(live)
+        level = self.rng.choice(LEVELS)
+        log.issued_ms = self.now
+        log.detail["node"] = node
+        log.detail["level"] = level.value
+        op: ops.Operation
+        if kind in ("obj_rmw", "obj_delete"):
+            log.key = self._key("obj")
+            op = ops.Get(log.key)  # read first; the write follows the reply
+        elif kind == "obj_blind":
+            log.key = self._key("obj")
+            op = ops.ObjectPut(log.key, f"v{op_id}".encode(), None)
+        elif kind == "str_set":
+            log.key = self._key("str")
+            op = ops.StringSet(log.key, f"s{op_id}".encode())
+        elif kind == "counter":
+            log.key = self._key("ctr")
+            amount = self.rng.choice([1, 2, 3, 5, -1, -2])
+            log.detail["amount"] = amount
+            op = ops.CounterAdd(log.key, amount)
+        elif kind == "set_add":
+            log.key = self._key("set")
+            element = f"e{op_id}".encode()
+            log.detail["element"] = element
+            op = ops.SetAdd(log.key, (element,))
+        elif kind == "set_remove":
+            log.key = self._key("set")
+            added = [
+                o.detail["element"]
+                for o in self.ops.values()
+                if o.kind == "set_add" and o.key == log.key and "element" in o.detail
+            ]
+            element = self.rng.choice(added) if added else b"e0"
+            log.detail["element"] = element
+            op = ops.SetRemove(log.key, (element,))
+        elif kind == "map_incr":
+            log.key = self._key("map")
+            field_name = f"f{self.rng.randrange(3)}".encode()
+            amount = self.rng.choice([1, 2, 4])
+            log.detail.update(field=field_name, amount=amount)
+            op = ops.MapIncr(log.key, field_name, amount)
+        elif kind == "bc_incr":
+            log.key = self._key("bc")
+            amount = self.rng.choice([5, 10])
+            log.detail["amount"] = amount
+            op = ops.BcounterIncr(log.key, amount)
+        elif kind == "bc_decr":
+            log.key = self._key("bc")
+            amount = self.rng.choice([1, 2, 3])
+            log.detail["amount"] = amount
+            op = ops.BcounterDecr(log.key, amount)
+        elif kind == "bc_transfer":
+            log.key = self._key("bc")
+            amount = self.rng.choice([1, 3])
+            to = self.rng.choice(self.node_ids)
+            log.detail.update(amount=amount, to=to)
+            op = ops.BcounterTransfer(log.key, to, amount)
+        elif kind == "expire":
+            log.key = self._key("str")
+            at = self._local(node) + self.rng.choice([-1000, 500, 3000, 60_000])
+            log.detail["at"] = at
+            op = ops.Expire(log.key, at)
+        elif kind == "persist":
+            log.key = self._key("str")
+            op = ops.Persist(log.key)
+        elif kind == "flag":
+            log.key = self._key("flag")
+            op = ops.FlagSet(log.key, self.rng.random() < 0.6)
+        else:
+            log.key = self._key("hll")
+            op = ops.HllAdd(log.key, (f"u{self.rng.randrange(50)}".encode(),))
+        self._send_request(node, log, op, level)
+
+    def _send_request(self, node: str, log: OpLog, op: ops.Operation, level: Level) -> None:
+        request_id = self.next_request
+        self.next_request += 1
+        if isinstance(op, ops.Get):
+            self.pending_reads[request_id] = log
+        else:
+            log.detail["request"] = request_id
+            if isinstance(op, ops.ObjectPut | ops.Delete):
+                log.detail["context"] = op.context
+        self.request_owner[request_id] = log.id
+        self._trace(log.key, f"t={self.now} op{log.id} {type(op).__name__} at {node} {level.value}")
+        self._digest(f"request {log.id} {node} {type(op).__name__} {level.value}")
+        instance = self.nodes[node]
+        assert instance is not None
+        self._effects(node, instance.request(Request(request_id, op, level), self._local(node)))
+
+    def _on_reply(self, request_id: int, result: Result) -> None:
+        self._digest(f"reply {request_id} {result.ok} {result.error} {_canon(result.value)}")
+        if request_id in self.scripted:
+            self.scripted[request_id] = result
+            return
+        read_for = self.pending_reads.pop(request_id, None)
+        if read_for is not None:
+            self._after_read(read_for, result)
+            return
+        op_id = self.request_owner.get(request_id)
+        if op_id is None:
+            return
+        log = self.ops[op_id]
+        if log.acked is not None:
+            return
+        log.acked = result.ok
+        log.result = result
+        log.acked_ms = self.now
+        self._trace(
+            log.key,
+            f"t={self.now} op{log.id} -> ok={result.ok} {result.error or ''} "
+            f"value={_canon(result.value)[:60]} dot={result.dot}",
+        )
+
+    def _after_read(self, log: OpLog, result: Result) -> None:
+        """The second half of a read-modify-write or a delete with context."""
+        if not result.ok:
+            log.acked = False
+            log.result = result
+            self._trace(log.key, f"t={self.now} op{log.id} read failed: {result.error}")
+            return
+        # What the client read is what it may delete or overwrite: nothing read, nothing
+        # covered (an empty context, not None, which would mean "whatever the coordinator saw").
+        context = VersionVector.from_bytes(result.context) if result.context else VersionVector()
+        node = log.detail["node"]
+        if self.nodes.get(node) is None:
+            return
+        log.detail["read"] = _canon(result.value)
+        op: ops.Operation
+        if log.kind == "obj_delete":
+            op = ops.Delete(log.key, context)
+        else:
+            op = ops.ObjectPut(log.key, f"v{log.id}".encode(), context)
+        self._send_request(node, log, op, Level(log.detail["level"]))
+
+    def _negative_bcounter(self, node: str, key: bytes, value: int) -> None:
+        self._trace(key, f"t={self.now} {node} stores bounded counter value {value}")
+        violation(self, "bounded-counter", key, f"{node} stored a bounded counter at {value} < 0")
+
+    def _trace(self, key: bytes, line: str) -> None:
+        lines = self.trace.setdefault(key, [])
+        lines.append(line)
+        if len(lines) > TRACE_LINES_PER_KEY_MAX:
+            del lines[0]
+
+    # --- faults ---
+
+    def _note_fault(self, text: str) -> None:
+        self.fault_trace.append(f"t={self.now} {text}")
+        self._digest("fault " + text)
+
+    def _count(self, name: str) -> None:
+        self.faults_injected[name] = self.faults_injected.get(name, 0) + 1
+
+    def _plan_faults(self) -> None:
+        faults = self.config.faults
+        if "skew" in faults:
+            for node in self.node_ids:
+                self.skew[node] = self.rng.randint(-400, 400)
+            self._count("skew")
+        step = 1_500
+        for when in range(step, self.config.fault_phase_ms - step, step):
+            options = [
+                name for name in ("partition", "one-way", "clog", "crash", "skew") if name in faults
+            ]
+            if options:
+                self._at(when + self.rng.randint(0, step // 2), ("fault", self.rng.choice(options)))
+
+    def _fault(self, args: tuple[Any, ...]) -> None:
+        name = args[0]
+        nodes = self.node_ids
+        if name == "partition":
+            self.network.blocked = set()
+            side = set(self.rng.sample(nodes, self.rng.randint(1, len(nodes) - 1)))
+            for a in nodes:
+                for b in nodes:
+                    if (a in side) != (b in side):
+                        self.network.blocked.add((a, b))
+            self._note_fault(f"partition {sorted(side)} | {sorted(set(nodes) - side)}")
+            self._at(self.now + self.rng.randint(1_000, 6_000), ("fault", "unpartition"))
+        elif name == "unpartition":
+            self.network.blocked = set()
+            self._note_fault("partition healed")
+            return
+        elif name == "one-way":
+            a, b = self.rng.sample(nodes, 2)
+            self.network.blocked.add((a, b))
+            self._note_fault(f"one-way cut {a}->{b}")
+            self._at(self.now + self.rng.randint(1_000, 5_000), ("fault", "uncut", a, b))
+        elif name == "uncut":
+            self.network.blocked.discard((args[1], args[2]))
+            return
+        elif name == "clog":
+            a, b = self.rng.sample(nodes, 2)
+            self.network.clogged.add((a, b))
+            self._note_fault(f"clog {a}->{b}")
+            self._at(self.now + self.rng.randint(1_000, 4_000), ("fault", "unclog", a, b))
+        elif name == "unclog":
+            self.network.clogged.discard((args[1], args[2]))
+            return
+        elif name == "crash":
+            live = [n for n in nodes if self.nodes.get(n) is not None]
+            if len(live) <= 1:
+                return
+            victim = self.rng.choice(live)
+            self.nodes[victim] = None  # volatile state gone; the store survives
+            self.incarnation[victim] += 1
+            self._note_fault(f"crash {victim}")
+            self._at(self.now + self.rng.randint(500, 5_000), ("restart", victim))
+        elif name == "skew":
+            victim = self.rng.choice(nodes)
+            jump = self.rng.choice([-3_000, -800, 800, 3_000, 7_000])  # 7 s: past max drift
+            self.skew[victim] += jump
+            self._note_fault(f"clock jump {victim} {jump:+d} ms")
+        self._count(name)
+
+    def _heal(self) -> None:
+        self.network.blocked = set()
+        self.network.clogged = set()
+        self.network.healed = True
+        for node in self.node_ids:
+            self.skew[node] = 0
+            if self.nodes.get(node) is None:
+                self._boot(node)
+        self._note_fault("heal: network whole, clocks right, every node up")

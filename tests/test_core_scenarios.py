@@ -1,0 +1,300 @@
+"""Scenario tests of the replica node, driven through the simulator by hand: one request at
+a time, faults placed where the scenario needs them, and waits on conditions with deadlines
+in virtual time."""
+
+from collections.abc import Callable
+
+import pytest
+
+from eventual.core import Level, Record, ops
+from eventual.sim import Faults, SimConfig, Simulation
+
+NO_FAULTS = Faults(frozenset())
+
+
+def cluster(nodes: int = 5, *, anti_entropy: bool = True, regions: int = 1) -> Simulation:
+    sim = Simulation(
+        SimConfig(
+            seed=7, nodes=nodes, regions=regions, ops=0, faults=NO_FAULTS, anti_entropy=anti_entropy
+        )
+    )
+    sim.run_for(100)
+    return sim
+
+
+def wait_until(sim: Simulation, condition: Callable[[], bool], deadline_ms: int = 30_000) -> None:
+    end = sim.now + deadline_ms
+    while not condition():
+        assert sim.now < end, f"condition not met within {deadline_ms} ms of virtual time"
+        sim.run_for(50)
+
+
+def others(sim: Simulation, key: bytes) -> list[str]:
+    return [n for n in sim.node_ids if n not in sim.primaries(key)]
+
+
+def values(sim: Simulation, key: bytes) -> list[object]:
+    result = sim.call(sim.node_ids[0], ops.Get(key), Level.ALL)
+    assert result.ok, result.error
+    return result.value  # type: ignore[no-any-return]
+
+
+def converged(sim: Simulation, key: bytes) -> bool:
+    data = {sim.stores[node].get(key) for node in sim.primaries(key)}
+    return len(data) == 1 and None not in data
+
+
+def test_partitioned_concurrent_object_writes_become_siblings() -> None:
+    sim = cluster()
+    key = b"obj:cart"
+    a, b, c = sim.primaries(key)
+    d, e = others(sim, key)
+    sim.partition([a, d], [b, c, e])
+    assert sim.call(a, ops.ObjectPut(key, b"left"), Level.ONE).ok
+    assert sim.call(b, ops.ObjectPut(key, b"right"), Level.QUORUM).ok
+    sim.heal_network()
+    wait_until(sim, lambda: converged(sim, key))
+    assert sorted(values(sim, key)) == [b"left", b"right"]
+    # A write carrying the context of that read resolves the siblings.
+    read = sim.call(c, ops.Get(key), Level.QUORUM)
+    assert read.context is not None
+    from eventual.clocks import VersionVector
+
+    sim.call(c, ops.ObjectPut(key, b"merged", VersionVector.from_bytes(read.context)), Level.ALL)
+    assert values(sim, key) == [b"merged"]
+
+
+def test_partitioned_counter_increments_sum() -> None:
+    sim = cluster()
+    key = b"ctr:views"
+    a, b, c = sim.primaries(key)
+    sim.partition([a], [b, c, *others(sim, key)])
+    for _ in range(3):
+        assert sim.call(a, ops.CounterAdd(key, 2), Level.ONE).ok
+    assert sim.call(b, ops.CounterAdd(key, 5), Level.QUORUM).ok
+    assert sim.call(c, ops.CounterAdd(key, -1), Level.ONE).ok
+    sim.heal_network()
+    wait_until(sim, lambda: converged(sim, key))
+    assert values(sim, key) == 6 + 5 - 1
+
+
+def test_a_down_primary_gets_its_write_through_a_hint_when_it_returns() -> None:
+    sim = cluster()
+    key = b"str:greeting"
+    a, _, c = sim.primaries(key)
+    sim.crash(c)
+    sim.run_for(3_000)  # longer than down_after_ms: the others see c down
+    result = sim.call(a, ops.StringSet(key, b"hello"), Level.QUORUM)
+    assert result.ok and result.answered >= 2
+    holders = [n for n in others(sim, key) if sim.stores[n].hint(key) is not None]
+    assert len(holders) == 1, "the write went to one fallback, with a hint"
+    hint = sim.stores[holders[0]].hint(key)
+    assert hint is not None and hint.targets == frozenset({c})
+    assert sim.record(c, key) is None
+    sim.restart(c)
+    wait_until(sim, lambda: sim.record(c, key) is not None)
+    record = sim.record(c, key)
+    assert record is not None and record.value() == b"hello"
+    wait_until(sim, lambda: sim.stores[holders[0]].hint(key) is None)
+
+
+def make_stale(sim: Simulation, key: bytes, op: ops.Mutation) -> tuple[str, str]:
+    """Leave one primary without a write and with no hint anywhere: the coordinator's
+    message to it is lost, and the coordinator crashes before its timeout would keep a hint."""
+    a, _, c = sim.primaries(key)
+    sim.cut(a, c)
+    assert sim.call(a, op, Level.QUORUM).ok
+    sim.crash(a)
+    sim.restart(a)
+    sim.heal_network()
+    assert all(sim.stores[n].hint(key) is None for n in sim.node_ids)
+    return a, c
+
+
+def test_read_repair_fixes_a_stale_replica() -> None:
+    sim = cluster(anti_entropy=False)
+    key = b"set:tags"
+    _, stale = make_stale(sim, key, ops.SetAdd(key, (b"x",)))
+    sim.run_for(5_000)
+    assert sim.record(stale, key) is None, "without a read or anti-entropy it stays stale"
+    assert sim.call(stale, ops.Get(key), Level.ALL).value == {b"x"}
+    wait_until(sim, lambda: converged(sim, key), deadline_ms=2_000)
+
+
+def test_anti_entropy_alone_fixes_a_replica_that_is_never_read() -> None:
+    key = b"map:profile"
+    op = ops.MapIncr(key, b"visits", 3)
+    without = cluster(anti_entropy=False)
+    _, stale = make_stale(without, key, op)
+    without.run_for(30_000)
+    assert without.record(stale, key) is None
+    sim = cluster(anti_entropy=True)
+    _, stale = make_stale(sim, key, op)
+    wait_until(sim, lambda: converged(sim, key), deadline_ms=30_000)
+    record = sim.record(stale, key)
+    assert record is not None and record.value() == {b"visits": 3}
+
+
+def test_expired_keys_read_as_absent_everywhere_at_once() -> None:
+    sim = cluster()
+    key = b"str:session"
+    sim.call(sim.node_ids[0], ops.StringSet(key, b"token"), Level.ALL)
+    at = sim.now + 1_000
+    assert sim.call(sim.node_ids[1], ops.Expire(key, at), Level.ALL).value == 1
+    assert all(sim.call(n, ops.Get(key), Level.ONE).value == b"token" for n in sim.node_ids)
+    sim.run_for(at - sim.now + 1)
+    assert [sim.call(n, ops.Get(key), Level.ONE).value for n in sim.node_ids] == [None] * 5
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "expected"),
+    [
+        (ops.Expire(b"str:k", 50_000), ops.Expire(b"str:k", 90_000), 90_000),  # longest wins
+        (ops.Persist(b"str:k"), ops.Expire(b"str:k", 50_000), None),  # PERSIST beats EXPIRE
+    ],
+)
+def test_concurrent_ttl_commands(
+    left: ops.Mutation, right: ops.Mutation, expected: int | None
+) -> None:
+    sim = cluster()
+    key = b"str:k"
+    a, b, _ = sim.primaries(key)
+    sim.call(a, ops.StringSet(key, b"v", expire_at_ms=40_000), Level.ALL)
+    sim.partition([a], [n for n in sim.node_ids if n != a])
+    assert sim.call(a, left, Level.ONE).ok
+    assert sim.call(b, right, Level.ONE).ok
+    sim.heal_network()
+    wait_until(sim, lambda: converged(sim, key))
+    record = sim.record(a, key)
+    assert record is not None and record.expire_at() == expected
+
+
+def test_a_causally_later_expire_wins_even_if_shorter() -> None:
+    sim = cluster()
+    key = b"str:k"
+    sim.call(sim.node_ids[0], ops.StringSet(key, b"v"), Level.ALL)
+    sim.call(sim.node_ids[0], ops.Expire(key, 90_000), Level.ALL)
+    sim.call(sim.node_ids[3], ops.Expire(key, 60_000), Level.ALL)
+    wait_until(sim, lambda: converged(sim, key))
+    record = sim.record(sim.primaries(key)[0], key)
+    assert record is not None and record.expire_at() == 60_000
+
+
+def test_a_write_to_an_expired_key_starts_from_empty() -> None:
+    sim = cluster()
+    key = b"set:cache"
+    node = sim.node_ids[0]
+    sim.call(node, ops.SetAdd(key, (b"old",)), Level.ALL)
+    sim.call(node, ops.Expire(key, sim.now + 100), Level.ALL)
+    sim.run_for(200)
+    sim.call(node, ops.SetAdd(key, (b"new",)), Level.ALL)
+    assert values(sim, key) == {b"new"}
+
+
+@pytest.mark.parametrize(
+    ("key", "before", "concurrent", "expected"),
+    [
+        (
+            b"set:s",
+            ops.SetAdd(b"set:s", (b"seen",)),
+            ops.SetAdd(b"set:s", (b"unseen",)),
+            {b"unseen"},
+        ),
+        (b"ctr:c", ops.CounterAdd(b"ctr:c", 5), ops.CounterAdd(b"ctr:c", 2), 2),
+        (b"map:m", ops.MapIncr(b"map:m", b"f", 4), ops.MapIncr(b"map:m", b"g", 1), {b"g": 1}),
+    ],
+)
+def test_delete_removes_what_it_saw_and_a_concurrent_update_survives(
+    key: bytes, before: ops.Mutation, concurrent: ops.Mutation, expected: object
+) -> None:
+    sim = cluster()
+    a, b, _ = sim.primaries(key)
+    sim.call(a, before, Level.ALL)
+    sim.partition([a], [n for n in sim.node_ids if n != a])
+    assert sim.call(a, ops.Delete(key), Level.ONE).value == 1
+    assert sim.call(b, concurrent, Level.ONE).ok
+    sim.heal_network()
+    wait_until(sim, lambda: converged(sim, key))
+    assert values(sim, key) == expected
+
+
+def test_object_delete_with_context_keeps_a_concurrent_write() -> None:
+    sim = cluster()
+    key = b"obj:doc"
+    a, b, _ = sim.primaries(key)
+    sim.call(a, ops.ObjectPut(key, b"v1"), Level.ALL)
+    read = sim.call(a, ops.Get(key), Level.ALL)
+    from eventual.clocks import VersionVector
+
+    context = VersionVector.from_bytes(read.context or b"")
+    sim.partition([a], [n for n in sim.node_ids if n != a])
+    sim.call(a, ops.Delete(key, context), Level.ONE)
+    sim.call(b, ops.ObjectPut(key, b"v2", context), Level.ONE)
+    sim.heal_network()
+    wait_until(sim, lambda: converged(sim, key))
+    assert values(sim, key) == [b"v2"]
+
+
+def test_tombstones_are_reaped_only_when_every_primary_has_them() -> None:
+    sim = cluster()
+    key = b"obj:gone"
+    a, b, c = sim.primaries(key)
+    sim.call(a, ops.ObjectPut(key, b"v"), Level.ALL)
+    sim.crash(c)
+    sim.run_for(3_000)
+    assert sim.call(a, ops.Delete(key), Level.QUORUM).value == 1
+    sim.run_for(20_000)  # well past the grace period, but c is down
+    record = sim.record(a, key)
+    assert record is not None and not record.has_data(), "kept: a primary is missing"
+    sim.restart(c)
+    wait_until(sim, lambda: all(sim.record(n, key) is None for n in (a, b, c)), 60_000)
+    # The key is usable again, with nothing of its old history.
+    assert sim.call(b, ops.ObjectPut(key, b"again"), Level.ALL).ok
+    assert values(sim, key) == [b"again"]
+
+
+def test_writing_another_type_is_a_clear_error() -> None:
+    sim = cluster()
+    key = b"str:name"
+    sim.call(sim.node_ids[0], ops.StringSet(key, b"ana"), Level.ALL)
+    result = sim.call(sim.node_ids[2], ops.SetAdd(key, (b"x",)), Level.QUORUM)
+    assert not result.ok and result.error is not None
+    assert result.error.startswith("WRONGTYPE") and "holds a string" in result.error
+    assert values(sim, key) == b"ana"
+
+
+def test_a_request_that_cannot_reach_its_count_says_how_many_answered() -> None:
+    sim = cluster(nodes=3)
+    key = b"ctr:x"
+    a, _, c = sim.primaries(key)
+    sim.crash(c)
+    sim.run_for(3_000)
+    result = sim.call(a, ops.CounterAdd(key, 1), Level.ALL)
+    assert not result.ok and result.error is not None
+    assert "not enough replicas: 2 answered" in result.error and result.answered == 2
+    read = sim.call(a, ops.Get(key), Level.ALL)
+    assert not read.ok and "2 answered" in (read.error or "")
+    assert sim.call(a, ops.Get(key), Level.QUORUM).value == 1
+
+
+def test_local_quorum_counts_only_the_local_region() -> None:
+    sim = cluster(nodes=6, regions=3)
+    key = b"ctr:regional"
+    node = sim.primaries(key)[0]
+    result = sim.call(node, ops.CounterAdd(key, 1), Level.LOCAL_QUORUM)
+    assert result.ok and result.answered == 1  # one replica per region: its own suffices
+    assert sim.call(node, ops.CounterAdd(key, 1), Level.EACH_QUORUM).answered == 3
+
+
+def test_bounded_counter_refuses_what_the_node_has_no_rights_for() -> None:
+    sim = cluster()
+    key = b"bc:stock"
+    a, b, _ = sim.primaries(key)
+    assert sim.call(a, ops.BcounterIncr(key, 3), Level.ALL).value == 3
+    refused = sim.call(b, ops.BcounterDecr(key, 1), Level.ALL)
+    assert not refused.ok and "holds 0 rights" in (refused.error or "")
+    assert sim.call(a, ops.BcounterTransfer(key, b, 2), Level.ALL).ok
+    wait_until(sim, lambda: converged(sim, key))
+    assert sim.call(b, ops.BcounterDecr(key, 2), Level.ALL).value == 1
+    record = sim.record(a, key)
+    assert isinstance(record, Record)
