@@ -1,4 +1,4 @@
-"""clocks/ and crdt/ do no I/O: they import none of asyncio, socket, time, random or
+"""clocks/, crdt/ and core/ do no I/O: they import none of asyncio, socket, time, random or
 threading (nor the other modules that read clocks or talk to the outside), directly or
 through what they import, so the simulator can drive them deterministically."""
 
@@ -29,7 +29,13 @@ FORBIDDEN = {
     "urllib",
 }
 PACKAGE = Path(eventual.__file__).parent
-PURE = [PACKAGE / "clocks", PACKAGE / "crdt", PACKAGE / "lattice.py", PACKAGE / "codec.py"]
+PURE = [
+    PACKAGE / "clocks",
+    PACKAGE / "crdt",
+    PACKAGE / "core",
+    PACKAGE / "lattice.py",
+    PACKAGE / "codec.py",
+]
 
 
 def forbidden_imports(path: Path) -> list[str]:
@@ -77,7 +83,7 @@ LOADED_BY_OTHERS = {"time", "datetime"}
 def test_pure_packages_pull_in_nothing_forbidden_transitively() -> None:
     watched = sorted(FORBIDDEN - LOADED_BY_OTHERS)
     probe = (
-        "import sys; import eventual.clocks, eventual.crdt; "
+        "import sys; import eventual.clocks, eventual.crdt, eventual.core; "
         f"print(sorted(m for m in {watched!r} if m in sys.modules))"
     )
     result = subprocess.run(

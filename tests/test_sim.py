@@ -55,6 +55,13 @@ def test_the_cli_reports_seeds_ops_faults_and_speed() -> None:
     assert bad.exit_code == 2 and "unknown faults" in bad.output
 
 
+def test_lww_losses_are_counted_not_hidden() -> None:
+    summary = run_seeds(SimConfig(seed=0, ops=300), [1, 2, 3], jobs=1)
+    assert summary.violations == []
+    assert summary.lww_losses > 0  # partitions make concurrent SETs; the losers are reported
+    assert summary.as_json()["lww_losses"] == summary.lww_losses
+
+
 def violations(seeds: range, **config: Any) -> list[dict[str, Any]]:
     summary = run_seeds(SimConfig(seed=0, **config), list(seeds), jobs=1)
     return summary.violations

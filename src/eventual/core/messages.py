@@ -61,7 +61,8 @@ class Result:
     value: Any = None
     error: str | None = None
     context: bytes | None = None  # objects: the encoded causal context to write back with
-    dot: tuple[str, int] | None = None  # object writes: the dot the value was given
+    dot: tuple[str, int] | None = None  # object writes: the new dot; strings: (actor, HLC)
+    supersedes: tuple[str, int] | None = None  # strings: the write this one replaced
     answered: int = 0  # how many replicas answered
 
 

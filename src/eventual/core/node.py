@@ -47,12 +47,13 @@ changes) are never reaped: a recreated record could not outrank their incarnatio
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
-from eventual.clocks import DEFAULT_MAX_DRIFT_MS, ClockDriftError, HybridLogicalClock, VersionVector
+from eventual.clocks import DEFAULT_MAX_DRIFT_MS, ClockDriftError, HybridLogicalClock
 from eventual.codec import DecodeError
 from eventual.core.consistency import Requirement, requirement
-from eventual.core.merkle import LEAVES, LEAVES_PER_GROUP, MerkleTree, leaf_of, record_hash
+from eventual.core.merkle import LEAVES, LEAVES_PER_GROUP, MerkleTree, record_hash
 from eventual.core.messages import (
     AeGroups,
     AeLeaves,
@@ -472,7 +473,9 @@ class Node:
                 self._merge_hint(batch, op.key, applied.delta, primary)
         self.store.apply(batch)
         context = new.context().to_bytes() if new.kind is Kind.OBJECT else None
-        result = Result(True, applied.result, context=context, dot=applied.dot)
+        result = Result(
+            True, applied.result, context=context, dot=applied.dot, supersedes=applied.supersedes
+        )
         write_id = self._id()
         pending = _PendingWrite(
             origin, op.key, partition, applied.delta, need, targets, {self.id}, result
@@ -489,17 +492,10 @@ class Node:
     def _check_write(self, effects: Effects, write_id: int, pending: _PendingWrite) -> None:
         if not pending.replied and pending.need.met(pending.acks, self.ring.region_of, self.region):
             pending.replied = True
-            result = pending.result
             self._finish(
                 effects,
                 pending.origin,
-                Result(
-                    True,
-                    result.value,
-                    context=result.context,
-                    dot=result.dot,
-                    answered=len(pending.acks),
-                ),
+                dataclasses.replace(pending.result, answered=len(pending.acks)),
             )
         if len(pending.acks) == len(pending.targets) + 1:
             if not pending.replied:  # everyone it could ask has answered: say so now
@@ -600,24 +596,26 @@ class Node:
                 effects.send(node, ReplicaWrite(0, pending.key, data, hlc))
 
     def _fail_write(self, effects: Effects, pending: _PendingWrite) -> None:
-        pending.replied = True
-        error = (
-            f"not enough replicas: {len(pending.acks)} answered, the request needs "
-            f"{pending.need.describe()}; the write is applied where it landed and will spread"
-        )
-        self._finish(
-            effects, pending.origin, Result(False, error=error, answered=len(pending.acks))
-        )
+        note = "; the write is applied where it landed and will spread"
+        self._fail(effects, pending, len(pending.acks), "request", note)
 
     def _fail_read(self, effects: Effects, pending: _PendingRead) -> None:
+        self._fail(effects, pending, len(pending.replies), "read", "")
+
+    def _fail(
+        self,
+        effects: Effects,
+        pending: _PendingWrite | _PendingRead,
+        answered: int,
+        what: str,
+        note: str,
+    ) -> None:
         pending.replied = True
         error = (
-            f"not enough replicas: {len(pending.replies)} answered, the read needs "
-            f"{pending.need.describe()}"
+            f"not enough replicas: {answered} answered, the {what} needs "
+            f"{pending.need.describe()}{note}"
         )
-        self._finish(
-            effects, pending.origin, Result(False, error=error, answered=len(pending.replies))
-        )
+        self._finish(effects, pending.origin, Result(False, error=error, answered=answered))
 
     def _on_timeout(self, effects: Effects, pending_id: int) -> None:
         pending = self.pending.pop(pending_id, None)
@@ -842,10 +840,13 @@ class Node:
 
     def _on_ae_push(self, effects: Effects, sender: str, message: AePush) -> None:
         self._merge_records(message.records, message.partition)
+        pushed = dict(message.records)
         records = []
         for key in message.want[:AE_KEYS_MAX]:
             data = self.store.get(key)
-            if data is not None:
+            # Send ours back only if it holds something theirs lacked: after the merge above,
+            # equal bytes mean their version already covered ours.
+            if data is not None and pushed.get(key) != data:
                 records.append((key, data))
         if records:
             effects.send(sender, AeRecords(message.partition, tuple(records)))
@@ -927,12 +928,6 @@ class Node:
     def record(self, key: bytes) -> Record | None:
         """This node's own record of ``key`` (tests and checkers)."""
         return self._load(key)
-
-    def context_of(self, data: bytes | None) -> VersionVector | None:
-        return None if data is None else VersionVector.from_bytes(data)
-
-    def leaf(self, key: bytes) -> int:
-        return leaf_of(key, self.config.partitions)
 
 
 _HANDLERS: dict[type, str] = {

@@ -227,7 +227,8 @@ class Applied:
     record: Record
     delta: Record
     result: Any
-    dot: tuple[str, int] | None = None  # for object writes: the dot the new value got
+    dot: tuple[str, int] | None = None  # object writes: the new value's dot; strings: (actor, HLC)
+    supersedes: tuple[str, int] | None = None  # strings: the write this one replaced here
 
 
 class _Change:
@@ -322,6 +323,7 @@ def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestam
 
     result: Any = None
     dot: tuple[str, int] | None = None
+    supersedes: tuple[str, int] | None = None
     data = change.record.data
     absorb = change.absorb
     if isinstance(op, ObjectPut):
@@ -335,7 +337,10 @@ def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestam
             change.reset(op.context)
     elif isinstance(op, StringSet):
         assert isinstance(data, LWWRegister)
+        if data.write_id is not None and data.value() is not None:
+            supersedes = (data.write_id[1], data.write_id[0])
         absorb(data.set(op.value, timestamp, actor))
+        dot = (actor, timestamp)
         if op.expire_at_ms is not None:
             change.ttl(op.expire_at_ms)
         elif not op.keep_ttl and change.record.ttl.value():
@@ -410,4 +415,4 @@ def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestam
             change.ttl(None)
     else:  # pragma: no cover - exhaustive over Mutation
         raise TypeError(f"unknown operation {op!r}")
-    return Applied(change.record, change.delta, result, dot)
+    return Applied(change.record, change.delta, result, dot, supersedes)

@@ -204,15 +204,16 @@ def _check_bounded(sim: Simulation, key: bytes, ops: list[OpLog], record: Record
 
 
 def _count_lww_losses(ops: list[OpLog], final: Any) -> int:
-    """Acknowledged SETs that are not the final value although no SET was issued after
-    they were acknowledged: they lost to a concurrent write, by HLC order."""
-    if any(op.kind in ("expire", "persist") for op in ops):
-        return 0  # an expiry may have removed the value: not an LWW loss
+    """Acknowledged SETs that are not the final value and that no later SET replaced at its
+    coordinator: they lost a merge to a concurrent write, by HLC order. (A SET's reply names
+    the write it replaced; a SET overwritten by an unanswered SET counts as lost, an
+    overcount of at most the unanswered writes.)"""
     sets = [op for op in ops if op.kind == "str_set"]
+    replaced = {op.result.supersedes for op in sets if op.result is not None and op.result.ok}
     lost = 0
     for op in sets:
-        if not op.acked or op.acked_ms is None or final == f"s{op.id}".encode():
+        if not op.acked or op.result is None or final == f"s{op.id}".encode():
             continue
-        if not any(other.issued_ms > op.acked_ms for other in sets if other is not op):
+        if op.result.dot not in replaced:
             lost += 1
     return lost

@@ -363,6 +363,7 @@ class Simulation:
             + ["bc_incr"]
             + ["bc_decr"] * 3
             + ["bc_transfer"]
+            + ["ttl_set"]
             + ["expire"]
             + ["persist"]
             + ["flag"]
@@ -395,8 +396,10 @@ class Simulation:
         elif kind == "obj_blind":
             log.key = self._key("obj")
             op = ops.ObjectPut(log.key, f"v{op_id}".encode(), None)
-        elif kind == "str_set":
-            log.key = self._key("str")
+        elif kind in ("str_set", "ttl_set"):
+            # Strings with and without TTL commands live apart, so that LWW losses are
+            # counted on keys no expiry can empty.
+            log.key = self._key("str" if kind == "str_set" else "ttl")
             op = ops.StringSet(log.key, f"s{op_id}".encode())
         elif kind == "counter":
             log.key = self._key("ctr")
@@ -441,12 +444,12 @@ class Simulation:
             log.detail.update(amount=amount, to=to)
             op = ops.BcounterTransfer(log.key, to, amount)
         elif kind == "expire":
-            log.key = self._key("str")
+            log.key = self._key("ttl")
             at = self._local(node) + self.rng.choice([-1000, 500, 3000, 60_000])
             log.detail["at"] = at
             op = ops.Expire(log.key, at)
         elif kind == "persist":
-            log.key = self._key("str")
+            log.key = self._key("ttl")
             op = ops.Persist(log.key)
         elif kind == "flag":
             log.key = self._key("flag")
