@@ -27,6 +27,7 @@ def test_demo_converges_and_loses_nothing() -> None:
 
 
 def test_readme_python_examples_run() -> None:
+    """Blocks fenced as ``python`` run standalone; ``py`` blocks need a running cluster."""
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
     assert blocks
     for block in blocks:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from eventual import __version__
@@ -9,8 +11,15 @@ from eventual.demo import run_demo
 from eventual.sim import FAULTS, Faults, SimConfig
 from eventual.sim.runner import run_seeds
 
+DURABILITY_HELP = (
+    "fsync: an acknowledged write is fsynced (default); os: written to the OS, survives a "
+    "process crash; none: no sync."
+)
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "EVENTUAL"}
+)
 @click.version_option(__version__, "--version", "-V", prog_name="eventual")
 def main() -> None:
     """Eventual: a leaderless, eventually consistent, replicated key-value store.
@@ -138,3 +147,102 @@ def sim(
                 click.echo(f"  | {line}")
     if summary.violations:
         raise SystemExit(1)
+
+
+@main.command()
+@click.option("--id", "node_id", required=True, help="This node's name; one of the --member names.")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where the node keeps its data.",
+)
+@click.option(
+    "--resp", "resp", default="127.0.0.1:6379", show_default=True, help="Redis protocol address."
+)
+@click.option(
+    "--member",
+    "members",
+    multiple=True,
+    required=True,
+    help="A member, NODE=REGION@HOST:PORT (internode address); one per node, this one too.",
+)
+@click.option(
+    "--n", "n", type=click.IntRange(1), default=3, show_default=True, help="Replicas per key."
+)
+@click.option(
+    "--durability",
+    type=click.Choice(["fsync", "os", "none"]),
+    default="fsync",
+    show_default=True,
+    help=DURABILITY_HELP,
+)
+@click.option("--password", default=None, help="Require AUTH with this password.")
+def node(
+    node_id: str,
+    data_dir: Path,
+    resp: str,
+    members: tuple[str, ...],
+    n: int,
+    durability: str,
+    password: str | None,
+) -> None:
+    """Run one node. Every option can also come from EVENTUAL_NODE_<OPTION> variables."""
+    from eventual.server.main import MemberSpec, ServerConfig, run_node  # noqa: PLC0415
+    from eventual.server.runtime import Address  # noqa: PLC0415
+
+    try:
+        config = ServerConfig(
+            node=node_id,
+            data_dir=data_dir,
+            resp=Address.parse(resp),
+            members=tuple(MemberSpec.parse(m) for m in members),
+            n=n,
+            durability=durability,
+            password=password,
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    run_node(config)
+
+
+@main.command()
+@click.option("--nodes", type=click.IntRange(1, 64), default=3, show_default=True)
+@click.option(
+    "--regions",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Spread the nodes over this many regions.",
+)
+@click.option(
+    "--resp-port",
+    type=click.IntRange(1, 65535),
+    default=7001,
+    show_default=True,
+    help="Node i listens for Redis clients on this port + i.",
+)
+@click.option(
+    "--peer-port",
+    type=click.IntRange(1, 65535),
+    default=9001,
+    show_default=True,
+    help="Node i listens for other nodes on this port + i.",
+)
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=Path("eventual-dev"), show_default=True
+)
+@click.option(
+    "--durability",
+    type=click.Choice(["fsync", "os", "none"]),
+    default="fsync",
+    show_default=True,
+    help=DURABILITY_HELP,
+)
+def dev(
+    nodes: int, regions: int, resp_port: int, peer_port: int, data_dir: Path, durability: str
+) -> None:
+    """Run a local cluster on this machine until Ctrl-C; print each node's addresses."""
+    from eventual.server.main import run_dev  # noqa: PLC0415
+
+    raise SystemExit(run_dev(nodes, resp_port, peer_port, data_dir, durability, regions))

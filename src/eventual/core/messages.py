@@ -64,6 +64,8 @@ class Result:
     dot: tuple[str, int] | None = None  # object writes: the new dot; strings: (actor, HLC)
     supersedes: tuple[str, int] | None = None  # strings: the write this one replaced
     answered: int = 0  # how many replicas answered
+    kind: str | None = None  # reads of a present key: its type ("string", "set", ...)
+    expire_at: int | None = None  # reads of a present key: its expiry time in ms, if any
 
 
 @dataclass(frozen=True, slots=True)

@@ -559,7 +559,14 @@ class Node:
         context = merged.context().to_bytes() if merged.kind is Kind.OBJECT else None
         if not merged.present(self.now):
             return Result(True, None, context=context, answered=answered)
-        return Result(True, merged.value(), context=context, answered=answered)
+        return Result(
+            True,
+            merged.value(),
+            context=context,
+            answered=answered,
+            kind=merged.kind.name.lower(),
+            expire_at=merged.expire_at(),
+        )
 
     def _check_read(self, effects: Effects, read_id: int, pending: _PendingRead) -> None:
         if not pending.replied and pending.need.met(

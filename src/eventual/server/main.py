@@ -1,0 +1,173 @@
+"""``eventual node``: one node process; ``eventual dev``: a local cluster of them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from eventual.core import NodeConfig
+from eventual.core.ring import Member
+from eventual.server.resp import RespServerProtocol
+from eventual.server.runtime import Address, NodeRuntime
+from eventual.server.sqlite_store import SQLiteStore
+
+__all__ = ["MemberSpec", "ServerConfig", "run_dev", "run_node"]
+
+log = logging.getLogger("eventual")
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSpec:
+    """``node=region@host:port`` (the internode address)."""
+
+    node: str
+    region: str
+    address: Address
+
+    @classmethod
+    def parse(cls, text: str) -> MemberSpec:
+        node, sep, rest = text.partition("=")
+        region, at, address = rest.partition("@")
+        if not (node and sep and region and at):
+            raise ValueError(f"expected NODE=REGION@HOST:PORT, got {text!r}")
+        return cls(node, region, Address.parse(address))
+
+    def __str__(self) -> str:
+        return f"{self.node}={self.region}@{self.address}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    node: str
+    data_dir: Path
+    resp: Address
+    members: tuple[MemberSpec, ...]
+    n: int = 3
+    durability: str = "fsync"
+    password: str | None = None
+
+    def __post_init__(self) -> None:
+        names = [m.node for m in self.members]
+        if self.node not in names:
+            raise ValueError(
+                f"this node ({self.node}) must be one of the members ({', '.join(names)})"
+            )
+        if len(set(names)) != len(names):
+            raise ValueError("member names must be unique")
+
+    @property
+    def me(self) -> MemberSpec:
+        return next(m for m in self.members if m.node == self.node)
+
+
+async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> None:
+    store = SQLiteStore(config.data_dir / "eventual.db", config.durability)
+    node_config = NodeConfig(
+        node=config.node,
+        members=tuple(Member(m.node, m.region) for m in config.members),
+        n=min(config.n, len(config.members)),
+    )
+    peers = {m.node: m.address for m in config.members if m.node != config.node}
+    runtime = NodeRuntime(node_config, store, peers, config.me.address)
+    await runtime.start()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: RespServerProtocol(runtime, config.password), config.resp.host, config.resp.port
+    )
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("node %s ready: redis %s, internode %s", config.node, config.resp, config.me.address)
+    print(
+        f"node {config.node} ready: redis {config.resp} internode {config.me.address}", flush=True
+    )
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    server.close()
+    await server.wait_closed()
+    await runtime.stop()
+
+
+def run_node(config: ServerConfig) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        import uvloop  # noqa: PLC0415  (optional: faster when installed)
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(serve(config))
+
+
+def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
+    nodes: int,
+    resp_port: int,
+    peer_port: int,
+    data_dir: Path,
+    durability: str,
+    regions: int,
+    host: str = "127.0.0.1",
+) -> int:
+    """Start ``nodes`` node processes, print their addresses, stop them on Ctrl-C."""
+    region_names = [f"region-{i + 1}" for i in range(max(1, regions))]
+    members = [
+        MemberSpec(f"n{i + 1}", region_names[i % len(region_names)], Address(host, peer_port + i))
+        for i in range(nodes)
+    ]
+    processes = []
+    for i, member in enumerate(members):
+        command = [
+            sys.executable,
+            "-m",
+            "eventual",
+            "node",
+            "--id",
+            member.node,
+            "--data-dir",
+            str(data_dir / member.node),
+            "--resp",
+            f"{host}:{resp_port + i}",
+            "--durability",
+            durability,
+        ]
+        for other in members:
+            command += ["--member", str(other)]
+        processes.append(subprocess.Popen(command))
+    print(f"Eventual dev cluster: {nodes} nodes, data in {data_dir}", flush=True)
+    for i, (member, process) in enumerate(zip(members, processes, strict=True)):
+        print(
+            f"  {member.node} ({member.region}): redis {host}:{resp_port + i}  "
+            f"internode {member.address}  pid {process.pid}",
+            flush=True,
+        )
+    print("Ctrl-C stops the cluster.", flush=True)
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while not stopping:
+        time.sleep(0.2)
+        # A node that died (killed by a test, say) is left down: that is the point of a dev
+        # cluster; the others keep serving.
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    print("Eventual dev cluster stopped.", flush=True)
+    return 0

@@ -1,0 +1,931 @@
+"""The Redis protocol front end (RESP2, and RESP3 after ``HELLO 3``).
+
+Requests are arrays of bulk strings or inline commands; every command in a read is parsed
+and started at once, and replies go out in order, in one write per event-loop turn
+(pipelining). Malformed input gets Redis's own words (``-ERR Protocol error: ...``) and, where
+the stream is out of sync, a closed connection; other clients are untouched.
+
+Semantics are those of DESIGN.md §2, mapped onto core operations:
+
+- strings are LWW registers; ``SET`` with ``NX``/``XX``/``GET``, ``APPEND`` and ``STRLEN``
+  read and then write (not atomic: a concurrent writer can interleave, as with any
+  leaderless store);
+- ``INCR`` and friends make counters (PN-counters); ``GET`` of a counter returns its value;
+  ``SET`` on a counter, or ``INCR`` on a string, is ``WRONGTYPE``: a string and a counter
+  merge differently, so a key keeps the type it was created with;
+- sets, hashes and HyperLogLogs are the CRDTs of the same names; ``DEL`` is observed-remove;
+- ``CONSISTENCY <level>`` sets the level of the connection's requests, as in cqlsh
+  (default ``QUORUM``); ``BC.*`` commands work bounded counters (see ``docs/redis.md``).
+- ``KEYS``, ``SCAN`` and ``DBSIZE`` answer for the keys held by the node asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import math
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from eventual import __version__
+from eventual.core import Level, Request, Result
+from eventual.core import ops as O  # noqa: N812  (short: the command table reads better)
+from eventual.core.record import Record
+from eventual.server.runtime import NodeRuntime, wall_ms
+
+__all__ = ["RespServerProtocol"]
+
+log = logging.getLogger("eventual.resp")
+
+MULTIBULK_MAX = 1024 * 1024  # Redis's limit on arguments per command
+BULK_BYTES_MAX = 8 * 1024 * 1024  # far above a record (1 MiB); beyond: protocol error
+INLINE_BYTES_MAX = 64 * 1024  # Redis's limit on an inline command line
+PIPELINE_MAX = 10_000  # commands awaiting a reply per connection; beyond, reading pauses
+
+Reply = bytes
+Done = Callable[[Reply], None]
+
+
+class ProtocolError(Exception):
+    pass
+
+
+class CommandError(Exception):
+    """A command-level error: the client gets ``-<message>`` and the connection lives."""
+
+
+# --- encoding ---
+
+
+def simple(text: str) -> bytes:
+    return b"+" + text.encode() + b"\r\n"
+
+
+def error(text: str) -> bytes:
+    return b"-" + text.replace("\r", " ").replace("\n", " ").encode() + b"\r\n"
+
+
+def integer(value: int) -> bytes:
+    return b":%d\r\n" % value
+
+
+def bulk(value: bytes | None, resp3: bool) -> bytes:
+    if value is None:
+        return b"_\r\n" if resp3 else b"$-1\r\n"
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+def array(items: list[bytes], marker: bytes = b"*") -> bytes:
+    return marker + b"%d\r\n" % len(items) + b"".join(items)
+
+
+def mapping(pairs: list[tuple[bytes, bytes]], resp3: bool) -> bytes:
+    """A RESP3 map of encoded keys and values, or a flat RESP2 array of them."""
+    if resp3:
+        return b"%%%d\r\n" % len(pairs) + b"".join(k + v for k, v in pairs)
+    return array([part for pair in pairs for part in pair])
+
+
+def null_array(resp3: bool) -> bytes:
+    return b"_\r\n" if resp3 else b"*-1\r\n"
+
+
+def as_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bool):
+        return b"1" if value else b"0"
+    return str(value).encode()
+
+
+def parse_int(raw: bytes) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise CommandError("ERR value is not an integer or out of range") from None
+    if not -(2**63) <= value < 2**63:
+        raise CommandError("ERR value is not an integer or out of range")
+    return value
+
+
+# --- parsing ---
+
+
+def parse_commands(buffer: bytearray) -> list[list[bytes]]:
+    """Take every complete command off ``buffer``; raise ProtocolError when out of sync."""
+    commands: list[list[bytes]] = []
+    position = 0
+    size = len(buffer)
+    while position < size:
+        if buffer[position] != ord("*"):  # an inline command
+            end = buffer.find(b"\n", position)
+            if end < 0:
+                if size - position > INLINE_BYTES_MAX:
+                    raise ProtocolError("Protocol error: too big inline request")
+                break
+            line = bytes(buffer[position:end]).rstrip(b"\r")
+            position = end + 1
+            if line.strip():
+                commands.append(split_inline(line))
+            continue
+        end = buffer.find(b"\r\n", position)
+        if end < 0:
+            if size - position > 32:
+                raise ProtocolError("Protocol error: invalid multibulk length")
+            break
+        try:
+            count = int(buffer[position + 1 : end])
+        except ValueError:
+            raise ProtocolError("Protocol error: invalid multibulk length") from None
+        if count > MULTIBULK_MAX:
+            raise ProtocolError("Protocol error: invalid multibulk length")
+        cursor = end + 2
+        args: list[bytes] = []
+        complete = True
+        for _ in range(max(count, 0)):
+            if cursor >= size:
+                complete = False
+                break
+            if buffer[cursor] != ord("$"):
+                got = chr(buffer[cursor])
+                raise ProtocolError(f"Protocol error: expected '$', got '{got}'")
+            line_end = buffer.find(b"\r\n", cursor)
+            if line_end < 0:
+                if size - cursor > 32:
+                    raise ProtocolError("Protocol error: invalid bulk length")
+                complete = False
+                break
+            try:
+                length = int(buffer[cursor + 1 : line_end])
+            except ValueError:
+                raise ProtocolError("Protocol error: invalid bulk length") from None
+            if not 0 <= length <= BULK_BYTES_MAX:
+                raise ProtocolError("Protocol error: invalid bulk length")
+            start = line_end + 2
+            if start + length + 2 > size:
+                complete = False
+                break
+            if buffer[start + length : start + length + 2] != b"\r\n":
+                raise ProtocolError("Protocol error: bulk string is not terminated by CRLF")
+            args.append(bytes(buffer[start : start + length]))
+            cursor = start + length + 2
+        if not complete:
+            break
+        position = cursor
+        if args:  # "*0" and "*-1" are ignored, as Redis does
+            commands.append(args)
+    del buffer[:position]
+    return commands
+
+
+def split_inline(line: bytes) -> list[bytes]:
+    args: list[bytes] = []
+    current = bytearray()
+    quote: int | None = None
+    has_token = False
+    for byte in line:
+        if quote is not None:
+            if byte == quote:
+                quote = None
+            else:
+                current.append(byte)
+        elif byte in b"\"'":
+            quote = byte
+            has_token = True
+        elif byte in b" \t":
+            if has_token:
+                args.append(bytes(current))
+                current.clear()
+                has_token = False
+        else:
+            current.append(byte)
+            has_token = True
+    if quote is not None:
+        raise ProtocolError("Protocol error: unbalanced quotes in request")
+    if has_token:
+        args.append(bytes(current))
+    return args
+
+
+# --- the connection ---
+
+
+class RespServerProtocol(asyncio.Protocol):
+    next_client_id = 1
+
+    def __init__(self, runtime: NodeRuntime, password: str | None = None) -> None:
+        self.runtime = runtime
+        self.password = password
+        self.authenticated = password is None
+        self.buffer = bytearray()
+        self.slots: deque[list[bytes | None]] = deque()
+        self.transport: asyncio.Transport | None = None
+        self.resp3 = False
+        self.level = Level.QUORUM
+        self.name: bytes | None = None
+        self.client_id = RespServerProtocol.next_client_id
+        RespServerProtocol.next_client_id += 1
+        self.closing = False
+        self.flush_scheduled = False
+        self.paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        try:
+            commands = parse_commands(self.buffer)
+        except ProtocolError as problem:
+            self._reply_now(error(f"ERR {problem}"))
+            self._close_after_flush()
+            return
+        for args in commands:
+            if self.closing:
+                break
+            self._run(args)
+        if len(self.slots) > PIPELINE_MAX and self.transport is not None and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+
+    # --- replies, in order ---
+
+    def _slot(self) -> Done:
+        slot: list[bytes | None] = [None]
+        self.slots.append(slot)
+
+        def done(reply: bytes) -> None:
+            slot[0] = reply
+            self._schedule_flush()
+
+        return done
+
+    def _reply_now(self, reply: bytes) -> None:
+        self._slot()(reply)
+
+    def _schedule_flush(self) -> None:
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self.flush_scheduled = False
+        out = []
+        while self.slots and self.slots[0][0] is not None:
+            reply = self.slots.popleft()[0]
+            assert reply is not None
+            out.append(reply)
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(out))
+        if self.closing and not self.slots and self.transport is not None:
+            self.transport.close()
+        if self.paused and len(self.slots) < PIPELINE_MAX // 2 and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+
+    def _close_after_flush(self) -> None:
+        self.closing = True
+        self._schedule_flush()
+
+    # --- running commands ---
+
+    def _run(self, args: list[bytes]) -> None:
+        done = self._slot()
+        name = args[0].decode(errors="replace").upper()
+        handler = COMMANDS.get(name)
+        if handler is None:
+            shown = " ".join(f"'{a.decode(errors='replace')[:40]}'" for a in args[1:4])
+            done(
+                error(
+                    f"ERR unknown command '{args[0].decode(errors='replace')[:40]}', "
+                    f"with args beginning with: {shown}"
+                )
+            )
+            return
+        arity, function = handler
+        if (arity >= 0 and len(args) != arity) or (arity < 0 and len(args) < -arity):
+            done(error(f"ERR wrong number of arguments for '{name.lower()}' command"))
+            return
+        if not self.authenticated and name not in ("AUTH", "HELLO", "QUIT", "PING"):
+            done(error("NOAUTH Authentication required."))
+            return
+        try:
+            function(self, args[1:], done)
+        except CommandError as problem:
+            done(error(str(problem)))
+        except Exception:
+            log.exception("command %s failed", name)
+            done(error("ERR internal error; see the node's log"))
+
+    def call(self, op: O.Operation, then: Callable[[Result], bytes], done: Done) -> None:
+        """Run one core operation; reply with ``then(result)`` or its error."""
+
+        def finish(result: Result) -> None:
+            if not result.ok:
+                done(error(result.error or "ERR unknown failure"))
+                return
+            try:
+                done(then(result))
+            except CommandError as problem:
+                done(error(str(problem)))
+
+        self.runtime.request(Request(0, op, self.level), finish)
+
+    def call_many(
+        self, op_list: list[O.Operation], then: Callable[[list[Result]], bytes], done: Done
+    ) -> None:
+        results: list[Result | None] = [None] * len(op_list)
+        remaining = [len(op_list)]
+
+        def one(index: int) -> Callable[[Result], None]:
+            def finish(result: Result) -> None:
+                results[index] = result
+                remaining[0] -= 1
+                if remaining[0]:
+                    return
+                failed = next((r for r in results if r is not None and not r.ok), None)
+                if failed is not None:
+                    done(error(failed.error or "ERR unknown failure"))
+                    return
+                try:
+                    done(then([r for r in results if r is not None]))
+                except CommandError as problem:
+                    done(error(str(problem)))
+
+            return finish
+
+        for index, op in enumerate(op_list):
+            self.runtime.request(Request(0, op, self.level), one(index))
+
+    def bulk(self, value: bytes | None) -> bytes:
+        return bulk(value, self.resp3)
+
+    def collection(self, items: list[bytes], kind: bytes) -> bytes:
+        return array(items, kind if self.resp3 else b"*")
+
+
+# --- helpers for commands ---
+
+STRING_KINDS = ("string", "counter")
+
+
+def expect_kind(result: Result, *kinds: str) -> None:
+    if result.value is not None and result.kind not in kinds:
+        raise CommandError("WRONGTYPE Operation against a key holding the wrong kind of value")
+
+
+def string_value(result: Result) -> bytes | None:
+    expect_kind(result, *STRING_KINDS)
+    return None if result.value is None else as_bytes(result.value)
+
+
+def ttl_reply(result: Result, unit_ms: int) -> bytes:
+    if result.value is None:
+        return integer(-2)
+    if result.expire_at is None:
+        return integer(-1)
+    remaining = max(0, result.expire_at - wall_ms())
+    return integer(math.ceil(remaining / unit_ms) if unit_ms > 1 else remaining)
+
+
+# --- the commands: name -> (arity as Redis counts it, handler) ---
+
+Handler = Callable[[RespServerProtocol, list[bytes], Done], None]
+COMMANDS: dict[str, tuple[int, Handler]] = {}
+
+
+def command(name: str, arity: int) -> Callable[[Handler], Handler]:
+    def register(function: Handler) -> Handler:
+        COMMANDS[name] = (arity, function)
+        return function
+
+    return register
+
+
+@command("PING", -1)
+def _ping(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    done(c.bulk(args[0]) if args else simple("PONG"))
+
+
+@command("ECHO", 2)
+def _echo(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    done(c.bulk(args[0]))
+
+
+@command("QUIT", -1)
+def _quit(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    done(simple("OK"))
+    c._close_after_flush()
+
+
+@command("SELECT", 2)
+def _select(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    if args[0] != b"0":
+        raise CommandError("ERR DB index is out of range (Eventual has one database: 0)")
+    done(simple("OK"))
+
+
+@command("AUTH", -2)
+def _auth(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    if c.password is None:
+        raise CommandError("ERR AUTH <password> called without any password configured")
+    if args[-1].decode(errors="replace") != c.password:
+        raise CommandError("WRONGPASS invalid username-password pair or user is disabled.")
+    c.authenticated = True
+    done(simple("OK"))
+
+
+@command("HELLO", -1)
+def _hello(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    rest = list(args)
+    if rest:
+        version = rest.pop(0)
+        if version not in (b"2", b"3"):
+            raise CommandError("NOPROTO unsupported protocol version")
+        while rest:
+            option = rest.pop(0).upper()
+            if option == b"AUTH" and len(rest) >= 2:
+                _, password = rest.pop(0), rest.pop(0)
+                if c.password is not None and password.decode(errors="replace") != c.password:
+                    raise CommandError(
+                        "WRONGPASS invalid username-password pair or user is disabled."
+                    )
+                c.authenticated = True
+            elif option == b"SETNAME" and rest:
+                c.name = rest.pop(0)
+            else:
+                raise CommandError("ERR Syntax error in HELLO option")
+        if not c.authenticated:
+            raise CommandError("NOAUTH HELLO must be called with the client already authenticated")
+        c.resp3 = version == b"3"
+    fields = [
+        (b"server", c.bulk(b"eventual")),
+        (b"version", c.bulk(__version__.encode())),
+        (b"proto", integer(3 if c.resp3 else 2)),
+        (b"id", integer(c.client_id)),
+        (b"mode", c.bulk(b"cluster")),
+        (b"role", c.bulk(b"master")),
+        (b"modules", array([])),
+    ]
+    done(mapping([(c.bulk(key), value) for key, value in fields], c.resp3))
+
+
+@command("CLIENT", -2)
+def _client(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    sub = args[0].upper()
+    if sub == b"SETNAME" and len(args) == 2:
+        c.name = args[1]
+        done(simple("OK"))
+    elif sub == b"GETNAME":
+        done(c.bulk(c.name))
+    elif sub == b"ID":
+        done(integer(c.client_id))
+    elif sub in (b"SETINFO", b"NO-EVICT", b"NO-TOUCH", b"REPLY"):
+        done(simple("OK"))
+    else:
+        raise CommandError(f"ERR unknown subcommand '{sub.decode(errors='replace')}'.")
+
+
+@command("COMMAND", -1)
+def _command(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    sub = args[0].upper() if args else b""
+    if sub == b"COUNT":
+        done(integer(len(COMMANDS)))
+    elif sub == b"DOCS":
+        done(mapping([], c.resp3))
+    else:  # enough for redis-cli and client libraries: name and arity of each command
+        done(
+            array(
+                [
+                    array([c.bulk(name.lower().encode()), integer(arity)])
+                    for name, (arity, _) in sorted(COMMANDS.items())
+                ]
+            )
+        )
+
+
+@command("CONFIG", -2)
+def _config(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    if args[0].upper() != b"GET" or len(args) < 2:
+        raise CommandError("ERR CONFIG supports GET only")
+    settings = {b"save": b"", b"appendonly": b"no", b"databases": b"1", b"maxmemory": b"0"}
+    pairs = [
+        (c.bulk(name), c.bulk(value))
+        for name, value in settings.items()
+        if any(fnmatch.fnmatchcase(name.decode(), p.decode(errors="replace")) for p in args[1:])
+    ]
+    done(mapping(pairs, c.resp3))
+
+
+@command("INFO", -1)
+def _info(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    node = c.runtime.node
+    up = [peer for peer in node.peers if node.up(peer)]
+    text = (
+        f"# Server\r\nredis_version:7.0.0\r\neventual_version:{__version__}\r\n"
+        f"node_id:{node.id}\r\nregion:{node.region}\r\n"
+        f"# Cluster\r\nnodes:{len(node.peers) + 1}\r\npeers_up:{len(up)}\r\n"
+        f"partitions:{node.config.partitions}\r\nn:{node.config.n}\r\n"
+        f"durability:{c.runtime.store.durability}\r\n"
+    )
+    done(c.bulk(text.encode()))
+
+
+@command("CONSISTENCY", -1)
+def _consistency(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    if args:
+        try:
+            c.level = Level.parse(args[0].decode(errors="replace"))
+        except ValueError as problem:
+            raise CommandError(f"ERR {problem}") from None
+        done(simple("OK"))
+    else:
+        done(simple(c.level.value))
+
+
+@command("GET", 2)
+def _get(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    c.call(O.Get(args[0]), lambda r: c.bulk(string_value(r)), done)
+
+
+def _set_options(args: list[bytes]) -> tuple[int | None, bool, bool, bool, bool]:
+    expire_at: int | None = None
+    nx = xx = get = keep = False
+    i = 0
+    while i < len(args):
+        option = args[i].upper()
+        if option in (b"EX", b"PX", b"EXAT", b"PXAT") and i + 1 < len(args) and expire_at is None:
+            amount = parse_int(args[i + 1])
+            if amount <= 0:
+                raise CommandError("ERR invalid expire time in 'set' command")
+            now = wall_ms()
+            expire_at = {
+                b"EX": now + amount * 1000,
+                b"PX": now + amount,
+                b"EXAT": amount * 1000,
+                b"PXAT": amount,
+            }[option]
+            i += 2
+            continue
+        if option == b"NX" and not xx:
+            nx = True
+        elif option == b"XX" and not nx:
+            xx = True
+        elif option == b"GET":
+            get = True
+        elif option == b"KEEPTTL" and expire_at is None:
+            keep = True
+        else:
+            raise CommandError("ERR syntax error")
+        i += 1
+    return expire_at, nx, xx, get, keep
+
+
+@command("SET", -3)
+def _set(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    key, value = args[0], args[1]
+    expire_at, nx, xx, get, keep = _set_options(args[2:])
+    write = O.StringSet(key, value, expire_at_ms=expire_at, keep_ttl=keep)
+    if not (nx or xx or get):
+        c.call(write, lambda r: simple("OK"), done)
+        return
+
+    def after_read(read: Result) -> bytes:
+        old = string_value(read) if get else None
+        exists = read.value is not None
+        if (nx and exists) or (xx and not exists):
+            return c.bulk(old) if get else c.bulk(None)
+        c.call(write, lambda r: c.bulk(old) if get else simple("OK"), done_late)
+        return b""
+
+    # The read's reply is replaced by the write's: route the final reply through done_late.
+    done_late = done
+    c.call(O.Get(key), after_read, lambda reply: done(reply) if reply else None)
+
+
+@command("MGET", -2)
+def _mget(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    def values(results: list[Result]) -> bytes:
+        out = []
+        for result in results:
+            out.append(
+                c.bulk(
+                    None
+                    if result.kind not in STRING_KINDS or result.value is None
+                    else as_bytes(result.value)
+                )
+            )
+        return array(out)
+
+    c.call_many([O.Get(key) for key in args], values, done)
+
+
+@command("MSET", -3)
+def _mset(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    if len(args) % 2:
+        raise CommandError("ERR wrong number of arguments for 'mset' command")
+    writes: list[O.Operation] = [O.StringSet(args[i], args[i + 1]) for i in range(0, len(args), 2)]
+    c.call_many(writes, lambda results: simple("OK"), done)
+
+
+@command("APPEND", 3)
+def _append(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    key, suffix = args
+
+    def after_read(read: Result) -> bytes:
+        value = (string_value(read) or b"") + suffix
+        c.call(O.StringSet(key, value, keep_ttl=True), lambda r: integer(len(value)), done)
+        return b""
+
+    c.call(O.Get(key), after_read, lambda reply: done(reply) if reply else None)
+
+
+@command("STRLEN", 2)
+def _strlen(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    c.call(O.Get(args[0]), lambda r: integer(len(string_value(r) or b"")), done)
+
+
+def _counter(c: RespServerProtocol, key: bytes, amount: int, done: Done) -> None:
+    if amount == 0:
+        c.call(
+            O.Get(key),
+            lambda r: integer(int(r.value or 0)) if r.kind in (None, "counter") else _wrongtype(),
+            done,
+        )
+        return
+    c.call(O.CounterAdd(key, amount), lambda r: integer(int(r.value)), done)
+
+
+def _wrongtype() -> bytes:
+    raise CommandError("WRONGTYPE Operation against a key holding the wrong kind of value")
+
+
+@command("INCR", 2)
+def _incr(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    _counter(c, args[0], 1, done)
+
+
+@command("DECR", 2)
+def _decr(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    _counter(c, args[0], -1, done)
+
+
+@command("INCRBY", 3)
+def _incrby(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    _counter(c, args[0], parse_int(args[1]), done)
+
+
+@command("DECRBY", 3)
+def _decrby(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    _counter(c, args[0], -parse_int(args[1]), done)
+
+
+@command("DEL", -2)
+def _del(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    c.call_many(
+        [O.Delete(key) for key in args],
+        lambda rs: integer(sum(int(r.value or 0) for r in rs)),
+        done,
+    )
+
+
+COMMANDS["UNLINK"] = COMMANDS["DEL"]
+
+
+@command("EXISTS", -2)
+def _exists(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    c.call_many(
+        [O.Get(key) for key in args], lambda rs: integer(sum(r.value is not None for r in rs)), done
+    )
+
+
+REDIS_TYPES = {
+    "string": b"string",
+    "counter": b"string",
+    "set": b"set",
+    "hash": b"hash",
+    "hll": b"string",
+}
+
+
+@command("TYPE", 2)
+def _type(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    def kind(r: Result) -> bytes:
+        if r.value is None or r.kind is None:
+            return simple("none")
+        return simple(REDIS_TYPES.get(r.kind, r.kind.encode()).decode())
+
+    c.call(O.Get(args[0]), kind, done)
+
+
+def _expire(c: RespServerProtocol, key: bytes, at_ms: int, done: Done) -> None:
+    c.call(O.Expire(key, at_ms), lambda r: integer(int(r.value or 0)), done)
+
+
+@command("EXPIRE", -3)
+def _expire_s(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    _expire(c, args[0], wall_ms() + parse_int(args[1]) * 1000, done)
+
+
+@command("PEXPIRE", -3)
+def _pexpire(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    _expire(c, args[0], wall_ms() + parse_int(args[1]), done)
+
+
+@command("EXPIREAT", -3)
+def _expireat(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    _expire(c, args[0], parse_int(args[1]) * 1000, done)
+
+
+@command("PEXPIREAT", -3)
+def _pexpireat(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    _expire(c, args[0], parse_int(args[1]), done)
+
+
+@command("TTL", 2)
+def _ttl(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    c.call(O.Get(args[0]), lambda r: ttl_reply(r, 1000), done)
+
+
+@command("PTTL", 2)
+def _pttl(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    c.call(O.Get(args[0]), lambda r: ttl_reply(r, 1), done)
+
+
+@command("PERSIST", 2)
+def _persist(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    c.call(O.Persist(args[0]), lambda r: integer(int(r.value or 0)), done)
+
+
+@command("SADD", -3)
+def _sadd(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    c.call(O.SetAdd(args[0], tuple(args[1:])), lambda r: integer(int(r.value)), done)
+
+
+@command("SREM", -3)
+def _srem(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    c.call(O.SetRemove(args[0], tuple(args[1:])), lambda r: integer(int(r.value)), done)
+
+
+def _members(r: Result) -> list[bytes]:
+    expect_kind(r, "set")
+    return sorted(r.value or ())
+
+
+@command("SMEMBERS", 2)
+def _smembers(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    c.call(O.Get(args[0]), lambda r: c.collection([c.bulk(m) for m in _members(r)], b"~"), done)
+
+
+@command("SISMEMBER", 3)
+def _sismember(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    c.call(O.Get(args[0]), lambda r: integer(int(args[1] in _members(r))), done)
+
+
+@command("SCARD", 2)
+def _scard(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    c.call(O.Get(args[0]), lambda r: integer(len(_members(r))), done)
+
+
+def _fields(r: Result) -> dict[bytes, Any]:
+    expect_kind(r, "hash")
+    return dict(r.value or {})
+
+
+@command("HSET", -4)
+def _hset(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    if len(args) % 2 == 0:
+        raise CommandError("ERR wrong number of arguments for 'hset' command")
+    pairs = tuple((args[i], args[i + 1]) for i in range(1, len(args), 2))
+    c.call(O.HashSet(args[0], pairs), lambda r: integer(int(r.value)), done)
+
+
+COMMANDS["HMSET"] = (
+    -4,
+    lambda c, a, d: _hset(c, a, lambda reply: d(simple("OK") if reply.startswith(b":") else reply)),
+)
+
+
+@command("HGET", 3)
+def _hget(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    def field(r: Result) -> bytes:
+        value = _fields(r).get(args[1])
+        return c.bulk(None if value is None else as_bytes(value))
+
+    c.call(O.Get(args[0]), field, done)
+
+
+@command("HDEL", -3)
+def _hdel(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    c.call(O.HashDel(args[0], tuple(args[1:])), lambda r: integer(int(r.value)), done)
+
+
+@command("HGETALL", 2)
+def _hgetall(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    def everything(r: Result) -> bytes:
+        items = sorted(_fields(r).items())
+        return mapping([(c.bulk(k), c.bulk(as_bytes(v))) for k, v in items], c.resp3)
+
+    c.call(O.Get(args[0]), everything, done)
+
+
+@command("HINCRBY", 4)
+def _hincrby(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    amount = parse_int(args[2])
+    if amount == 0:
+        c.call(O.Get(args[0]), lambda r: integer(int(_fields(r).get(args[1], 0))), done)
+        return
+    c.call(O.HashIncr(args[0], args[1], amount), lambda r: integer(int(r.value)), done)
+
+
+@command("HLEN", 2)
+def _hlen(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    c.call(O.Get(args[0]), lambda r: integer(len(_fields(r))), done)
+
+
+@command("HEXISTS", 3)
+def _hexists(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    c.call(O.Get(args[0]), lambda r: integer(int(args[1] in _fields(r))), done)
+
+
+@command("PFADD", -2)
+def _pfadd(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    c.call(O.HllAdd(args[0], tuple(args[1:])), lambda r: integer(int(r.value)), done)
+
+
+@command("PFCOUNT", -2)
+def _pfcount(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    if len(args) > 1:
+        raise CommandError(
+            "ERR PFCOUNT of several keys is not supported yet; count them one by one"
+        )
+
+    def count(r: Result) -> bytes:
+        expect_kind(r, "hll")
+        return integer(int(r.value or 0))
+
+    c.call(O.Get(args[0]), count, done)
+
+
+def _local_keys(c: RespServerProtocol, pattern: bytes) -> list[bytes]:
+    store = c.runtime.store
+    now = wall_ms()
+    wanted = pattern.decode(errors="replace")
+    keys = []
+    for partition in range(c.runtime.node.config.partitions):
+        for key, data in store.scan(partition):
+            name = key.decode(errors="replace")
+            if fnmatch.fnmatchcase(name, wanted) and Record.from_bytes(data).present(now):
+                keys.append(key)
+    return sorted(keys)
+
+
+@command("KEYS", 2)
+def _keys(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    done(array([c.bulk(k) for k in _local_keys(c, args[0])]))
+
+
+@command("SCAN", -2)
+def _scan(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    pattern = b"*"
+    options = args[1:]
+    for i in range(0, len(options) - 1, 2):
+        if options[i].upper() == b"MATCH":
+            pattern = options[i + 1]
+    done(array([c.bulk(b"0"), array([c.bulk(k) for k in _local_keys(c, pattern)])]))
+
+
+@command("DBSIZE", 1)
+def _dbsize(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    done(integer(len(_local_keys(c, b"*"))))
+
+
+@command("BC.INCRBY", 3)
+def _bc_incr(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    c.call(O.BcounterIncr(args[0], parse_int(args[1])), lambda r: integer(int(r.value)), done)
+
+
+@command("BC.DECRBY", 3)
+def _bc_decr(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    c.call(O.BcounterDecr(args[0], parse_int(args[1])), lambda r: integer(int(r.value)), done)
+
+
+@command("BC.TRANSFER", 4)
+def _bc_transfer(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    op = O.BcounterTransfer(args[0], args[1].decode(errors="replace"), parse_int(args[2]))
+    c.call(op, lambda r: integer(int(r.value)), done)
+
+
+@command("BC.GET", 2)
+def _bc_get(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    def value(r: Result) -> bytes:
+        expect_kind(r, "bcounter")
+        return integer(int(r.value or 0))
+
+    c.call(O.Get(args[0]), value, done)

@@ -1,0 +1,266 @@
+"""The asyncio runtime: drives one ``core.Node`` with real time, sockets and disk.
+
+Each event (a client request, a peer frame, a timer) is handed to the node; the effects it
+returns are buffered, and once per event-loop turn the runtime commits the store (one SQLite
+transaction: group commit) and only *then* releases the buffered replies and messages, so
+nothing is acknowledged before it is on disk. Timers and the wall clock come from here.
+
+Internode links: each node dials every peer and sends its own messages on that connection,
+after a hello frame naming itself; it reads the messages of a peer on the connection that
+peer dialled. Frames are coalesced per turn into one write per peer. A link that fails is
+redialled with exponential backoff; while it is down, up to ``SEND_QUEUE_FRAMES_MAX`` frames
+wait, and older ones are dropped beyond that (the core tolerates loss: hints and
+anti-entropy repair it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import msgpack
+
+from eventual.core import Effects, Node, NodeConfig, Request, Result
+from eventual.core.messages import Message, Timer
+from eventual.core.ring import Member
+from eventual.server.sqlite_store import SQLiteStore
+from eventual.server.wire import FRAME_BYTES_MAX, WireError, decode_message, encode_message
+
+__all__ = ["Address", "NodeRuntime"]
+
+log = logging.getLogger("eventual.runtime")
+
+SEND_QUEUE_FRAMES_MAX = 100_000  # frames held for a peer that is down (~seconds of load)
+BACKOFF_MS_MIN = 50
+BACKOFF_MS_MAX = 5_000
+HELLO_BYTES_MAX = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        host, _, port = text.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected HOST:PORT, got {text!r}")
+        return cls(host.strip("[]"), int(port))
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _PeerLink:
+    """The outgoing connection to one peer."""
+
+    def __init__(self, runtime: NodeRuntime, peer: str, address: Address) -> None:
+        self.runtime = runtime
+        self.peer = peer
+        self.address = address
+        self.queue: deque[bytes] = deque()
+        self.writer: asyncio.StreamWriter | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def send(self, frame: bytes) -> None:
+        if len(self.queue) >= SEND_QUEUE_FRAMES_MAX:
+            self.queue.popleft()
+            self.dropped += 1
+        self.queue.append(frame)
+
+    def flush(self) -> None:
+        if self.writer is not None and self.queue:
+            self.writer.write(b"".join(self.queue))
+            self.queue.clear()
+
+    async def run(self) -> None:
+        backoff = BACKOFF_MS_MIN
+        hello = msgpack.packb(self.runtime.node.id)
+        while True:
+            try:
+                reader, writer = await asyncio.open_connection(self.address.host, self.address.port)
+            except OSError:
+                await asyncio.sleep(backoff / 1000)
+                backoff = min(backoff * 2, BACKOFF_MS_MAX)
+                continue
+            backoff = BACKOFF_MS_MIN
+            writer.write(len(hello).to_bytes(4, "big") + hello)
+            self.writer = writer
+            self.flush()
+            try:
+                # The peer never sends on this connection: a read ends only when it closes.
+                while await reader.read(4096):
+                    pass
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                self.writer = None
+                with contextlib.suppress(Exception):
+                    writer.close()
+
+
+class _PeerProtocol(asyncio.Protocol):
+    """An incoming connection from a peer: a hello frame, then core messages."""
+
+    def __init__(self, runtime: NodeRuntime) -> None:
+        self.runtime = runtime
+        self.buffer = bytearray()
+        self.peer: str | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while len(self.buffer) >= 4:
+            size = int.from_bytes(self.buffer[:4], "big")
+            if size > FRAME_BYTES_MAX or (self.peer is None and size > HELLO_BYTES_MAX):
+                self._drop(f"frame of {size} bytes is over the limit")
+                return
+            if len(self.buffer) < 4 + size:
+                return
+            body = bytes(self.buffer[4 : 4 + size])
+            del self.buffer[: 4 + size]
+            if self.peer is None:
+                try:
+                    name = msgpack.unpackb(body)
+                except Exception:
+                    name = None
+                if name not in self.runtime.peer_names:
+                    self._drop(f"hello from an unknown node {name!r}")
+                    return
+                self.peer = name
+                continue
+            try:
+                message = decode_message(body)
+            except WireError as error:
+                self._drop(str(error))
+                return
+            self.runtime.receive(self.peer, message)
+
+    def _drop(self, why: str) -> None:
+        log.warning("closing internode connection from %s: %s", self.peer or "?", why)
+        if self.transport is not None:
+            self.transport.close()
+
+
+class NodeRuntime:
+    def __init__(
+        self,
+        config: NodeConfig,
+        store: SQLiteStore,
+        peer_addresses: dict[str, Address],
+        listen: Address,
+    ) -> None:
+        self.store = store
+        self.node = Node(config, store, wall_ms())
+        self.listen = listen
+        self.peer_names = set(peer_addresses)
+        self.links = {
+            peer: _PeerLink(self, peer, address) for peer, address in peer_addresses.items()
+        }
+        self.pending_replies: dict[int, Callable[[Result], None]] = {}
+        self.next_request = 1
+        self._buffer = Effects()
+        self._flush_scheduled = False
+        self._server: asyncio.Server | None = None
+        self.stopped = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._server = await self.loop.create_server(
+            lambda: _PeerProtocol(self), self.listen.host, self.listen.port
+        )
+        for link in self.links.values():
+            link.task = asyncio.create_task(link.run())
+        self._absorb(self.node.start(wall_ms()))
+
+    async def stop(self) -> None:
+        self.stopped = True
+        for link in self.links.values():
+            if link.task is not None:
+                link.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await link.task
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        self._flush()
+        self.store.close()
+
+    # --- into the node ---
+
+    def request(self, request_op: Request, callback: Callable[[Result], None]) -> None:
+        """Submit a client request; ``callback`` gets the result after it is durable."""
+        request_id = self.next_request
+        self.next_request += 1
+        self.pending_replies[request_id] = callback
+        request = Request(
+            request_id, request_op.op, request_op.level, request_op.n, request_op.r, request_op.w
+        )
+        self._guarded(lambda: self.node.request(request, wall_ms()))
+
+    def receive(self, peer: str, message: Message) -> None:
+        self._guarded(lambda: self.node.receive(peer, message, wall_ms()))
+
+    def _timer(self, timer: Timer) -> None:
+        if self.stopped:
+            return
+        self._guarded(lambda: self.node.timer(timer, wall_ms()))
+
+    def _guarded(self, step: Callable[[], Effects]) -> None:
+        try:
+            effects = step()
+        except Exception:  # a bug must not take the node down: log it and keep serving
+            log.exception("the node failed to handle an event")
+            return
+        self._absorb(effects)
+
+    def _absorb(self, effects: Effects) -> None:
+        buffered = self._buffer
+        buffered.sends += effects.sends
+        buffered.replies += effects.replies
+        buffered.timers += effects.timers
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            assert self.loop is not None
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """End of turn: commit, then release replies, messages and timers."""
+        self._flush_scheduled = False
+        effects, self._buffer = self._buffer, Effects()
+        self.store.commit()
+        for send in effects.sends:
+            link = self.links.get(send.to)
+            if link is not None:
+                link.send(encode_message(send.message))
+        for link in self.links.values():
+            link.flush()
+        for reply in effects.replies:
+            callback = self.pending_replies.pop(reply.request_id, None)
+            if callback is not None:
+                callback(reply.result)
+        loop = self.loop
+        if loop is not None and not self.stopped:
+            for delay, timer in effects.timers:
+                loop.call_later(delay / 1000, self._timer, timer)
+
+
+def members_of(spec: dict[str, tuple[str, Address]]) -> tuple[Member, ...]:
+    """Members from ``{node: (region, internode address)}``."""
+    return tuple(Member(node, region) for node, (region, _) in sorted(spec.items()))

@@ -1,0 +1,291 @@
+"""Real processes: a 3-node ``eventual dev`` cluster on loopback, driven with redis-py and raw
+sockets. Every wait is on a condition with a deadline."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+DEADLINE_S = 20.0
+
+
+def wait_until(condition: Callable[[], object], deadline_s: float = DEADLINE_S) -> None:
+    end = time.monotonic() + deadline_s
+    last_error: Exception | None = None
+    while time.monotonic() < end:
+        try:
+            if condition():
+                return
+        except (redis.RedisError, OSError) as error:
+            last_error = error
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met within {deadline_s} s (last error: {last_error})")
+
+
+def free_base_port(count: int) -> int:
+    for _ in range(200):
+        base = random.randrange(20_000, 60_000 - count)
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                s.bind(("127.0.0.1", port))
+                sockets.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free ports")
+
+
+@dataclass
+class Cluster:
+    process: subprocess.Popen[str]
+    resp_ports: list[int]
+    pids: dict[str, int]
+    data_dir: Path
+    members: list[str]
+
+    def client(self, index: int, **options: object) -> redis.Redis:
+        return redis.Redis(port=self.resp_ports[index], socket_timeout=10, **options)  # type: ignore[arg-type]
+
+    def restart(self, index: int) -> subprocess.Popen[str]:
+        """Start node ``index`` again by hand, as its dev cluster would have."""
+        name = f"n{index + 1}"
+        command = [
+            sys.executable,
+            "-m",
+            "eventual",
+            "node",
+            "--id",
+            name,
+            "--data-dir",
+            str(self.data_dir / name),
+            "--resp",
+            f"127.0.0.1:{self.resp_ports[index]}",
+        ]
+        for member in self.members:
+            command += ["--member", member]
+        return subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+        )
+
+
+def start_cluster(data_dir: Path) -> Cluster:
+    resp_base = free_base_port(3)
+    peer_base = free_base_port(3)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "eventual",
+            "dev",
+            "--nodes",
+            "3",
+            "--data-dir",
+            str(data_dir),
+            "--resp-port",
+            str(resp_base),
+            "--peer-port",
+            str(peer_base),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    pids: dict[str, int] = {}
+    members = []
+    while len(pids) < 3:
+        line = process.stdout.readline()
+        assert line, "eventual dev exited early"
+        match = re.search(r"(n\d) \(([^)]+)\): redis \S+\s+internode (\S+)\s+pid (\d+)", line)
+        if match:
+            pids[match.group(1)] = int(match.group(4))
+            members.append(f"{match.group(1)}={match.group(2)}@{match.group(3)}")
+    found = Cluster(process, [resp_base + i for i in range(3)], pids, data_dir, members)
+    for i in range(3):
+        wait_until(lambda i=i: found.client(i).ping())
+    return found
+
+
+def stop_cluster(found: Cluster) -> None:
+    found.process.send_signal(signal.SIGTERM)
+    try:
+        found.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        found.process.kill()
+    for pid in found.pids.values():  # a node restarted by hand is not the dev process's child
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One cluster for the tests that leave it whole (each uses keys of its own)."""
+    found = start_cluster(tmp_path_factory.mktemp("shared"))
+    yield found
+    stop_cluster(found)
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A cluster for a test that kills nodes."""
+    found = start_cluster(tmp_path)
+    yield found
+    stop_cluster(found)
+
+
+def test_a_write_on_one_node_is_read_on_the_others(cluster: Cluster) -> None:
+    a, b, c = (cluster.client(i) for i in range(3))
+    assert a.set("greeting", "hello")
+    for other in (b, c):
+        other.execute_command("CONSISTENCY", "ONE")
+        wait_until(lambda other=other: other.get("greeting") == b"hello")
+
+
+def test_concurrent_incrs_on_different_nodes_sum_and_sadds_union(cluster: Cluster) -> None:
+    clients = [cluster.client(i) for i in range(3)]
+    for round_ in range(10):
+        for i, client in enumerate(clients):
+            client.incrby("hits", i + 1)
+            client.sadd("members", f"m{i}-{round_}")
+    for client in clients:
+        wait_until(lambda client=client: client.get("hits") == b"60")
+        wait_until(lambda client=client: len(client.smembers("members")) == 30)
+
+
+def test_expire_ttl_persist_and_wrongtype(cluster: Cluster) -> None:
+    a, b, _ = (cluster.client(i) for i in range(3))
+    a.set("session", "token")
+    assert b.expire("session", 100) is True
+    assert 90 <= a.ttl("session") <= 100
+    assert a.persist("session") is True
+    assert b.ttl("session") == -1
+    assert a.ttl("missing") == -2
+    a.set("short", "x", px=300)
+    wait_until(lambda: b.get("short") is None, 5)
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        b.sadd("session", "member")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        a.incr("session")
+
+
+def test_a_pipeline_of_1000_commands(cluster: Cluster) -> None:
+    a = cluster.client(0)
+    pipe = a.pipeline(transaction=False)
+    expected: list[object] = []
+    for i in range(1000):
+        pipe.set(f"key:{i}", i)
+        expected.append(True)
+        if i % 10 == 0:
+            pipe.get(f"key:{i}")
+            expected.append(str(i).encode())
+    assert pipe.execute() == expected  # 1,100 replies, in order
+    wait_until(lambda: cluster.client(2).get("key:999") == b"999")
+
+
+def raw(port: int, payload: bytes, expect_close: bool) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(payload)
+        data = b""
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            try:
+                chunk = s.recv(4096)
+            except TimeoutError:
+                break
+            if not chunk:
+                assert expect_close, f"connection closed unexpectedly after {data!r}"
+                return data
+            data += chunk
+            if not expect_close and data.endswith(b"\r\n"):
+                return data
+        assert not expect_close, f"connection stayed open after {data!r}"
+        return data
+
+
+@pytest.mark.parametrize(
+    ("payload", "reply", "closes"),
+    [
+        (b"*-5\r\n*1\r\n$4\r\nPING\r\n", b"+PONG\r\n", False),  # negative count: ignored
+        (b"\r\n*1\r\n$4\r\nPING\r\n", b"+PONG\r\n", False),  # an empty line: ignored
+        (b"*99999999999\r\n", b"-ERR Protocol error: invalid multibulk length\r\n", True),
+        (b"*1\r\n$abc\r\n", b"-ERR Protocol error: invalid bulk length\r\n", True),
+        (b"*1\r\n$99999999999\r\n", b"-ERR Protocol error: invalid bulk length\r\n", True),
+        (b"*2\r\n$4\r\nPING\r\n:12\r\n", b"-ERR Protocol error: expected '$', got ':'\r\n", True),
+        (b"*x\x00\xff\xfe garbage\r\n", b"-ERR Protocol error: invalid multibulk length\r\n", True),
+        (b'SET "unbalanced\r\n', b"-ERR Protocol error: unbalanced quotes in request\r\n", True),
+        (
+            b"NOSUCH a b\r\n",
+            b"-ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b'\r\n",
+            False,
+        ),
+    ],
+)
+def test_malformed_resp_gets_an_error_and_others_keep_being_served(
+    cluster: Cluster, payload: bytes, reply: bytes, closes: bool
+) -> None:
+    assert raw(cluster.resp_ports[0], payload, closes) == reply
+    assert cluster.client(0).ping()
+
+
+def test_oversized_keys_and_values_get_a_clear_error(cluster: Cluster) -> None:
+    a = cluster.client(0)
+    with pytest.raises(redis.ResponseError, match="key is 9000 bytes, more than the limit of 8192"):
+        a.set(b"k" * 9000, "v")
+    with pytest.raises(redis.ResponseError, match="more than 1048576"):
+        a.set("big", b"x" * (2 * 1024 * 1024))
+    assert a.set("small", "fine")
+
+
+def test_sigkill_under_write_load_loses_no_acknowledged_write(own_cluster: Cluster) -> None:
+    cluster = own_cluster
+    victim = 2
+    target = cluster.client(victim)
+    target.execute_command("CONSISTENCY", "ONE")  # acknowledged once on the victim's own disk
+    acknowledged: list[str] = []
+    for i in range(400):
+        if i == 200:
+            os.kill(cluster.pids[f"n{victim + 1}"], signal.SIGKILL)
+        try:
+            if i < 200:
+                target.set(f"load:{i}", i)
+            else:
+                cluster.client(i % 2).set(f"load:{i}", i)
+            acknowledged.append(f"load:{i}")
+        except redis.ConnectionError:
+            pass
+    assert len(acknowledged) >= 300
+    replacement = cluster.restart(victim)
+    cluster.pids[f"n{victim + 1}"] = replacement.pid
+    restarted = cluster.client(victim)
+    wait_until(restarted.ping)
+    restarted.execute_command("CONSISTENCY", "ALL")
+    for key in acknowledged:
+        assert restarted.get(key) == key.split(":")[1].encode(), key
+    # And it catches up on what it missed while down, without a read: hints and anti-entropy.
+    store = cluster.data_dir / f"n{victim + 1}" / "eventual.db"
+    import sqlite3
+
+    def caught_up() -> bool:
+        with sqlite3.connect(store) as db:
+            keys = {row[0] for row in db.execute("SELECT key FROM records")}
+        return all(key.encode() in keys for key in acknowledged)
+
+    wait_until(caught_up, 60)
