@@ -3,7 +3,9 @@ sockets. Every wait is on a condition with a deadline."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import random
 import re
@@ -12,12 +14,16 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
+
+from eventual.client import Client, ClientError
 
 DEADLINE_S = 20.0
 
@@ -57,6 +63,7 @@ def free_base_port(count: int) -> int:
 class Cluster:
     process: subprocess.Popen[str]
     resp_ports: list[int]
+    http_ports: list[int]
     pids: dict[str, int]
     data_dir: Path
     members: list[str]
@@ -89,6 +96,7 @@ class Cluster:
 def start_cluster(data_dir: Path) -> Cluster:
     resp_base = free_base_port(3)
     peer_base = free_base_port(3)
+    http_base = free_base_port(3)
     process = subprocess.Popen(
         [
             sys.executable,
@@ -101,6 +109,8 @@ def start_cluster(data_dir: Path) -> Cluster:
             str(data_dir),
             "--resp-port",
             str(resp_base),
+            "--http-port",
+            str(http_base),
             "--peer-port",
             str(peer_base),
         ],
@@ -114,11 +124,18 @@ def start_cluster(data_dir: Path) -> Cluster:
     while len(pids) < 3:
         line = process.stdout.readline()
         assert line, "eventual dev exited early"
-        match = re.search(r"(n\d) \(([^)]+)\): redis \S+\s+internode (\S+)\s+pid (\d+)", line)
+        match = re.search(r"(n\d) \(([^)]+)\): redis .*internode (\S+)\s+pid (\d+)", line)
         if match:
             pids[match.group(1)] = int(match.group(4))
             members.append(f"{match.group(1)}={match.group(2)}@{match.group(3)}")
-    found = Cluster(process, [resp_base + i for i in range(3)], pids, data_dir, members)
+    found = Cluster(
+        process,
+        [resp_base + i for i in range(3)],
+        [http_base + i for i in range(3)],
+        pids,
+        data_dir,
+        members,
+    )
     for i in range(3):
         wait_until(lambda i=i: found.client(i).ping())
     return found
@@ -277,6 +294,7 @@ def test_sigkill_under_write_load_loses_no_acknowledged_write(own_cluster: Clust
     restarted = cluster.client(victim)
     wait_until(restarted.ping)
     restarted.execute_command("CONSISTENCY", "ALL")
+    wait_until(lambda: restarted.get(acknowledged[0]) is not None)  # links to peers are back
     for key in acknowledged:
         assert restarted.get(key) == key.split(":")[1].encode(), key
     # And it catches up on what it missed while down, without a read: hints and anti-entropy.
@@ -289,3 +307,73 @@ def test_sigkill_under_write_load_loses_no_acknowledged_write(own_cluster: Clust
         return all(key.encode() in keys for key in acknowledged)
 
     wait_until(caught_up, 60)
+
+
+def url(cluster: Cluster, index: int) -> str:
+    return f"http://127.0.0.1:{cluster.http_ports[index]}"
+
+
+def http(
+    method: str, address: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(address, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_the_http_sibling_round_trip(cluster: Cluster) -> None:
+    first, second = url(cluster, 0), url(cluster, 1)
+    assert http("PUT", f"{first}/kv/doc", b"one", {"Content-Type": "text/plain"})[0] == 204
+    assert http("PUT", f"{second}/kv/doc", b"two", {"Content-Type": "text/plain"})[0] == 204
+    status, headers, body = http("GET", f"{first}/kv/doc?consistency=ALL")
+    assert status == 300
+    siblings = json.loads(body)
+    assert sorted(base64.b64decode(s["value_base64"]) for s in siblings["siblings"]) == [
+        b"one",
+        b"two",
+    ]
+    assert all(s["content_type"] == "text/plain" for s in siblings["siblings"])
+    context = headers["X-Causal-Context"]
+    assert siblings["context"] == context
+    assert (
+        http("PUT", f"{second}/kv/doc?consistency=ALL", b"both", {"X-Causal-Context": context})[0]
+        == 204
+    )
+    status, headers, body = http("GET", f"{url(cluster, 2)}/kv/doc?consistency=ALL")
+    assert (status, body) == (200, b"both")
+    assert http("GET", f"{first}/kv/never-written")[0] == 404
+
+
+def test_the_python_client_resolves_siblings_and_the_api_describes_itself(cluster: Cluster) -> None:
+    a, b = Client(url(cluster, 0)), Client(url(cluster, 1))
+    a.put("cart", b"book")
+    b.put("cart", b"pen")
+    merged = a.get(
+        "cart",
+        consistency="ALL",
+        resolver=lambda s: b"+".join(sorted(x.value for x in s)),
+        write_back=True,
+    )
+    assert merged.value == b"book+pen"
+    assert b.get("cart", consistency="ALL").value == b"book+pen"
+    assert a.incr("likes", 2) == 2 and b.incr("likes", 3) >= 3
+    wait_until(lambda: a.value("counter", "likes", consistency="ALL") == 5)
+    assert a.crdt("set", "tags", {"add": ["x", "y"]}) == 2
+    assert sorted(b.value("set", "tags", consistency="ALL")) == ["x", "y"]
+    with pytest.raises(ClientError) as wrong:
+        a.crdt("set", "likes", {"add": ["z"]})
+    assert wrong.value.status == 409
+    with pytest.raises(ClientError) as bad:
+        a.crdt("counter", "likes", {"multiply": 2})
+    assert bad.value.status == 400
+    spec = json.loads(http("GET", f"{url(cluster, 0)}/openapi.json")[2])
+    assert spec["openapi"].startswith("3.") and "/kv/{key}" in spec["paths"]
+    assert b"eventual_http_requests_total" in http("GET", f"{url(cluster, 0)}/metrics")[2]
+    state = a.cluster()
+    assert state["healthy"] and len(state["members"]) == 3
+    unreachable = Client("http://127.0.0.1:1", retries=1, backoff=0.01)
+    with pytest.raises(ClientError, match="cannot reach"):
+        unreachable.get("x")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from eventual import __version__
+from eventual.client import Client, ClientError
 from eventual.demo import run_demo
 from eventual.sim import FAULTS, Faults, SimConfig
 from eventual.sim.runner import run_seeds
@@ -160,6 +161,7 @@ def sim(
 @click.option(
     "--resp", "resp", default="127.0.0.1:6379", show_default=True, help="Redis protocol address."
 )
+@click.option("--http", "http", default=None, help="HTTP API address, HOST:PORT (off if absent).")
 @click.option(
     "--member",
     "members",
@@ -186,6 +188,7 @@ def node(
     n: int,
     durability: str,
     password: str | None,
+    http: str | None,
 ) -> None:
     """Run one node. Every option can also come from EVENTUAL_NODE_<OPTION> variables."""
     from eventual.server.main import MemberSpec, ServerConfig, run_node  # noqa: PLC0415
@@ -200,6 +203,7 @@ def node(
             n=n,
             durability=durability,
             password=password,
+            http=Address.parse(http) if http else None,
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None
@@ -223,6 +227,13 @@ def node(
     help="Node i listens for Redis clients on this port + i.",
 )
 @click.option(
+    "--http-port",
+    type=click.IntRange(1, 65535),
+    default=8001,
+    show_default=True,
+    help="Node i serves the HTTP API on this port + i.",
+)
+@click.option(
     "--peer-port",
     type=click.IntRange(1, 65535),
     default=9001,
@@ -240,9 +251,109 @@ def node(
     help=DURABILITY_HELP,
 )
 def dev(
-    nodes: int, regions: int, resp_port: int, peer_port: int, data_dir: Path, durability: str
+    nodes: int,
+    regions: int,
+    resp_port: int,
+    http_port: int,
+    peer_port: int,
+    data_dir: Path,
+    durability: str,
 ) -> None:
     """Run a local cluster on this machine until Ctrl-C; print each node's addresses."""
     from eventual.server.main import run_dev  # noqa: PLC0415
 
-    raise SystemExit(run_dev(nodes, resp_port, peer_port, data_dir, durability, regions))
+    raise SystemExit(run_dev(nodes, resp_port, http_port, peer_port, data_dir, durability, regions))
+
+
+URL_OPTION = click.option(
+    "--url", default="http://127.0.0.1:8001", show_default=True, help="Any node's HTTP address."
+)
+LEVEL_OPTION = click.option("--consistency", default=None, help="ONE, QUORUM (default), ALL, ...")
+
+
+def _client(url: str) -> Client:
+    return Client(url, retries=2)
+
+
+@main.command()
+@click.argument("key")
+@URL_OPTION
+@LEVEL_OPTION
+def get(key: str, url: str, consistency: str | None) -> None:
+    """Print an object; with siblings, print each and the context to resolve them with."""
+    try:
+        read = _client(url).get(key, consistency=consistency)
+    except ClientError as error:
+        raise click.ClickException(str(error)) from None
+    if not read.found:
+        click.echo("(absent)", err=True)
+        raise SystemExit(1)
+    if read.siblings:
+        click.echo(f"{len(read.siblings)} siblings; context {read.context}")
+        for sibling in read.siblings:
+            click.echo(f"- ({sibling.content_type}) {sibling.value.decode(errors='replace')}")
+    else:
+        assert read.value is not None
+        click.echo(read.value.decode(errors="replace"))
+
+
+@main.command()
+@click.argument("key")
+@click.argument("value")
+@click.option("--context", default=None, help="The context of the read this write replaces.")
+@URL_OPTION
+@LEVEL_OPTION
+def put(key: str, value: str, context: str | None, url: str, consistency: str | None) -> None:
+    """Write an object (without --context: a blind write, a sibling of what is there)."""
+    try:
+        new_context = _client(url).put(
+            key, value.encode(), context=context, content_type="text/plain", consistency=consistency
+        )
+    except ClientError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"ok; context {new_context}")
+
+
+@main.command()
+@click.argument("key")
+@click.option("--context", default=None, help="Delete what that read saw (default: all seen).")
+@URL_OPTION
+@LEVEL_OPTION
+def delete(key: str, context: str | None, url: str, consistency: str | None) -> None:
+    """Delete an object."""
+    try:
+        _client(url).delete(key, context=context, consistency=consistency)
+    except ClientError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo("ok")
+
+
+@main.command()
+@click.argument("key")
+@click.argument("amount", type=int, default=1)
+@URL_OPTION
+def incr(key: str, amount: int, url: str) -> None:
+    """Add AMOUNT (default 1) to a counter; print the value the coordinator sees."""
+    try:
+        click.echo(_client(url).incr(key, amount))
+    except ClientError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@main.command()
+@URL_OPTION
+def status(url: str) -> None:
+    """Show the cluster as one node sees it: members, their state, hints held."""
+    try:
+        state = _client(url).cluster()
+    except ClientError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        f"node {state['node']} (version {state['version']}); n={state['n']}, "
+        f"{state['partitions']} partitions; healthy: {state['healthy']}"
+    )
+    for member in state["members"]:
+        mark = "up" if member["up"] else "DOWN"
+        me = " (this node)" if member["self"] else ""
+        click.echo(f"  {member['node']:<8} {member['region']:<12} {mark}{me}")
+    click.echo(f"hints held: {state['hints_held']}; keys stored here: {state['keys_stored']}")

@@ -49,6 +49,7 @@ class ServerConfig:
     data_dir: Path
     resp: Address
     members: tuple[MemberSpec, ...]
+    http: Address | None = None
     n: int = 3
     durability: str = "fsync"
     password: str | None = None
@@ -81,16 +82,29 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
     server = await loop.create_server(
         lambda: RespServerProtocol(runtime, config.password), config.resp.host, config.resp.port
     )
+    app_runner = None
+    if config.http is not None:
+        from aiohttp import web  # noqa: PLC0415
+
+        from eventual.server.http import build_app  # noqa: PLC0415
+
+        app_runner = web.AppRunner(build_app(runtime), access_log=None)
+        await app_runner.setup()
+        await web.TCPSite(app_runner, config.http.host, config.http.port).start()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    log.info("node %s ready: redis %s, internode %s", config.node, config.resp, config.me.address)
-    print(
-        f"node {config.node} ready: redis {config.resp} internode {config.me.address}", flush=True
+    http = f" http {config.http}" if config.http else ""
+    ready_line = (
+        f"node {config.node} ready: redis {config.resp}{http} internode {config.me.address}"
     )
+    log.info(ready_line)
+    print(ready_line, flush=True)
     if ready is not None:
         ready.set()
     await stop.wait()
+    if app_runner is not None:
+        await app_runner.cleanup()
     server.close()
     await server.wait_closed()
     await runtime.stop()
@@ -110,6 +124,7 @@ def run_node(config: ServerConfig) -> None:
 def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
     nodes: int,
     resp_port: int,
+    http_port: int,
     peer_port: int,
     data_dir: Path,
     durability: str,
@@ -137,6 +152,8 @@ def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
             f"{host}:{resp_port + i}",
             "--durability",
             durability,
+            "--http",
+            f"{host}:{http_port + i}",
         ]
         for other in members:
             command += ["--member", str(other)]
@@ -145,6 +162,7 @@ def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
     for i, (member, process) in enumerate(zip(members, processes, strict=True)):
         print(
             f"  {member.node} ({member.region}): redis {host}:{resp_port + i}  "
+            f"http http://{host}:{http_port + i}  "
             f"internode {member.address}  pid {process.pid}",
             flush=True,
         )

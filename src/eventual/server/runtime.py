@@ -72,6 +72,7 @@ class _PeerLink:
         self.writer: asyncio.StreamWriter | None = None
         self.task: asyncio.Task[None] | None = None
         self.dropped = 0
+        self.wake = asyncio.Event()  # set when the peer shows signs of life: stop backing off
 
     def send(self, frame: bytes) -> None:
         if len(self.queue) >= SEND_QUEUE_FRAMES_MAX:
@@ -91,7 +92,9 @@ class _PeerLink:
             try:
                 reader, writer = await asyncio.open_connection(self.address.host, self.address.port)
             except OSError:
-                await asyncio.sleep(backoff / 1000)
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), backoff / 1000)
                 backoff = min(backoff * 2, BACKOFF_MS_MAX)
                 continue
             backoff = BACKOFF_MS_MIN
@@ -143,6 +146,8 @@ class _PeerProtocol(asyncio.Protocol):
                     self._drop(f"hello from an unknown node {name!r}")
                     return
                 self.peer = name
+                # It dialled us, so it is up: if our own link to it is backing off, retry now.
+                self.runtime.links[name].wake.set()
                 continue
             try:
                 message = decode_message(body)

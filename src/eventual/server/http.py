@@ -1,0 +1,492 @@
+"""The HTTP/JSON API, described by the OpenAPI document it serves at ``/openapi.json``.
+
+Objects (``/kv/{key}``) are Dynamo-style: a read returns the value and an opaque causal
+context (``X-Causal-Context``), or ``300 Multiple Choices`` with every sibling; a write or a
+delete that carries the context replaces exactly what that read saw, and one without it is
+concurrent with everything. An object's stored value keeps its content type with its body.
+
+The CRDT types (``/crdt/{type}/{key}``) take JSON operations; TTLs have ``/ttl/{key}``;
+``/cluster`` shows the members and the ring as this node sees them; ``/metrics`` is
+Prometheus text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import time
+from typing import Any
+
+import msgpack
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from eventual import __version__
+from eventual.clocks import VersionVector
+from eventual.codec import DecodeError
+from eventual.core import Level, Request, Result
+from eventual.core import ops as O  # noqa: N812
+from eventual.server.runtime import NodeRuntime, wall_ms
+
+__all__ = ["build_app", "decode_object", "encode_object"]
+
+BODY_BYTES_MAX = 1024 * 1024  # the record limit of the core
+CONTEXT_HEADER = "X-Causal-Context"
+
+
+def encode_object(content_type: str, body: bytes) -> bytes:
+    packed: bytes = msgpack.packb([content_type, body], use_bin_type=True)
+    return packed
+
+
+def decode_object(value: object) -> tuple[str, bytes]:
+    """(content type, body) of a stored object value; raw bytes read as octet-stream."""
+    if isinstance(value, bytes):
+        try:
+            content_type, body = msgpack.unpackb(value, raw=False)
+            if isinstance(content_type, str) and isinstance(body, bytes):
+                return content_type, body
+        except Exception:  # a value not written through this API: serve it as it is
+            pass
+        return "application/octet-stream", value
+    return "application/octet-stream", str(value).encode()
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", errors="surrogateescape")
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return _text(value)
+    if isinstance(value, set | frozenset | list | tuple):
+        return sorted((_json_value(v) for v in value), key=str)
+    if isinstance(value, dict):
+        return {str(_json_value(k)): _json_value(v) for k, v in value.items()}
+    return value
+
+
+class Metrics:
+    def __init__(self, runtime: NodeRuntime) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "eventual_http_requests", "HTTP requests", ["route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "eventual_http_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            registry=self.registry,
+        )
+        Gauge(
+            "eventual_peers_up", "Peers this node believes up", registry=self.registry
+        ).set_function(lambda: sum(runtime.node.up(p) for p in runtime.node.peers))
+        Gauge(
+            "eventual_pending_requests", "Requests in flight", registry=self.registry
+        ).set_function(lambda: len(runtime.node.pending))
+        Gauge(
+            "eventual_store_commits", "SQLite commits (group commits)", registry=self.registry
+        ).set_function(lambda: runtime.store.commits)
+
+
+def build_app(runtime: NodeRuntime) -> web.Application:
+    metrics = Metrics(runtime)
+
+    async def call(op: O.Operation, request: web.Request, write: bool) -> Result:
+        query = request.query
+        try:
+            level = Level.parse(query.get("consistency", "QUORUM"))
+            n = int(query["n"]) if "n" in query else None
+            r = int(query["r"]) if "r" in query else None
+            w = int(query["w"]) if "w" in query else None
+        except ValueError as error:
+            raise web.HTTPBadRequest(text=str(error)) from None
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        runtime.request(Request(0, op, level, n=n, r=r, w=w), future.set_result)
+        result = await future
+        if not result.ok:
+            message = result.error or "failed"
+            status = 503  # not enough replicas, a timeout: worth retrying
+            if message.startswith("WRONGTYPE"):
+                status = 409
+            elif message.startswith("ERR"):
+                status = 400
+            raise _error(status, message)
+        return result
+
+    def context_of(request: web.Request) -> VersionVector | None:
+        header = request.headers.get(CONTEXT_HEADER)
+        if header is None:
+            return None
+        try:
+            return VersionVector.from_bytes(base64.b64decode(header, validate=True))
+        except (binascii.Error, DecodeError):
+            raise _error(400, f"{CONTEXT_HEADER} is not a context this store gave out") from None
+
+    def context_header(result: Result) -> dict[str, str]:
+        if result.context is None:
+            return {}
+        return {CONTEXT_HEADER: base64.b64encode(result.context).decode()}
+
+    async def get_object(request: web.Request) -> web.Response:
+        key = request.match_info["key"].encode()
+        result = await call(O.Get(key), request, write=False)
+        headers = context_header(result)
+        if result.value is None:
+            return web.Response(status=404, text="not found", headers=headers)
+        if result.kind != "object":
+            raise _error(
+                409, f"WRONGTYPE {request.match_info['key']} holds a {result.kind}; use /crdt"
+            )
+        siblings = [decode_object(v) for v in result.value]
+        if len(siblings) == 1:
+            content_type, body = siblings[0]
+            return web.Response(status=200, body=body, content_type=content_type, headers=headers)
+        payload = {
+            "context": headers.get(CONTEXT_HEADER, ""),
+            "siblings": [
+                {"value_base64": base64.b64encode(body).decode(), "content_type": content_type}
+                for content_type, body in siblings
+            ],
+        }
+        return web.json_response(payload, status=300, headers=headers)
+
+    async def put_object(request: web.Request) -> web.Response:
+        key = request.match_info["key"].encode()
+        body = await request.read()
+        value = encode_object(request.content_type or "application/octet-stream", body)
+        result = await call(O.ObjectPut(key, value, context_of(request)), request, write=True)
+        return web.Response(status=204, headers=context_header(result))
+
+    async def delete_object(request: web.Request) -> web.Response:
+        key = request.match_info["key"].encode()
+        result = await call(O.Delete(key, context_of(request)), request, write=True)
+        return web.Response(status=204, headers=context_header(result))
+
+    async def get_crdt(request: web.Request) -> web.Response:
+        kind, key = request.match_info["type"], request.match_info["key"].encode()
+        if kind not in CRDT_TYPES:
+            raise _error(404, f"unknown type {kind!r}; one of {', '.join(CRDT_TYPES)}")
+        result = await call(O.Get(key), request, write=False)
+        if result.value is None:
+            return web.json_response({"type": kind, "value": None}, status=404)
+        if result.kind != CRDT_TYPES[kind]:
+            raise _error(409, f"WRONGTYPE the key holds a {result.kind}")
+        return web.json_response(
+            {"type": kind, "value": _json_value(result.value), "expire_at_ms": result.expire_at}
+        )
+
+    async def post_crdt(request: web.Request) -> web.Response:
+        kind, key = request.match_info["type"], request.match_info["key"].encode()
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            raise _error(400, "the body must be a JSON object with one operation") from None
+        op = crdt_operation(kind, key, body)
+        result = await call(op, request, write=True)
+        return web.json_response({"type": kind, "result": _json_value(result.value)})
+
+    async def put_ttl(request: web.Request) -> web.Response:
+        key = request.match_info["key"].encode()
+        try:
+            body = await request.json()
+            at = (
+                int(body["expire_at_ms"])
+                if "expire_at_ms" in body
+                else wall_ms() + int(body["seconds"]) * 1000
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise _error(400, 'send {"seconds": N} or {"expire_at_ms": T}') from None
+        result = await call(O.Expire(key, at), request, write=True)
+        return web.json_response({"applied": bool(result.value), "expire_at_ms": at})
+
+    async def delete_ttl(request: web.Request) -> web.Response:
+        result = await call(O.Persist(request.match_info["key"].encode()), request, write=True)
+        return web.json_response({"applied": bool(result.value)})
+
+    async def get_ttl(request: web.Request) -> web.Response:
+        result = await call(O.Get(request.match_info["key"].encode()), request, write=False)
+        if result.value is None:
+            return web.json_response({"exists": False}, status=404)
+        ttl = None if result.expire_at is None else max(0, result.expire_at - wall_ms())
+        return web.json_response({"exists": True, "expire_at_ms": result.expire_at, "ttl_ms": ttl})
+
+    async def cluster(request: web.Request) -> web.Response:
+        node = runtime.node
+        ring = node.ring
+        members = [
+            {
+                "node": name,
+                "region": ring.region_of[name],
+                "up": node.up(name),
+                "self": name == node.id,
+            }
+            for name in ring.order
+        ]
+        return web.json_response(
+            {
+                "node": node.id,
+                "version": __version__,
+                "healthy": all(m["up"] for m in members),
+                "members": sorted(members, key=lambda m: str(m["node"])),
+                "n": node.config.n,
+                "partitions": ring.partitions,
+                "ring": [ring.preference_list(p, node.config.n) for p in range(ring.partitions)],
+                "hints_held": sum(1 for _ in runtime.store.hints()),
+                "keys_stored": runtime.store.count(),
+            }
+        )
+
+    async def metrics_text(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(metrics.registry), content_type="text/plain")
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.json_response(OPENAPI)
+
+    @web.middleware
+    async def measure(request: web.Request, handler: Any) -> web.StreamResponse:
+        route = (
+            request.match_info.route.resource.canonical
+            if request.match_info.route.resource
+            else "?"
+        )
+        started = time.perf_counter()
+        status = 500
+        try:
+            response: web.StreamResponse = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as error:
+            status = error.status
+            raise
+        finally:
+            metrics.requests.labels(route, str(status)).inc()
+            metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+    app = web.Application(client_max_size=BODY_BYTES_MAX, middlewares=[measure])
+    app.router.add_get("/kv/{key}", get_object)
+    app.router.add_put("/kv/{key}", put_object)
+    app.router.add_delete("/kv/{key}", delete_object)
+    app.router.add_get("/crdt/{type}/{key}", get_crdt)
+    app.router.add_post("/crdt/{type}/{key}", post_crdt)
+    app.router.add_get("/ttl/{key}", get_ttl)
+    app.router.add_put("/ttl/{key}", put_ttl)
+    app.router.add_delete("/ttl/{key}", delete_ttl)
+    app.router.add_get("/cluster", cluster)
+    app.router.add_get("/metrics", metrics_text)
+    app.router.add_get("/openapi.json", openapi)
+    return app
+
+
+_ERRORS: dict[int, type[web.HTTPException]] = {
+    400: web.HTTPBadRequest,
+    404: web.HTTPNotFound,
+    409: web.HTTPConflict,
+    503: web.HTTPServiceUnavailable,
+}
+
+
+def _error(status: int, text: str) -> web.HTTPException:
+    return _ERRORS[status](text=text)
+
+
+CRDT_TYPES = {
+    "counter": "counter",
+    "set": "set",
+    "hash": "hash",
+    "map": "map",
+    "flag": "flag",
+    "hll": "hll",
+    "bcounter": "bcounter",
+    "string": "string",
+}
+
+
+def _bytes(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise _error(400, f"{what} must be a string")
+    return value.encode("utf-8", errors="surrogateescape")
+
+
+def _int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _error(400, f"{what} must be an integer")
+    return value
+
+
+def _strings(value: object, what: str) -> tuple[bytes, ...]:
+    if not isinstance(value, list) or not value:
+        raise _error(400, f"{what} must be a non-empty list of strings")
+    return tuple(_bytes(v, what) for v in value)
+
+
+def crdt_operation(kind: str, key: bytes, body: object) -> O.Operation:
+    """The core operation for a JSON body such as ``{"increment": 3}``."""
+    if kind not in CRDT_TYPES:
+        raise _error(404, f"unknown type {kind!r}; one of {', '.join(CRDT_TYPES)}")
+    if not isinstance(body, dict) or len(body) != 1:
+        raise _error(400, 'send one operation, e.g. {"increment": 1}')
+    ((name, arg),) = body.items()
+    match kind, name:
+        case "counter", "increment":
+            return O.CounterAdd(key, _int(arg, "increment"))
+        case "counter", "decrement":
+            return O.CounterAdd(key, -_int(arg, "decrement"))
+        case "set", "add":
+            return O.SetAdd(key, _strings(arg, "add"))
+        case "set", "remove":
+            return O.SetRemove(key, _strings(arg, "remove"))
+        case "hash", "set" if isinstance(arg, dict) and arg:
+            return O.HashSet(
+                key, tuple((_bytes(f, "field"), _bytes(v, "value")) for f, v in arg.items())
+            )
+        case "hash", "delete":
+            return O.HashDel(key, _strings(arg, "delete"))
+        case "hash" | "map", "increment" if isinstance(arg, dict) and len(arg) == 1:
+            ((field, amount),) = arg.items()
+            op_type = O.HashIncr if kind == "hash" else O.MapIncr
+            return op_type(key, _bytes(field, "field"), _int(amount, "amount"))
+        case "map", "remove":
+            return O.MapRemove(key, _bytes(arg, "remove"))
+        case "flag", "enable":
+            if not isinstance(arg, bool):
+                raise _error(400, "enable must be true or false")
+            return O.FlagSet(key, arg)
+        case "hll", "add":
+            return O.HllAdd(key, _strings(arg, "add"))
+        case "bcounter", "increment":
+            return O.BcounterIncr(key, _int(arg, "increment"))
+        case "bcounter", "decrement":
+            return O.BcounterDecr(key, _int(arg, "decrement"))
+        case "bcounter", "transfer" if isinstance(arg, dict):
+            return O.BcounterTransfer(
+                key, str(arg.get("to", "")), _int(arg.get("amount"), "amount")
+            )
+        case "string", "set":
+            return O.StringSet(key, _bytes(arg, "set"))
+    raise _error(400, f"{kind} has no operation {name!r} of that shape; see /openapi.json")
+
+
+def _op(
+    summary: str,
+    params: list[dict[str, Any]],
+    responses: dict[str, str],
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "parameters": params,
+        "responses": {code: {"description": text} for code, text in responses.items()},
+    }
+    if body is not None:
+        operation["requestBody"] = body
+    return operation
+
+
+_KEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
+_TYPE = {
+    "name": "type",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "enum": list(CRDT_TYPES)},
+}
+_LEVEL = {
+    "name": "consistency",
+    "in": "query",
+    "schema": {"type": "string", "enum": [lv.value for lv in Level]},
+}
+_COUNTS = [
+    {"name": x, "in": "query", "schema": {"type": "integer", "minimum": 1}} for x in ("n", "r", "w")
+]
+_CONTEXT = {
+    "name": CONTEXT_HEADER,
+    "in": "header",
+    "schema": {"type": "string"},
+    "description": "the context of an earlier read; absent: a blind write",
+}
+_JSON = {"content": {"application/json": {"schema": {"type": "object"}}}}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {"title": "Eventual", "version": __version__, "description": __doc__},
+    "paths": {
+        "/kv/{key}": {
+            "get": _op(
+                "Read an object",
+                [_KEY, _LEVEL, *_COUNTS],
+                {
+                    "200": "the value; X-Causal-Context to write back with",
+                    "300": "siblings: {context, siblings: [{value_base64, content_type}]}",
+                    "404": "absent",
+                    "503": "not enough replicas answered",
+                },
+            ),
+            "put": _op(
+                "Write an object",
+                [_KEY, _LEVEL, *_COUNTS, _CONTEXT],
+                {
+                    "204": "written; X-Causal-Context is the new context",
+                    "400": "bad input",
+                    "409": "the key holds another type",
+                    "503": "not enough replicas answered",
+                },
+                {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+            ),
+            "delete": _op(
+                "Delete an object (what the context saw)",
+                [_KEY, _LEVEL, *_COUNTS, _CONTEXT],
+                {
+                    "204": "deleted",
+                    "503": "not enough replicas answered",
+                },
+            ),
+        },
+        "/crdt/{type}/{key}": {
+            "get": _op(
+                "Read a CRDT",
+                [_TYPE, _KEY, _LEVEL, *_COUNTS],
+                {"200": "{type, value, expire_at_ms}", "404": "absent", "409": "another type"},
+            ),
+            "post": _op(
+                "Apply one operation: counter {increment|decrement: n}; set {add|remove: [..]}; "
+                "hash {set: {f: v}} {delete: [f]} {increment: {f: n}}; map {increment: {f: n}} "
+                "{remove: f}; flag {enable: bool}; hll {add: [..]}; "
+                "bcounter {increment|decrement: n} "
+                "{transfer: {to: node, amount: n}}; string {set: v}",
+                [_TYPE, _KEY, _LEVEL, *_COUNTS],
+                {
+                    "200": "{type, result}",
+                    "400": "bad operation",
+                    "409": "another type",
+                    "503": "not enough replicas",
+                },
+                _JSON,
+            ),
+        },
+        "/ttl/{key}": {
+            "get": _op(
+                "Read a key's expiry",
+                [_KEY, _LEVEL],
+                {"200": "{exists, expire_at_ms, ttl_ms}", "404": "absent"},
+            ),
+            "put": _op(
+                "Set an expiry: {seconds} or {expire_at_ms}",
+                [_KEY, _LEVEL],
+                {"200": "{applied, expire_at_ms}"},
+                _JSON,
+            ),
+            "delete": _op("Remove the expiry (PERSIST)", [_KEY, _LEVEL], {"200": "{applied}"}),
+        },
+        "/cluster": {
+            "get": _op(
+                "Members, their state and the ring, as this node sees them",
+                [],
+                {"200": "cluster state"},
+            )
+        },
+        "/metrics": {"get": _op("Prometheus metrics", [], {"200": "text exposition format"})},
+        "/openapi.json": {"get": _op("This document", [], {"200": "OpenAPI 3"})},
+    },
+}
