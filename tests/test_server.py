@@ -24,6 +24,7 @@ import pytest
 import redis
 
 from eventual.client import Client, ClientError
+from eventual.server.main import node_command
 
 DEADLINE_S = 20.0
 
@@ -74,20 +75,8 @@ class Cluster:
     def restart(self, index: int) -> subprocess.Popen[str]:
         """Start node ``index`` again by hand, as its dev cluster would have."""
         name = f"n{index + 1}"
-        command = [
-            sys.executable,
-            "-m",
-            "eventual",
-            "node",
-            "--id",
-            name,
-            "--data-dir",
-            str(self.data_dir / name),
-            "--resp",
-            f"127.0.0.1:{self.resp_ports[index]}",
-        ]
-        for member in self.members:
-            command += ["--member", member]
+        port = self.resp_ports[index]
+        command = node_command(name, self.data_dir / name, f"127.0.0.1:{port}", self.members)
         return subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
         )

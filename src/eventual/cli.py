@@ -8,10 +8,18 @@ import click
 
 from eventual import __version__
 from eventual.client import Client, ClientError
+from eventual.core import Level
 from eventual.demo import run_demo
 from eventual.sim import FAULTS, Faults, SimConfig
 from eventual.sim.runner import run_seeds
 
+CONSISTENCY_OPTION = click.option(
+    "--consistency",
+    type=click.Choice([level.value for level in Level], case_sensitive=False),
+    default="QUORUM",
+    show_default=True,
+    help="Level of Redis connections until they send CONSISTENCY.",
+)
 DURABILITY_HELP = (
     "fsync: an acknowledged write is fsynced (default); os: written to the OS, survives a "
     "process crash; none: no sync."
@@ -180,6 +188,7 @@ def sim(
     help=DURABILITY_HELP,
 )
 @click.option("--password", default=None, help="Require AUTH with this password.")
+@CONSISTENCY_OPTION
 def node(
     node_id: str,
     data_dir: Path,
@@ -189,6 +198,7 @@ def node(
     durability: str,
     password: str | None,
     http: str | None,
+    consistency: str,
 ) -> None:
     """Run one node. Every option can also come from EVENTUAL_NODE_<OPTION> variables."""
     from eventual.server.main import MemberSpec, ServerConfig, run_node  # noqa: PLC0415
@@ -204,6 +214,7 @@ def node(
             durability=durability,
             password=password,
             http=Address.parse(http) if http else None,
+            consistency=Level.parse(consistency),
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None
@@ -250,6 +261,7 @@ def node(
     show_default=True,
     help=DURABILITY_HELP,
 )
+@CONSISTENCY_OPTION
 def dev(
     nodes: int,
     regions: int,
@@ -258,11 +270,15 @@ def dev(
     peer_port: int,
     data_dir: Path,
     durability: str,
+    consistency: str,
 ) -> None:
     """Run a local cluster on this machine until Ctrl-C; print each node's addresses."""
     from eventual.server.main import run_dev  # noqa: PLC0415
 
-    raise SystemExit(run_dev(nodes, resp_port, http_port, peer_port, data_dir, durability, regions))
+    code = run_dev(
+        nodes, resp_port, http_port, peer_port, data_dir, durability, regions, consistency.upper()
+    )
+    raise SystemExit(code)
 
 
 URL_OPTION = click.option(

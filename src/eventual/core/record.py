@@ -94,6 +94,15 @@ _DATA_TYPES: dict[Kind, type[Lattice]] = {
 
 Incarnation = tuple[int, str]
 _FIRST: Incarnation = (0, "")
+# Most records have no baseline (only deleted counters do) and no TTL: they encode as empty
+# bytes, which keeps records small and cheap to encode. Canonical: empty state <=> b"".
+_EMPTY_BASELINE = PNCounter().to_bytes()
+_EMPTY_TTL = MVRegister().to_bytes()
+
+
+def _optional(state: Lattice, empty: bytes) -> bytes:
+    data = state.to_bytes()
+    return b"" if data == empty else data
 
 
 class WrongTypeError(TypeError):
@@ -201,8 +210,8 @@ class Record(Lattice):
             self.incarnation[0],
             self.incarnation[1],
             self.data.to_bytes(),
-            self.baseline.to_bytes(),
-            self.ttl.to_bytes(),
+            _optional(self.baseline, _EMPTY_BASELINE),
+            _optional(self.ttl, _EMPTY_TTL),
         ]
 
     @classmethod
@@ -216,8 +225,12 @@ class Record(Lattice):
             kind, (expect_int(stamp, "incarnation"), expect_str(actor, "incarnation actor"))
         )
         record.data = _DATA_TYPES[kind].from_bytes(expect_bytes(data, "record data"))
-        record.baseline = PNCounter.from_bytes(expect_bytes(baseline, "record baseline"))
-        record.ttl = MVRegister.from_bytes(expect_bytes(ttl, "record ttl"))
+        baseline = expect_bytes(baseline, "record baseline")
+        ttl = expect_bytes(ttl, "record ttl")
+        if baseline:
+            record.baseline = PNCounter.from_bytes(baseline)
+        if ttl:
+            record.ttl = MVRegister.from_bytes(ttl)
         for value in record.ttl.value():
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise DecodeError("record: an expiry time is not an integer")

@@ -94,7 +94,7 @@ class Metrics:
 def build_app(runtime: NodeRuntime) -> web.Application:
     metrics = Metrics(runtime)
 
-    async def call(op: O.Operation, request: web.Request, write: bool) -> Result:
+    async def call(op: O.Operation, request: web.Request) -> Result:
         query = request.query
         try:
             level = Level.parse(query.get("consistency", "QUORUM"))
@@ -132,7 +132,7 @@ def build_app(runtime: NodeRuntime) -> web.Application:
 
     async def get_object(request: web.Request) -> web.Response:
         key = request.match_info["key"].encode()
-        result = await call(O.Get(key), request, write=False)
+        result = await call(O.Get(key), request)
         headers = context_header(result)
         if result.value is None:
             return web.Response(status=404, text="not found", headers=headers)
@@ -157,19 +157,19 @@ def build_app(runtime: NodeRuntime) -> web.Application:
         key = request.match_info["key"].encode()
         body = await request.read()
         value = encode_object(request.content_type or "application/octet-stream", body)
-        result = await call(O.ObjectPut(key, value, context_of(request)), request, write=True)
+        result = await call(O.ObjectPut(key, value, context_of(request)), request)
         return web.Response(status=204, headers=context_header(result))
 
     async def delete_object(request: web.Request) -> web.Response:
         key = request.match_info["key"].encode()
-        result = await call(O.Delete(key, context_of(request)), request, write=True)
+        result = await call(O.Delete(key, context_of(request)), request)
         return web.Response(status=204, headers=context_header(result))
 
     async def get_crdt(request: web.Request) -> web.Response:
         kind, key = request.match_info["type"], request.match_info["key"].encode()
         if kind not in CRDT_TYPES:
             raise _error(404, f"unknown type {kind!r}; one of {', '.join(CRDT_TYPES)}")
-        result = await call(O.Get(key), request, write=False)
+        result = await call(O.Get(key), request)
         if result.value is None:
             return web.json_response({"type": kind, "value": None}, status=404)
         if result.kind != CRDT_TYPES[kind]:
@@ -185,7 +185,7 @@ def build_app(runtime: NodeRuntime) -> web.Application:
         except json.JSONDecodeError:
             raise _error(400, "the body must be a JSON object with one operation") from None
         op = crdt_operation(kind, key, body)
-        result = await call(op, request, write=True)
+        result = await call(op, request)
         return web.json_response({"type": kind, "result": _json_value(result.value)})
 
     async def put_ttl(request: web.Request) -> web.Response:
@@ -199,15 +199,15 @@ def build_app(runtime: NodeRuntime) -> web.Application:
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
             raise _error(400, 'send {"seconds": N} or {"expire_at_ms": T}') from None
-        result = await call(O.Expire(key, at), request, write=True)
+        result = await call(O.Expire(key, at), request)
         return web.json_response({"applied": bool(result.value), "expire_at_ms": at})
 
     async def delete_ttl(request: web.Request) -> web.Response:
-        result = await call(O.Persist(request.match_info["key"].encode()), request, write=True)
+        result = await call(O.Persist(request.match_info["key"].encode()), request)
         return web.json_response({"applied": bool(result.value)})
 
     async def get_ttl(request: web.Request) -> web.Response:
-        result = await call(O.Get(request.match_info["key"].encode()), request, write=False)
+        result = await call(O.Get(request.match_info["key"].encode()), request)
         if result.value is None:
             return web.json_response({"exists": False}, status=404)
         ttl = None if result.expire_at is None else max(0, result.expire_at - wall_ms())

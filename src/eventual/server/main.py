@@ -12,13 +12,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from eventual.core import NodeConfig
+from eventual.core import Level, NodeConfig
 from eventual.core.ring import Member
 from eventual.server.resp import RespServerProtocol
 from eventual.server.runtime import Address, NodeRuntime
 from eventual.server.sqlite_store import SQLiteStore
 
-__all__ = ["MemberSpec", "ServerConfig", "run_dev", "run_node"]
+__all__ = ["MemberSpec", "ServerConfig", "node_command", "run_dev", "run_node"]
 
 log = logging.getLogger("eventual")
 
@@ -50,6 +50,7 @@ class ServerConfig:
     resp: Address
     members: tuple[MemberSpec, ...]
     http: Address | None = None
+    consistency: Level = Level.QUORUM  # for Redis connections until they say CONSISTENCY
     n: int = 3
     durability: str = "fsync"
     password: str | None = None
@@ -80,7 +81,9 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
     await runtime.start()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: RespServerProtocol(runtime, config.password), config.resp.host, config.resp.port
+        lambda: RespServerProtocol(runtime, config.password, config.consistency),
+        config.resp.host,
+        config.resp.port,
     )
     app_runner = None
     if config.http is not None:
@@ -121,6 +124,17 @@ def run_node(config: ServerConfig) -> None:
     asyncio.run(serve(config))
 
 
+def node_command(
+    node: str, data_dir: Path, resp: str, members: list[str], *options: str
+) -> list[str]:
+    """The command line of one ``eventual node`` process (dev clusters, tests, benchmarks)."""
+    command = [sys.executable, "-m", "eventual", "node", "--id", node]
+    command += ["--data-dir", str(data_dir), "--resp", resp, *options]
+    for member in members:
+        command += ["--member", member]
+    return command
+
+
 def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
     nodes: int,
     resp_port: int,
@@ -129,6 +143,7 @@ def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
     data_dir: Path,
     durability: str,
     regions: int,
+    consistency: str = "QUORUM",
     host: str = "127.0.0.1",
 ) -> int:
     """Start ``nodes`` node processes, print their addresses, stop them on Ctrl-C."""
@@ -139,24 +154,15 @@ def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
     ]
     processes = []
     for i, member in enumerate(members):
-        command = [
-            sys.executable,
-            "-m",
-            "eventual",
-            "node",
-            "--id",
+        command = node_command(
             member.node,
-            "--data-dir",
-            str(data_dir / member.node),
-            "--resp",
+            data_dir / member.node,
             f"{host}:{resp_port + i}",
-            "--durability",
-            durability,
-            "--http",
-            f"{host}:{http_port + i}",
-        ]
-        for other in members:
-            command += ["--member", str(other)]
+            [str(m) for m in members],
+            "--durability", durability,
+            "--http", f"{host}:{http_port + i}",
+            "--consistency", consistency,
+        )  # fmt: skip
         processes.append(subprocess.Popen(command))
     print(f"Eventual dev cluster: {nodes} nodes, data in {data_dir}", flush=True)
     for i, (member, process) in enumerate(zip(members, processes, strict=True)):

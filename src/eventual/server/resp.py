@@ -215,7 +215,9 @@ def split_inline(line: bytes) -> list[bytes]:
 class RespServerProtocol(asyncio.Protocol):
     next_client_id = 1
 
-    def __init__(self, runtime: NodeRuntime, password: str | None = None) -> None:
+    def __init__(
+        self, runtime: NodeRuntime, password: str | None = None, level: Level = Level.QUORUM
+    ) -> None:
         self.runtime = runtime
         self.password = password
         self.authenticated = password is None
@@ -223,7 +225,7 @@ class RespServerProtocol(asyncio.Protocol):
         self.slots: deque[list[bytes | None]] = deque()
         self.transport: asyncio.Transport | None = None
         self.resp3 = False
-        self.level = Level.QUORUM
+        self.level = level
         self.name: bytes | None = None
         self.client_id = RespServerProtocol.next_client_id
         RespServerProtocol.next_client_id += 1
