@@ -307,7 +307,7 @@ class Node:
 
     def _load(self, key: bytes) -> Record | None:
         data = self.store.get(key)
-        return None if data is None else Record.from_bytes(data)
+        return None if data is None else Record.from_stored(data)
 
     def _track_tombstone(self, key: bytes, record: Record | None) -> None:
         reapable = (
@@ -321,8 +321,12 @@ class Node:
         else:
             self.tombstones.pop(key, None)
 
-    def _store_record(self, batch: Batch, partition: int, key: bytes, record: Record) -> bytes:
-        data = record.to_bytes()
+    def _store_record(
+        self, batch: Batch, partition: int, key: bytes, record: Record, data: bytes | None = None
+    ) -> bytes:
+        """Stage ``record`` (already encoded as ``data``, if given) and index it."""
+        if data is None:
+            data = record.to_bytes()
         batch.records[key] = (partition, data)
         tree = self.trees.get(partition)
         if tree is not None:
@@ -455,7 +459,7 @@ class Node:
             owed = set(primaries) | (hint.targets if hint is not None else frozenset())
             batch.hints[op.key] = Hint(op.key, partition, encoded, frozenset(owed))
         else:
-            self._store_record(batch, partition, op.key, new)
+            self._store_record(batch, partition, op.key, new, encoded)
         targets: dict[str, str | None] = {}
         spare = [
             node
@@ -582,7 +586,10 @@ class Node:
             del self.pending[read_id]
 
     def _read_repair(self, effects: Effects, pending: _PendingRead) -> None:
-        merged = self._merged(list(pending.replies.values()))
+        records = list(pending.replies.values())
+        if len(records) <= 1:
+            return  # one answer: nothing to compare it with
+        merged = self._merged(records)
         if merged is None:
             return
         data = merged.to_bytes()

@@ -35,13 +35,14 @@ expiry; a write to an expired key first resets it, as Redis does.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from eventual.clocks import DVVSet, VersionVector
 from eventual.codec import (
     DecodeError,
     Scalar,
     TypeTag,
+    decode_frame,
     expect_bytes,
     expect_int,
     expect_list,
@@ -93,16 +94,22 @@ _DATA_TYPES: dict[Kind, type[Lattice]] = {
 }
 
 Incarnation = tuple[int, str]
+L = TypeVar("L", bound=Lattice)
 _FIRST: Incarnation = (0, "")
 # Most records have no baseline (only deleted counters do) and no TTL: they encode as empty
 # bytes, which keeps records small and cheap to encode. Canonical: empty state <=> b"".
-_EMPTY_BASELINE = PNCounter().to_bytes()
-_EMPTY_TTL = MVRegister().to_bytes()
 
 
-def _optional(state: Lattice, empty: bytes) -> bytes:
-    data = state.to_bytes()
-    return b"" if data == empty else data
+def _optional(state: PNCounter | MVRegister) -> bytes:
+    return b"" if state.is_empty() else state.to_bytes()
+
+
+def _nested(cls: type[L], data: bytes, trusted: bool) -> L:
+    """Decode a nested state; bytes from our own store skip the canonical re-encode check
+    (they came from our encoder), bytes from anywhere else do not."""
+    if trusted:
+        return cls._from_payload(decode_frame(data, cls.TAG, cls.VERSION))
+    return cls.from_bytes(data)
 
 
 class WrongTypeError(TypeError):
@@ -210,12 +217,21 @@ class Record(Lattice):
             self.incarnation[0],
             self.incarnation[1],
             self.data.to_bytes(),
-            _optional(self.baseline, _EMPTY_BASELINE),
-            _optional(self.ttl, _EMPTY_TTL),
+            _optional(self.baseline),
+            _optional(self.ttl),
         ]
 
     @classmethod
+    def from_stored(cls, data: bytes) -> Self:
+        """Decode bytes this node's own store holds: shape checked, canonical form trusted."""
+        return cls._decode(decode_frame(data, cls.TAG, cls.VERSION), trusted=True)
+
+    @classmethod
     def _from_payload(cls, payload: Any) -> Self:
+        return cls._decode(payload, trusted=False)
+
+    @classmethod
+    def _decode(cls, payload: Any, trusted: bool) -> Self:
         kind, stamp, actor, data, baseline, ttl = expect_list(payload, "record", 6)
         try:
             kind = Kind(expect_int(kind, "record kind", 1, max(Kind)))
@@ -224,13 +240,13 @@ class Record(Lattice):
         record = cls(
             kind, (expect_int(stamp, "incarnation"), expect_str(actor, "incarnation actor"))
         )
-        record.data = _DATA_TYPES[kind].from_bytes(expect_bytes(data, "record data"))
+        record.data = _nested(_DATA_TYPES[kind], expect_bytes(data, "record data"), trusted)
         baseline = expect_bytes(baseline, "record baseline")
         ttl = expect_bytes(ttl, "record ttl")
         if baseline:
-            record.baseline = PNCounter.from_bytes(baseline)
+            record.baseline = _nested(PNCounter, baseline, trusted)
         if ttl:
-            record.ttl = MVRegister.from_bytes(ttl)
+            record.ttl = _nested(MVRegister, ttl, trusted)
         for value in record.ttl.value():
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise DecodeError("record: an expiry time is not an integer")

@@ -42,6 +42,9 @@ class DotFunction(Lattice):
         self._values = {}
         return delta
 
+    def is_empty(self) -> bool:
+        return not self._values and not self._context
+
     def _sorted_values(self) -> list[Scalar]:
         return [value for _, value in sorted(self._values.items(), key=lambda item: item[0])]
 

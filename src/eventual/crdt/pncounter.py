@@ -23,6 +23,9 @@ class PNCounter(Lattice):
         self._increments = GCounter()
         self._decrements = GCounter()
 
+    def is_empty(self) -> bool:
+        return not self._increments._counts and not self._decrements._counts
+
     def value(self) -> int:
         return self._increments.value() - self._decrements.value()
 
