@@ -192,6 +192,28 @@ def test_expire_ttl_persist_and_wrongtype(cluster: Cluster) -> None:
         a.incr("session")
 
 
+def test_string_options_and_multi_key_commands(cluster: Cluster) -> None:
+    a, b, _ = (cluster.client(i) for i in range(3))
+    a.execute_command("CONSISTENCY", "ALL")
+    b.execute_command("CONSISTENCY", "ALL")
+    assert a.set("opt", "1", nx=True) is True
+    assert b.set("opt", "2", nx=True) is None  # exists: not written
+    assert a.set("absent-opt", "x", xx=True) is None
+    assert b.set("opt", "3", get=True) == b"1"
+    assert a.append("opt", "45") == 3 and b.get("opt") == b"345" and b.strlen("opt") == 3
+    assert a.mset({"m1": "a", "m2": "b"}) is True
+    assert b.mget("m1", "m2", "m3") == [b"a", b"b", None]
+    assert a.exists("m1", "m2", "m3") == 2
+    assert b.delete("m1", "m2", "m3") == 2 and a.exists("m1") == 0
+    assert a.hset("prof", mapping={"n": "ana"}) == 1 and b.hincrby("prof", "visits", 2) == 2
+    assert a.hgetall("prof") == {b"n": b"ana", b"visits": b"2"}
+    assert b.hdel("prof", "n") == 1 and a.hlen("prof") == 1 and a.hexists("prof", "visits")
+    assert a.srem("no-set", "x") == 0 and a.scard("no-set") == 0
+    assert a.echo("hi") == b"hi" and a.client_setname("me") and a.client_getname() == "me"
+    assert b.execute_command("BC.INCRBY", "stock", 5) == 5
+    assert b.execute_command("BC.GET", "stock") == 5
+
+
 def test_a_pipeline_of_1000_commands(cluster: Cluster) -> None:
     a = cluster.client(0)
     pipe = a.pipeline(transaction=False)

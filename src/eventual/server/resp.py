@@ -556,6 +556,15 @@ def _get(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     c.call(O.Get(args[0]), lambda r: c.bulk(string_value(r)), done)
 
 
+# A read-then-write command: the read's handler returns this when it has started the write,
+# whose reply is the command's answer.
+WRITE_ANSWERS = b""
+
+
+def answered_by_write(done: Done) -> Done:
+    return lambda reply: done(reply) if reply != WRITE_ANSWERS else None
+
+
 def _set_options(args: list[bytes]) -> tuple[int | None, bool, bool, bool, bool]:
     expire_at: int | None = None
     nx = xx = get = keep = False
@@ -603,12 +612,10 @@ def _set(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
         exists = read.value is not None
         if (nx and exists) or (xx and not exists):
             return c.bulk(old) if get else c.bulk(None)
-        c.call(write, lambda r: c.bulk(old) if get else simple("OK"), done_late)
-        return b""
+        c.call(write, lambda r: c.bulk(old) if get else simple("OK"), done)
+        return WRITE_ANSWERS
 
-    # The read's reply is replaced by the write's: route the final reply through done_late.
-    done_late = done
-    c.call(O.Get(key), after_read, lambda reply: done(reply) if reply else None)
+    c.call(O.Get(key), after_read, answered_by_write(done))
 
 
 @command("MGET", -2)
@@ -643,9 +650,9 @@ def _append(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     def after_read(read: Result) -> bytes:
         value = (string_value(read) or b"") + suffix
         c.call(O.StringSet(key, value, keep_ttl=True), lambda r: integer(len(value)), done)
-        return b""
+        return WRITE_ANSWERS
 
-    c.call(O.Get(key), after_read, lambda reply: done(reply) if reply else None)
+    c.call(O.Get(key), after_read, answered_by_write(done))
 
 
 @command("STRLEN", 2)
