@@ -39,3 +39,14 @@ def test_readme_quick_start_is_what_ci_runs() -> None:
     ci = (README.parent / ".ci" / "run").read_text()
     test_command = next(line for line in ci.splitlines() if line.startswith("python3 -m venv"))
     assert test_command in readme
+
+
+def test_a_node_reads_its_settings_from_a_toml_file(tmp_path: Path) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text('id = "n9"\ndata_dir = "data"\nmembers = ["n1=r1@127.0.0.1:9001"]\nn = 1\n')
+    result = CliRunner().invoke(main, ["node", "--config", str(config)])
+    # The file was read: the id and members came from it, and they do not fit together.
+    assert result.exit_code == 2 and "this node (n9) must be one of the members" in result.output
+    config.write_text('id = "n1"\nspeed = "fast"\n')
+    result = CliRunner().invoke(main, ["node", "--config", str(config)])
+    assert result.exit_code == 2 and "unknown setting 'speed'" in result.output

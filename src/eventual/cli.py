@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import click
@@ -158,8 +159,57 @@ def sim(
         raise SystemExit(1)
 
 
+# The keys a node's TOML file may hold: the long option names, with - or _.
+CONFIG_KEYS = {
+    "id": "node_id", "data-dir": "data_dir", "resp": "resp", "http": "http",
+    "member": "members", "members": "members", "n": "n", "durability": "durability",
+    "password": "password", "consistency": "consistency",
+}  # fmt: skip
+
+
+def load_config(ctx: click.Context, param: click.Parameter, path: Path | None) -> None:
+    """Read a TOML file into the command's defaults: flags and EVENTUAL_NODE_* win over it."""
+    if path is None:
+        return
+    try:
+        with path.open("rb") as file:
+            data = tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise click.BadParameter(f"cannot read {path}: {error}", ctx, param) from None
+    defaults = {}
+    for key, value in data.items():
+        name = CONFIG_KEYS.get(key.replace("_", "-"))
+        if name is None:
+            known = ", ".join(sorted(k for k in CONFIG_KEYS if k != "member"))
+            raise click.BadParameter(
+                f"unknown setting {key!r} in {path}; known: {known}", ctx, param
+            )
+        if name == "members" and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            raise click.BadParameter(
+                f"{key} in {path} must be a list of NODE=REGION@HOST:PORT", ctx, param
+            )
+        defaults[name] = value
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+
+
 @main.command()
-@click.option("--id", "node_id", required=True, help="This node's name; one of the --member names.")
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    callback=load_config,
+    is_eager=True,
+    expose_value=False,
+    help="A TOML file of these settings (keys: id, data-dir, resp, http, members, n, ...).",
+)
+@click.option(
+    "--id",
+    "node_id",
+    envvar="EVENTUAL_NODE_ID",
+    required=True,
+    help="This node's name; one of the --member names.",
+)
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
@@ -200,7 +250,11 @@ def node(
     http: str | None,
     consistency: str,
 ) -> None:
-    """Run one node. Every option can also come from EVENTUAL_NODE_<OPTION> variables."""
+    """Run one node.
+
+    Settings come from flags, then EVENTUAL_NODE_<OPTION> variables (EVENTUAL_NODE_ID,
+    EVENTUAL_NODE_DATA_DIR, EVENTUAL_NODE_MEMBERS space-separated, ...), then --config.
+    """
     from eventual.server.main import MemberSpec, ServerConfig, run_node  # noqa: PLC0415
     from eventual.server.runtime import Address  # noqa: PLC0415
 
