@@ -79,6 +79,15 @@ def _query(consistency: str | None) -> str:
     return "" if consistency is None else "?" + urllib.parse.urlencode({"consistency": consistency})
 
 
+def _put_request(
+    key: str, context: str | None, content_type: str, consistency: str | None
+) -> tuple[str, dict[str, str]]:
+    headers = {"Content-Type": content_type}
+    if context:
+        headers[CONTEXT_HEADER] = context
+    return f"/kv/{urllib.parse.quote(key, safe='')}{_query(consistency)}", headers
+
+
 def _delay(attempt: int, backoff: float) -> float:
     return backoff * float(1 << attempt) * (0.5 + random.random())  # jitter, not secrets
 
@@ -150,10 +159,7 @@ class Client:
         consistency: str | None = None,
     ) -> str | None:
         """Write an object; returns the new causal context."""
-        headers = {"Content-Type": content_type}
-        if context:
-            headers[CONTEXT_HEADER] = context
-        path = f"/kv/{urllib.parse.quote(key, safe='')}{_query(consistency)}"
+        path, headers = _put_request(key, context, content_type, consistency)
         _, response_headers, _ = self._request("PUT", path, value, headers)
         return response_headers.get(CONTEXT_HEADER)
 
@@ -251,10 +257,7 @@ class AsyncClient:
         content_type: str = "application/octet-stream",
         consistency: str | None = None,
     ) -> str | None:
-        headers = {"Content-Type": content_type}
-        if context:
-            headers[CONTEXT_HEADER] = context
-        path = f"/kv/{urllib.parse.quote(key, safe='')}{_query(consistency)}"
+        path, headers = _put_request(key, context, content_type, consistency)
         _, response_headers, _ = await self._request("PUT", path, value, headers)
         return response_headers.get(CONTEXT_HEADER)
 

@@ -358,6 +358,21 @@ class Node:
             targets = hint.targets | {target}
         batch.hints[key] = Hint(key, self.ring.partition_of(key), record.to_bytes(), targets)
 
+    def _requirement(
+        self,
+        effects: Effects,
+        origin: Origin,
+        request: Request,
+        primaries: list[str],
+        count: int | None,
+    ) -> Requirement | None:
+        """What the request's level (or r/w ``count``) needs; None after answering an error."""
+        try:
+            return requirement(request.level, primaries, self.ring.region_of, self.region, count)
+        except ValueError as error:
+            self._finish(effects, origin, Result(False, error=f"ERR {error}"))
+            return None
+
     def _finish(self, effects: Effects, origin: Origin, result: Result) -> None:
         peer, request_id = origin
         if peer == CLIENT:
@@ -399,18 +414,14 @@ class Node:
         assert not isinstance(op, Get)
         hint = self.store.hint(op.key) if fallback else None
         if fallback:
-            record = None if hint is None else Record.from_bytes(hint.record)
+            record = None if hint is None else Record.from_stored(hint.record)
         else:
             record = self._load(op.key)
         if record is None and isinstance(op, Delete | Expire | Persist):
             self._finish(effects, origin, Result(True, 0, answered=1))
             return
-        try:
-            need = requirement(
-                request.level, primaries, self.ring.region_of, self.region, request.w
-            )
-        except ValueError as error:
-            self._finish(effects, origin, Result(False, error=f"ERR {error}"))
+        need = self._requirement(effects, origin, request, primaries, request.w)
+        if need is None:
             return
         timestamp = self.hlc.now(self.now)
         if record is not None and isinstance(record.data, LWWRegister):
@@ -514,12 +525,8 @@ class Node:
         partition: int,
         primaries: list[str],
     ) -> None:
-        try:
-            need = requirement(
-                request.level, primaries, self.ring.region_of, self.region, request.r
-            )
-        except ValueError as error:
-            self._finish(effects, origin, Result(False, error=f"ERR {error}"))
+        need = self._requirement(effects, origin, request, primaries, request.r)
+        if need is None:
             return
         spare = [n for n in self.ring.walk(partition) if n not in primaries and self.up(n)]
         targets = []
