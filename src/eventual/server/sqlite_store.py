@@ -19,6 +19,7 @@ version is refused with a clear error rather than guessed at.
 from __future__ import annotations
 
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,9 @@ DURABILITY = {"fsync": "FULL", "os": "NORMAL", "none": "OFF"}
 # Checkpoint the WAL into the database once it holds this many pages (~16 MiB of 4 KiB
 # pages): large enough to batch, small enough that recovery after a crash stays quick.
 WAL_AUTOCHECKPOINT_PAGES = 4096
+# Records kept in memory, most recently used first out last: hot keys are read without a
+# SELECT. 50,000 records of a few hundred bytes is tens of MiB at most.
+RECORD_CACHE_ENTRIES_MAX = 50_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
@@ -74,12 +78,27 @@ class SQLiteStore:
         self.durability = durability
         self._in_transaction = False
         self.commits = 0
+        self._cache: OrderedDict[bytes, bytes] = OrderedDict()
 
     # --- reading (sees this turn's uncommitted writes: same connection) ---
 
     def get(self, key: bytes) -> bytes | None:
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
         row = self._db.execute("SELECT data FROM records WHERE key = ?", (key,)).fetchone()
-        return None if row is None else bytes(row[0])
+        if row is None:
+            return None
+        data = bytes(row[0])
+        self._remember(key, data)
+        return data
+
+    def _remember(self, key: bytes, data: bytes) -> None:
+        self._cache[key] = data
+        self._cache.move_to_end(key)
+        if len(self._cache) > RECORD_CACHE_ENTRIES_MAX:
+            self._cache.popitem(last=False)
 
     def scan(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         rows = self._db.execute(
@@ -119,11 +138,13 @@ class SQLiteStore:
         for key, (partition, data) in batch.records.items():
             if data is None:
                 db.execute("DELETE FROM records WHERE key = ?", (key,))
+                self._cache.pop(key, None)
             else:
                 db.execute(
                     "INSERT OR REPLACE INTO records (key, partition, data) VALUES (?, ?, ?)",
                     (key, partition, data),
                 )
+                self._remember(key, data)
         for key, hint in batch.hints.items():
             if hint is None:
                 db.execute("DELETE FROM hints WHERE key = ?", (key,))
