@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -21,6 +23,8 @@ CONSISTENCY_OPTION = click.option(
     show_default=True,
     help="Level of Redis connections until they send CONSISTENCY.",
 )
+F = TypeVar("F", bound=Callable[..., Any])
+
 DURABILITY_HELP = (
     "fsync: an acknowledged write is fsynced (default); os: written to the OS, survives a "
     "process crash; none: no sync."
@@ -275,6 +279,12 @@ def node(
     run_node(config)
 
 
+def port_option(name: str, default: int, text: str) -> Callable[[F], F]:
+    return click.option(
+        name, type=click.IntRange(1, 65535), default=default, show_default=True, help=text
+    )
+
+
 @main.command()
 @click.option("--nodes", type=click.IntRange(1, 64), default=3, show_default=True)
 @click.option(
@@ -284,27 +294,9 @@ def node(
     show_default=True,
     help="Spread the nodes over this many regions.",
 )
-@click.option(
-    "--resp-port",
-    type=click.IntRange(1, 65535),
-    default=7001,
-    show_default=True,
-    help="Node i listens for Redis clients on this port + i.",
-)
-@click.option(
-    "--http-port",
-    type=click.IntRange(1, 65535),
-    default=8001,
-    show_default=True,
-    help="Node i serves the HTTP API on this port + i.",
-)
-@click.option(
-    "--peer-port",
-    type=click.IntRange(1, 65535),
-    default=9001,
-    show_default=True,
-    help="Node i listens for other nodes on this port + i.",
-)
+@port_option("--resp-port", 7001, "Node i listens for Redis clients on this port + i.")
+@port_option("--http-port", 8001, "Node i serves the HTTP API on this port + i.")
+@port_option("--peer-port", 9001, "Node i listens for other nodes on this port + i.")
 @click.option(
     "--data-dir", type=click.Path(path_type=Path), default=Path("eventual-dev"), show_default=True
 )

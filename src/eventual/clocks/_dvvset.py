@@ -27,7 +27,6 @@ with the read that produced the context survives as a sibling.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, Self
 
 from eventual.clocks._version_vector import VersionVector
@@ -73,12 +72,6 @@ class DVVSet(Lattice):
 
     def value(self) -> list[Scalar]:
         return self.values()
-
-    def dotted_values(self) -> Iterator[tuple[tuple[str, int], Scalar]]:
-        """Each live value with its dot ``(actor, counter)``."""
-        for actor, (counter, values) in sorted(self._entries.items()):
-            for offset, value in enumerate(values):
-                yield (actor, counter - offset), value
 
     def context(self) -> VersionVector:
         """The causal context to hand to a client with the values it read."""

@@ -396,6 +396,7 @@ class Node:
                 forward_id = self._id()
                 self.pending[forward_id] = _PendingForward(origin, live[0])
                 effects.send(live[0], Forward(forward_id, request))
+                # The primary may itself wait a full request timeout for its replicas.
                 effects.after(self.config.request_timeout_ms * 2, Timer("timeout", forward_id))
             else:
                 self._coordinate(effects, origin, request, partition, primaries, fallback=True)

@@ -88,10 +88,6 @@ def mapping(pairs: list[tuple[bytes, bytes]], resp3: bool) -> bytes:
     return array([part for pair in pairs for part in pair])
 
 
-def null_array(resp3: bool) -> bytes:
-    return b"_\r\n" if resp3 else b"*-1\r\n"
-
-
 def as_bytes(value: Any) -> bytes:
     if isinstance(value, bytes):
         return value

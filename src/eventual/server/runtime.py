@@ -27,7 +27,6 @@ import msgpack
 
 from eventual.core import Effects, Node, NodeConfig, Request, Result
 from eventual.core.messages import Message, Timer
-from eventual.core.ring import Member
 from eventual.server.sqlite_store import SQLiteStore
 from eventual.server.wire import FRAME_BYTES_MAX, WireError, decode_message, encode_message
 
@@ -264,8 +263,3 @@ class NodeRuntime:
         if loop is not None and not self.stopped:
             for delay, timer in effects.timers:
                 loop.call_later(delay / 1000, self._timer, timer)
-
-
-def members_of(spec: dict[str, tuple[str, Address]]) -> tuple[Member, ...]:
-    """Members from ``{node: (region, internode address)}``."""
-    return tuple(Member(node, region) for node, (region, _) in sorted(spec.items()))
