@@ -82,10 +82,10 @@ class Cluster:
         )
 
 
-def start_cluster(data_dir: Path) -> Cluster:
-    resp_base = free_base_port(3)
-    peer_base = free_base_port(3)
-    http_base = free_base_port(3)
+def start_cluster(data_dir: Path, nodes: int = 3, *options: str) -> Cluster:
+    resp_base = free_base_port(nodes)
+    peer_base = free_base_port(nodes)
+    http_base = free_base_port(nodes)
     process = subprocess.Popen(
         [
             sys.executable,
@@ -93,7 +93,7 @@ def start_cluster(data_dir: Path) -> Cluster:
             "eventual",
             "dev",
             "--nodes",
-            "3",
+            str(nodes),
             "--data-dir",
             str(data_dir),
             "--resp-port",
@@ -102,6 +102,7 @@ def start_cluster(data_dir: Path) -> Cluster:
             str(http_base),
             "--peer-port",
             str(peer_base),
+            *options,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -110,7 +111,7 @@ def start_cluster(data_dir: Path) -> Cluster:
     assert process.stdout is not None
     pids: dict[str, int] = {}
     members = []
-    while len(pids) < 3:
+    while len(pids) < nodes:
         line = process.stdout.readline()
         assert line, "eventual dev exited early"
         match = re.search(r"(n\d) \(([^)]+)\): redis .*internode (\S+)\s+pid (\d+)", line)
@@ -119,14 +120,15 @@ def start_cluster(data_dir: Path) -> Cluster:
             members.append(f"{match.group(1)}={match.group(2)}@{match.group(3)}")
     found = Cluster(
         process,
-        [resp_base + i for i in range(3)],
-        [http_base + i for i in range(3)],
+        [resp_base + i for i in range(nodes)],
+        [http_base + i for i in range(nodes)],
         pids,
         data_dir,
         members,
     )
-    for i in range(3):
-        wait_until(lambda i=i: found.client(i).ping())
+    password = options[options.index("--password") + 1] if "--password" in options else None
+    for i in range(nodes):
+        wait_until(lambda i=i: found.client(i, password=password).ping())
     return found
 
 
@@ -155,6 +157,18 @@ def own_cluster(tmp_path: Path) -> Iterator[Cluster]:
     found = start_cluster(tmp_path)
     yield found
     stop_cluster(found)
+
+
+def test_dev_applies_node_options_to_every_node(tmp_path: Path) -> None:
+    found = start_cluster(tmp_path, 2, "--n", "1", "--password", "s3cret", "--durability", "os")
+    try:
+        for i in range(2):
+            with pytest.raises(redis.AuthenticationError):
+                found.client(i).get("k")
+            info = found.client(i, password="s3cret").info()
+            assert info["n"] == 1 and info["durability"] == "os" and info["nodes"] == 2
+    finally:
+        stop_cluster(found)
 
 
 def test_a_write_on_one_node_is_read_on_the_others(cluster: Cluster) -> None:
@@ -212,6 +226,25 @@ def test_string_options_and_multi_key_commands(cluster: Cluster) -> None:
     assert a.echo("hi") == b"hi" and a.client_setname("me") and a.client_getname() == "me"
     assert b.execute_command("BC.INCRBY", "stock", 5) == 5
     assert b.execute_command("BC.GET", "stock") == 5
+
+
+def test_hyperloglogs_count_and_merge_across_nodes(cluster: Cluster) -> None:
+    a, b, c = (cluster.client(i) for i in range(3))
+    for client in (a, b, c):
+        client.execute_command("CONSISTENCY", "ALL")
+    assert a.pfadd("visitors:mon", *[f"u{i}" for i in range(0, 600)]) == 1
+    assert b.pfadd("visitors:tue", *[f"u{i}" for i in range(400, 1000)]) == 1
+    assert 570 <= c.pfcount("visitors:mon") <= 630  # the sketch's error is about 1%
+    assert 950 <= c.pfcount("visitors:mon", "visitors:tue", "absent") <= 1050  # the union
+    assert c.pfmerge("visitors:week", "visitors:mon", "visitors:tue")
+    assert a.pfcount("visitors:week") == c.pfcount("visitors:mon", "visitors:tue")
+    assert b.pfadd("visitors:week", "newcomer") in (0, 1)
+    assert a.pfcount("visitors:week") >= c.pfcount("visitors:mon", "visitors:tue")
+    a.set("not-a-sketch", "x")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        b.pfmerge("visitors:week", "not-a-sketch")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        c.pfcount("visitors:mon", "not-a-sketch")
 
 
 def test_a_pipeline_of_1000_commands(cluster: Cluster) -> None:
@@ -314,7 +347,7 @@ def test_sigkill_under_write_load_loses_no_acknowledged_write(own_cluster: Clust
 
     def caught_up() -> bool:
         with sqlite3.connect(store) as db:
-            keys = {row[0] for row in db.execute("SELECT key FROM records")}
+            keys = {row[0] for row in db.execute("SELECT key FROM record_log")}
         return all(key.encode() in keys for key in acknowledged)
 
     wait_until(caught_up, 60)

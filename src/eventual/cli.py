@@ -308,6 +308,15 @@ def port_option(name: str, default: int, text: str) -> Callable[[F], F]:
     help=DURABILITY_HELP,
 )
 @CONSISTENCY_OPTION
+@click.option(
+    "--n",
+    "replicas",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="Replicas per key (at most --nodes).",
+)
+@click.option("--password", default=None, help="Every node requires AUTH with this password.")
 def dev(
     nodes: int,
     regions: int,
@@ -317,12 +326,27 @@ def dev(
     data_dir: Path,
     durability: str,
     consistency: str,
+    replicas: int,
+    password: str | None,
 ) -> None:
-    """Run a local cluster on this machine until Ctrl-C; print each node's addresses."""
+    """Run a local cluster on this machine until Ctrl-C; print each node's addresses.
+
+    Node options (--durability, --consistency, --n, --password) apply to every node."""
     from eventual.server.main import run_dev  # noqa: PLC0415
 
+    options = ["--n", str(min(replicas, nodes))]
+    if password is not None:
+        options += ["--password", password]
     code = run_dev(
-        nodes, resp_port, http_port, peer_port, data_dir, durability, regions, consistency.upper()
+        nodes,
+        resp_port,
+        http_port,
+        peer_port,
+        data_dir,
+        durability,
+        regions,
+        consistency.upper(),
+        extra_options=options,
     )
     raise SystemExit(code)
 

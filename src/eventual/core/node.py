@@ -578,6 +578,7 @@ class Node:
             answered=answered,
             kind=merged.kind.name.lower(),
             expire_at=merged.expire_at(),
+            state=merged.data.to_bytes() if merged.kind is Kind.HLL else None,
         )
 
     def _check_read(self, effects: Effects, read_id: int, pending: _PendingRead) -> None:

@@ -43,6 +43,7 @@ __all__ = [
     "HashIncr",
     "HashSet",
     "HllAdd",
+    "HllMerge",
     "MapIncr",
     "MapRemove",
     "Mutation",
@@ -187,6 +188,15 @@ class HllAdd:
 
 
 @dataclass(frozen=True, slots=True)
+class HllMerge:
+    """Merge an encoded HyperLogLog (``PFMERGE``'s union of its sources) into the key."""
+
+    key: bytes
+    sketch: bytes
+    kind = Kind.HLL
+
+
+@dataclass(frozen=True, slots=True)
 class Expire:
     key: bytes
     at_ms: int
@@ -218,6 +228,7 @@ Mutation = (
     | HllAdd
     | Expire
     | Persist
+    | HllMerge  # last: the wire numbers operations in this order
 )
 Operation = Get | Mutation
 
@@ -405,6 +416,12 @@ def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestam
         for element in op.elements:
             absorb(data.add(element))
         result = 1 if data.to_bytes() != before or not op.elements else 0
+    elif isinstance(op, HllMerge):
+        assert isinstance(data, HyperLogLog)
+        sketch = HyperLogLog.from_bytes(op.sketch)  # DecodeError (a ValueError) if bad
+        data.merge(sketch)  # ValueError if the precisions differ
+        absorb(sketch)
+        result = "OK"
     elif isinstance(op, Expire):
         result = 1 if present else 0
         if present:

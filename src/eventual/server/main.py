@@ -145,6 +145,7 @@ def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
     regions: int,
     consistency: str = "QUORUM",
     host: str = "127.0.0.1",
+    extra_options: list[str] | None = None,
 ) -> int:
     """Start ``nodes`` node processes, print their addresses, stop them on Ctrl-C."""
     region_names = [f"region-{i + 1}" for i in range(max(1, regions))]
@@ -162,6 +163,7 @@ def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
             "--durability", durability,
             "--http", f"{host}:{http_port + i}",
             "--consistency", consistency,
+            *(extra_options or []),
         )  # fmt: skip
         processes.append(subprocess.Popen(command))
     print(f"Eventual dev cluster: {nodes} nodes, data in {data_dir}", flush=True)

@@ -27,12 +27,13 @@ import logging
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from eventual import __version__
 from eventual.core import Level, Request, Result
 from eventual.core import ops as O  # noqa: N812  (short: the command table reads better)
 from eventual.core.record import Record
+from eventual.crdt import HyperLogLog
 from eventual.server.runtime import NodeRuntime, wall_ms
 
 __all__ = ["RespServerProtocol"]
@@ -230,8 +231,8 @@ class RespServerProtocol(asyncio.Protocol):
         self.paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
@@ -338,6 +339,21 @@ class RespServerProtocol(asyncio.Protocol):
     def call_many(
         self, op_list: list[O.Operation], then: Callable[[list[Result]], bytes], done: Done
     ) -> None:
+        """Run operations at once; reply with ``then(results)``, or the first error."""
+
+        def reply(results: list[Result]) -> None:
+            try:
+                done(then(results))
+            except CommandError as problem:
+                done(error(str(problem)))
+
+        self.gather(op_list, reply, done)
+
+    def gather(
+        self, op_list: list[O.Operation], then: Callable[[list[Result]], None], done: Done
+    ) -> None:
+        """Run operations at once; ``then(results)`` once all succeeded (it must reply
+        through ``done``), or reply with the first error."""
         results: list[Result | None] = [None] * len(op_list)
         remaining = [len(op_list)]
 
@@ -351,10 +367,7 @@ class RespServerProtocol(asyncio.Protocol):
                 if failed is not None:
                     done(error(failed.error or "ERR unknown failure"))
                     return
-                try:
-                    done(then([r for r in results if r is not None]))
-                except CommandError as problem:
-                    done(error(str(problem)))
+                then([r for r in results if r is not None])
 
             return finish
 
@@ -864,18 +877,46 @@ def _pfadd(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     c.call(O.HllAdd(args[0], tuple(args[1:])), lambda r: integer(int(r.value)), done)
 
 
+def _union(results: list[Result]) -> HyperLogLog:
+    """The union of the HyperLogLogs read (absent keys count as empty)."""
+    union = HyperLogLog()
+    for result in results:
+        expect_kind(result, "hll")
+        if result.state is not None:
+            union.merge(HyperLogLog.from_bytes(result.state))
+    return union
+
+
 @command("PFCOUNT", -2)
 def _pfcount(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    if len(args) > 1:
-        raise CommandError(
-            "ERR PFCOUNT of several keys is not supported yet; count them one by one"
-        )
+    if len(args) == 1:  # the common case: the replicas' merged count, no sketch to ship
 
-    def count(r: Result) -> bytes:
-        expect_kind(r, "hll")
-        return integer(int(r.value or 0))
+        def count(r: Result) -> bytes:
+            expect_kind(r, "hll")
+            return integer(int(r.value or 0))
 
-    c.call(O.Get(args[0]), count, done)
+        c.call(O.Get(args[0]), count, done)
+        return
+    c.call_many(
+        [O.Get(key) for key in args], lambda results: integer(_union(results).value()), done
+    )
+
+
+@command("PFMERGE", -2)
+def _pfmerge(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    """Read the destination and the sources, merge them here, and merge that union into
+    the destination (a CRDT merge: replicas that saw other additions keep them). Like
+    Redis, the destination must be a HyperLogLog or absent, and counts as a source."""
+
+    def merge_into_destination(results: list[Result]) -> None:
+        try:
+            union = _union(results)
+        except CommandError as problem:
+            done(error(str(problem)))
+            return
+        c.call(O.HllMerge(args[0], union.to_bytes()), lambda r: simple("OK"), done)
+
+    c.gather([O.Get(key) for key in args], merge_into_destination, done)
 
 
 def _local_keys(c: RespServerProtocol, pattern: bytes) -> list[bytes]:

@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import msgpack
 
@@ -38,6 +39,7 @@ SEND_QUEUE_FRAMES_MAX = 100_000  # frames held for a peer that is down (~seconds
 BACKOFF_MS_MIN = 50
 BACKOFF_MS_MAX = 5_000
 HELLO_BYTES_MAX = 256
+COMPACT_EVERY_MS = 50  # the store deletes a bounded number of dead rows this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +124,8 @@ class _PeerProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -192,6 +194,14 @@ class NodeRuntime:
         for link in self.links.values():
             link.task = asyncio.create_task(link.run())
         self._absorb(self.node.start(wall_ms()))
+        self._compact()
+
+    def _compact(self) -> None:
+        if self.stopped or self.loop is None:
+            return
+        if self.store.compact():
+            self._absorb(Effects())  # commit the deletions at the end of this turn
+        self.loop.call_later(COMPACT_EVERY_MS / 1000, self._compact)
 
     async def stop(self) -> None:
         self.stopped = True

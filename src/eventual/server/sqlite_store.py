@@ -4,6 +4,26 @@ Implements ``core.store.Store``. ``apply`` writes into an open transaction; the 
 ``commit`` once per event-loop turn, *before* it releases the replies and acknowledgements
 that depend on those writes (group commit: many writes, one fsync).
 
+Records are kept the way Bitcask (Riak's default backend) keeps them, on top of SQLite: an
+append-only log table and an in-memory *keydir* from each key to its newest row.
+
+- A write appends a row (``INSERT`` at the end of a rowid table touches the last page only);
+  updating a B-tree keyed by the user's key instead dirties a random page per write, which
+  measured 55-90 µs a write against 10 µs for the append, at 20 writes a commit.
+- A read is a cache hit or one lookup by row id.
+- The row a write supersedes becomes *dead*. Compaction deletes dead rows in ascending row
+  order, a bounded number per call (``compact``, driven by the runtime's timer), once there
+  are at least ``COMPACT_DEAD_MIN`` of them and as many as a quarter of the live rows: the
+  log is at most about 1.25 times the live data, plus what awaits the next compaction.
+- Dropping a key (a reaped tombstone) appends a *deletion marker* (a row with no data). It
+  is dead at once, and ascending-order compaction deletes it only after every older row of
+  its key, so no older version can come back after a restart.
+- Opening the store reads the log once, newest row per key wins, and queues the rest for
+  compaction. The keydir costs memory per key (~150 bytes with the partition index): like
+  Bitcask, this backend wants the keys, not the values, to fit in memory.
+
+Hints (rare: written only while a replica is down) and metadata are ordinary tables.
+
 Durability (``durability``):
 
 | setting | SQLite | an acknowledged write survives |
@@ -12,8 +32,9 @@ Durability (``durability``):
 | ``os`` | ``synchronous=NORMAL``: to the OS at commit, fsynced at checkpoints | SIGKILL |
 | ``none`` | ``synchronous=OFF`` | a process crash, most of the time |
 
-The schema carries a version (``PRAGMA user_version``); opening a store written by a newer
-version is refused with a clear error rather than guessed at.
+The schema carries a version (``PRAGMA user_version``). Version 1 (records in a table keyed
+by the user's key) is upgraded in place on opening; a store written by a newer version is
+refused with a clear error rather than guessed at.
 """
 
 from __future__ import annotations
@@ -27,7 +48,7 @@ from eventual.core.store import Batch, Hint
 
 __all__ = ["DURABILITY", "SCHEMA_VERSION", "SQLiteStore", "StoreError"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DURABILITY = {"fsync": "FULL", "os": "NORMAL", "none": "OFF"}
 # Checkpoint the WAL into the database once it holds this many pages (~16 MiB of 4 KiB
 # pages): large enough to batch, small enough that recovery after a crash stays quick.
@@ -35,16 +56,24 @@ WAL_AUTOCHECKPOINT_PAGES = 4096
 # Records kept in memory, most recently used first out last: hot keys are read without a
 # SELECT. 50,000 records of a few hundred bytes is tens of MiB at most.
 RECORD_CACHE_ENTRIES_MAX = 50_000
+# Compaction starts once this many rows are dead and they are a quarter of the live rows...
+COMPACT_DEAD_MIN = 10_000
+# ...and deletes at most this many per call, so one call holds the event loop for a few ms.
+COMPACT_ROWS_PER_CALL = 2_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS records (
-    key BLOB PRIMARY KEY, partition INTEGER NOT NULL, data BLOB NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS records_by_partition ON records (partition, key);
+CREATE TABLE IF NOT EXISTS record_log (
+    seq INTEGER PRIMARY KEY, partition INTEGER NOT NULL, key BLOB NOT NULL, data BLOB
+);
 CREATE TABLE IF NOT EXISTS hints (
     key BLOB PRIMARY KEY, partition INTEGER NOT NULL, record BLOB NOT NULL, targets TEXT NOT NULL
 ) WITHOUT ROWID;
+"""
+
+_UPGRADE_FROM_1 = """
+INSERT INTO record_log (partition, key, data) SELECT partition, key, data FROM records;
+DROP TABLE records;
 """
 
 
@@ -69,16 +98,50 @@ class SQLiteStore:
                 f"the store at {path} has schema version {version}; this Eventual reads up to "
                 f"{SCHEMA_VERSION}: upgrade Eventual or use another --data-dir"
             )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={DURABILITY[durability]}")
-        self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-        self._db.executescript(_SCHEMA)
-        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        db = self._db
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={DURABILITY[durability]}")
+        db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+        db.execute("BEGIN")
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        if version == 1:
+            for statement in _UPGRADE_FROM_1.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        db.execute("COMMIT")
         self.path = path
         self.durability = durability
         self._in_transaction = False
         self.commits = 0
         self._cache: OrderedDict[bytes, bytes] = OrderedDict()
+        self._keydir: dict[bytes, int] = {}  # key -> seq of its newest row
+        self._partitions: dict[int, dict[bytes, None]] = {}
+        self._dead: list[int] = []  # rows superseded or deletion markers, awaiting compaction
+        self._next_seq = 1
+        self._load_keydir()
+
+    def _load_keydir(self) -> None:
+        keydir = self._keydir
+        rows = self._db.execute(
+            "SELECT seq, partition, key, data IS NULL FROM record_log ORDER BY seq"
+        )
+        for seq, partition, raw_key, deleted in rows:
+            key = bytes(raw_key)
+            previous = keydir.get(key)
+            if previous is not None:
+                self._dead.append(previous)
+            if deleted:
+                self._dead.append(seq)
+                if previous is not None:
+                    del keydir[key]
+                    self._partitions[partition].pop(key, None)
+            else:
+                keydir[key] = seq
+                self._partitions.setdefault(partition, {})[key] = None
+            self._next_seq = seq + 1
 
     # --- reading (sees this turn's uncommitted writes: same connection) ---
 
@@ -87,9 +150,10 @@ class SQLiteStore:
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
-        row = self._db.execute("SELECT data FROM records WHERE key = ?", (key,)).fetchone()
-        if row is None:
+        seq = self._keydir.get(key)
+        if seq is None:
             return None
+        row = self._db.execute("SELECT data FROM record_log WHERE seq = ?", (seq,)).fetchone()
         data = bytes(row[0])
         self._remember(key, data)
         return data
@@ -101,11 +165,11 @@ class SQLiteStore:
             self._cache.popitem(last=False)
 
     def scan(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
-        rows = self._db.execute(
-            "SELECT key, data FROM records WHERE partition = ? ORDER BY key", (partition,)
-        ).fetchall()
-        for key, data in rows:
-            yield bytes(key), bytes(data)
+        keys = sorted(self._partitions.get(partition, {}))
+        for key in keys:
+            data = self.get(key) if key in self._keydir else None
+            if data is not None:
+                yield key, data
 
     def hint(self, key: bytes) -> Hint | None:
         row = self._db.execute(
@@ -125,25 +189,49 @@ class SQLiteStore:
         return None if row is None else bytes(row[0])
 
     def count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM records").fetchone()[0])
+        """Records held (tombstones included)."""
+        return len(self._keydir)
+
+    def keys(self) -> Iterator[bytes]:
+        """Every key held, in no particular order."""
+        return iter(list(self._keydir))
+
+    @property
+    def dead_rows(self) -> int:
+        return len(self._dead)
 
     # --- writing ---
 
-    def apply(self, batch: Batch) -> None:
-        """Write a batch into the current transaction (atomic with the rest of the turn)."""
+    def _begin(self) -> None:
         if not self._in_transaction:
             self._db.execute("BEGIN")
             self._in_transaction = True
+
+    def apply(self, batch: Batch) -> None:
+        """Write a batch into the current transaction (atomic with the rest of the turn)."""
+        self._begin()
         db = self._db
+        keydir = self._keydir
         for key, (partition, data) in batch.records.items():
+            previous = keydir.get(key)
+            if data is None and previous is None:
+                continue
+            seq = self._next_seq
+            self._next_seq = seq + 1
+            db.execute(
+                "INSERT INTO record_log (seq, partition, key, data) VALUES (?, ?, ?, ?)",
+                (seq, partition, key, data),
+            )
+            if previous is not None:
+                self._dead.append(previous)
             if data is None:
-                db.execute("DELETE FROM records WHERE key = ?", (key,))
+                self._dead.append(seq)
+                del keydir[key]
+                self._partitions[partition].pop(key, None)
                 self._cache.pop(key, None)
             else:
-                db.execute(
-                    "INSERT OR REPLACE INTO records (key, partition, data) VALUES (?, ?, ?)",
-                    (key, partition, data),
-                )
+                keydir[key] = seq
+                self._partitions.setdefault(partition, {})[key] = None
                 self._remember(key, data)
         for key, hint in batch.hints.items():
             if hint is None:
@@ -156,6 +244,24 @@ class SQLiteStore:
                 )
         for name, value in batch.meta.items():
             db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+    def compact(self, limit: int = COMPACT_ROWS_PER_CALL, force: bool = False) -> int:
+        """Delete up to ``limit`` dead rows, oldest first; how many it deleted.
+
+        Runs in the current transaction (the runtime's turn commits it). Does nothing until
+        dead rows are both ``COMPACT_DEAD_MIN`` and a quarter of the live ones, unless
+        ``force``.
+        """
+        dead = self._dead
+        if not dead or (
+            not force and (len(dead) < COMPACT_DEAD_MIN or len(dead) * 4 < len(self._keydir))
+        ):
+            return 0
+        dead.sort()
+        chunk, self._dead = dead[:limit], dead[limit:]
+        self._begin()
+        self._db.executemany("DELETE FROM record_log WHERE seq = ?", [(s,) for s in chunk])
+        return len(chunk)
 
     def commit(self) -> bool:
         """Make this turn's writes durable; True if there was anything to commit."""
