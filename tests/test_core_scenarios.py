@@ -83,7 +83,7 @@ def test_a_down_primary_gets_its_write_through_a_hint_when_it_returns() -> None:
     key = b"str:greeting"
     a, _, c = sim.primaries(key)
     sim.crash(c)
-    sim.run_for(3_000)  # longer than down_after_ms: the others see c down
+    seen_down(sim, c)
     result = sim.call(a, ops.StringSet(key, b"hello"), Level.QUORUM)
     assert result.ok and result.answered >= 2
     holders = [n for n in others(sim, key) if sim.stores[n].hint(key) is not None]
@@ -96,6 +96,12 @@ def test_a_down_primary_gets_its_write_through_a_hint_when_it_returns() -> None:
     record = sim.record(c, key)
     assert record is not None and record.value() == b"hello"
     wait_until(sim, lambda: sim.stores[holders[0]].hint(key) is None)
+
+
+def seen_down(sim: Simulation, node: str) -> None:
+    """Run until every other node's failure detector has declared ``node`` dead."""
+    others = [n for n in sim.node_ids if n != node]
+    wait_until(sim, lambda: not any(sim.nodes[n].up(node) for n in others), 30_000)
 
 
 def make_stale(sim: Simulation, key: bytes, op: ops.Mutation) -> tuple[str, str]:
@@ -241,7 +247,7 @@ def test_tombstones_are_reaped_only_when_every_primary_has_them() -> None:
     a, b, c = sim.primaries(key)
     sim.call(a, ops.ObjectPut(key, b"v"), Level.ALL)
     sim.crash(c)
-    sim.run_for(3_000)
+    seen_down(sim, c)
     assert sim.call(a, ops.Delete(key), Level.QUORUM).value == 1
     sim.run_for(20_000)  # well past the grace period, but c is down
     record = sim.record(a, key)
@@ -268,7 +274,7 @@ def test_a_request_that_cannot_reach_its_count_says_how_many_answered() -> None:
     key = b"ctr:x"
     a, _, c = sim.primaries(key)
     sim.crash(c)
-    sim.run_for(3_000)
+    seen_down(sim, c)
     result = sim.call(a, ops.CounterAdd(key, 1), Level.ALL)
     assert not result.ok and result.error is not None
     assert "not enough replicas: 2 answered" in result.error and result.answered == 2

@@ -11,9 +11,11 @@ import random
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+import typing
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -24,6 +26,7 @@ import pytest
 import redis
 
 from eventual.client import Client, ClientError
+from eventual.core.ring import Member, Ring
 from eventual.server.main import node_command
 
 DEADLINE_S = 20.0
@@ -343,7 +346,6 @@ def test_sigkill_under_write_load_loses_no_acknowledged_write(own_cluster: Clust
         assert restarted.get(key) == key.split(":")[1].encode(), key
     # And it catches up on what it missed while down, without a read: hints and anti-entropy.
     store = cluster.data_dir / f"n{victim + 1}" / "eventual.db"
-    import sqlite3
 
     def caught_up() -> bool:
         with sqlite3.connect(store) as db:
@@ -355,6 +357,69 @@ def test_sigkill_under_write_load_loses_no_acknowledged_write(own_cluster: Clust
 
 def url(cluster: Cluster, index: int) -> str:
     return f"http://127.0.0.1:{cluster.http_ports[index]}"
+
+
+def cluster_view(cluster: Cluster, index: int) -> dict[str, typing.Any]:
+    status, _, body = http("GET", url(cluster, index) + "/cluster")
+    assert status == 200
+    view: dict[str, typing.Any] = json.loads(body)
+    return view
+
+
+def member(view: dict[str, typing.Any], name: str) -> dict[str, typing.Any]:
+    found: dict[str, typing.Any] = next(m for m in view["members"] if m["node"] == name)
+    return found
+
+
+def test_a_paused_node_is_marked_dead_then_refutes_and_receives_its_hints(
+    tmp_path: Path,
+) -> None:
+    """SIGSTOP past the suspicion timeout: SWIM declares it dead, writes for it go to a
+    fallback with hints; after SIGCONT it refutes (a higher incarnation) and gets them."""
+    cluster = start_cluster(tmp_path, 4, "--n", "3", "--durability", "os")
+    try:
+        victim, pid = "n4", cluster.pids["n4"]
+        live = [0, 1, 2]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            wait_until(
+                lambda: all(
+                    member(cluster_view(cluster, i), victim)["status"] == "dead" for i in live
+                ),
+                30,
+            )
+            writer = cluster.client(0)
+            writer.execute_command("CONSISTENCY", "QUORUM")
+            keys = [f"paused:{i}" for i in range(60)]
+            for key in keys:
+                assert writer.set(key, key)  # served throughout, at QUORUM
+            ring = Ring(tuple(Member(f"n{i + 1}", "region-1") for i in range(4)), 64)
+            owed = [
+                k for k in keys if victim in ring.preference_list(ring.partition_of(k.encode()), 3)
+            ]
+            assert owed, "some keys have the paused node among their primaries"
+            assert sum(cluster_view(cluster, i)["hints_held"] for i in live) >= len(owed)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        wait_until(
+            lambda: all(
+                member(cluster_view(cluster, i), victim)["status"] == "alive" for i in live
+            ),
+            30,
+        )
+        assert member(cluster_view(cluster, 3), victim)["incarnation"] >= 1  # it refuted
+        store = cluster.data_dir / victim / "eventual.db"
+
+        def handed_off() -> bool:
+            if sum(cluster_view(cluster, i)["hints_held"] for i in live):
+                return False
+            with sqlite3.connect(store) as db:
+                held = {bytes(row[0]) for row in db.execute("SELECT key FROM record_log")}
+            return all(k.encode() in held for k in owed)
+
+        wait_until(handed_off, 60)
+    finally:
+        stop_cluster(cluster)
 
 
 def http(

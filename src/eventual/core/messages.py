@@ -13,6 +13,7 @@ from typing import Any
 
 from eventual.core.consistency import Level
 from eventual.core.ops import Operation
+from eventual.core.swim import SwimAck, SwimPing, SwimPingReq
 
 __all__ = [
     "AeGroups",
@@ -26,8 +27,6 @@ __all__ = [
     "HintAck",
     "HintHandoff",
     "Message",
-    "Ping",
-    "Pong",
     "ReadReply",
     "ReapAck",
     "ReapCheck",
@@ -67,16 +66,6 @@ class Result:
     kind: str | None = None  # reads of a present key: its type ("string", "set", ...)
     expire_at: int | None = None  # reads of a present key: its expiry time in ms, if any
     state: bytes | None = None  # reads of a present HyperLogLog: its encoded sketch (PFMERGE)
-
-
-@dataclass(frozen=True, slots=True)
-class Ping:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Pong:
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +178,9 @@ class ReapCommit:
 
 
 Message = (
-    Ping
-    | Pong
+    SwimPing
+    | SwimAck
+    | SwimPingReq
     | Forward
     | ForwardReply
     | ReplicaWrite
@@ -212,7 +202,7 @@ Message = (
 
 @dataclass(frozen=True, slots=True)
 class Timer:
-    """``name`` is a periodic duty (heartbeat, handoff, anti_entropy, reap) or ``timeout``
+    """``name`` is a periodic duty (swim, handoff, anti_entropy, reap) or ``timeout``
     for the pending operation ``id``."""
 
     name: str

@@ -32,8 +32,9 @@ exact bytes.
 one partition with one peer (root, groups, leaves, keys) and the two exchange only the
 records that differ.
 
-*Failure detection.* Heartbeats every ``heartbeat_ms``; a peer not heard from for
-``down_after_ms`` is considered down until it is heard from again.
+*Failure detection.* SWIM (``core.swim``): a peer is down once it is declared dead (probed
+without answer, directly and through others, then suspected for the suspicion timeout) and
+up again once it refutes. Suspects still count as up: a slow node is not a dead one.
 
 *Tombstones.* A deleted record (logically absent, no TTL, first incarnation) that has stayed
 so for ``reap_grace_ms`` is reaped when the partition's first primary finds the same bytes
@@ -66,8 +67,6 @@ from eventual.core.messages import (
     HintAck,
     HintHandoff,
     Message,
-    Ping,
-    Pong,
     ReadReply,
     ReapAck,
     ReapCheck,
@@ -91,8 +90,9 @@ from eventual.core.ops import (
     apply,
 )
 from eventual.core.record import Kind, Record, WrongTypeError
-from eventual.core.ring import DEFAULT_N, DEFAULT_PARTITIONS, Member, Ring
+from eventual.core.ring import DEFAULT_N, DEFAULT_PARTITIONS, Member, Ring, key_hash
 from eventual.core.store import Batch, Hint, Store
+from eventual.core.swim import Swim, SwimAck, SwimConfig, SwimMessage, SwimPing, SwimPingReq
 from eventual.crdt import InsufficientRights, LWWRegister
 from eventual.crdt.ormap import WrongType
 
@@ -125,8 +125,7 @@ class NodeConfig:
     partitions: int = DEFAULT_PARTITIONS
     n: int = DEFAULT_N
     request_timeout_ms: int = 1000
-    heartbeat_ms: int = 500
-    down_after_ms: int = 2000
+    swim: SwimConfig = field(default_factory=SwimConfig)
     handoff_ms: int = 1000
     anti_entropy_ms: int = 1000
     anti_entropy: bool = True
@@ -139,8 +138,6 @@ class NodeConfig:
             raise ValueError(f"node {self.node!r} is not among the members")
         if not 1 <= self.n <= len(self.members):
             raise ValueError(f"n must be in [1, {len(self.members)}] (the number of nodes)")
-        if self.down_after_ms <= self.heartbeat_ms:
-            raise ValueError("down_after_ms must exceed heartbeat_ms, or live peers look down")
 
 
 # Where a reply goes: a client request id, or a forwarding peer and its forward id.
@@ -197,7 +194,14 @@ class Node:
         self.hlc = HybridLogicalClock(config.max_drift_ms)
         self.now = now_ms
         self.peers = [m.node for m in config.members if m.node != self.id]
-        self.last_heard = dict.fromkeys(self.peers, now_ms)
+        # Seeded from the name: two nodes probe in different orders, and a run replays.
+        self.swim = Swim(
+            self.id,
+            [m.node for m in config.members],
+            config.swim,
+            key_hash(self.id.encode()),
+            now_ms,
+        )
         epoch = store.meta("epoch")
         self.epoch = int(epoch) if epoch else 0
         self.epoch_stale = False  # a record or hint was dropped since the epoch was taken
@@ -212,14 +216,20 @@ class Node:
             for key, data in store.scan(partition):
                 self.trees[partition].update(key, record_hash(data))
                 self._track_tombstone(key, Record.from_bytes(data))
-        self.stats = {"refused_drift": 0, "reaped": 0}
+        self.stats = {
+            "refused_drift": 0,
+            "reaped": 0,
+            "peer_alive": 0,  # transitions seen by the failure detector
+            "peer_suspect": 0,
+            "peer_dead": 0,
+        }
 
     # --- the three entry points ---
 
     def start(self, now_ms: int) -> Effects:
         self.now = now_ms
         effects = Effects()
-        effects.after(self.config.heartbeat_ms, Timer("heartbeat"))
+        effects.after(0, Timer("swim"))
         effects.after(self.config.handoff_ms, Timer("handoff"))
         effects.after(self.config.reap_ms, Timer("reap"))
         if self.config.anti_entropy:
@@ -243,8 +253,6 @@ class Node:
     def receive(self, sender: str, message: Message, now_ms: int) -> Effects:
         self.now = now_ms
         effects = Effects()
-        if sender in self.last_heard:
-            self.last_heard[sender] = now_ms
         getattr(self, _HANDLERS[type(message)])(effects, sender, message)
         return effects
 
@@ -253,10 +261,11 @@ class Node:
         effects = Effects()
         if timer.name == "timeout":
             self._on_timeout(effects, timer.id)
-        elif timer.name == "heartbeat":
-            for peer in self.peers:
-                effects.send(peer, Ping())
-            effects.after(self.config.heartbeat_ms, timer)
+        elif timer.name == "swim":
+            for to, message in self.swim.tick(now_ms):
+                effects.send(to, message)
+            self._note_membership()
+            effects.after(max(1, self.swim.next_deadline_ms() - now_ms), timer)
         elif timer.name == "handoff":
             self._handoff(effects)
             effects.after(self.config.handoff_ms, timer)
@@ -271,7 +280,11 @@ class Node:
     # --- helpers ---
 
     def up(self, node: str) -> bool:
-        return node == self.id or self.now - self.last_heard[node] <= self.config.down_after_ms
+        return node == self.id or self.swim.alive(node)
+
+    def _note_membership(self) -> None:
+        for change in self.swim.take_changes():
+            self.stats[f"peer_{change.status.name.lower()}"] += 1
 
     def _id(self) -> int:
         self.next_id += 1
@@ -671,11 +684,11 @@ class Node:
 
     # --- peer messages ---
 
-    def _on_ping(self, effects: Effects, sender: str, message: Ping) -> None:
-        effects.send(sender, Pong())
+    def _on_swim(self, effects: Effects, sender: str, message: SwimMessage) -> None:
+        for to, reply in self.swim.receive(sender, message, self.now):
+            effects.send(to, reply)
 
-    def _on_pong(self, effects: Effects, sender: str, message: Pong) -> None:
-        pass  # liveness was noted on receipt
+    _on_swim_ping = _on_swim_ack = _on_swim_ping_req = _on_swim
 
     def _on_forward(self, effects: Effects, sender: str, message: Forward) -> None:
         origin = (sender, message.id)
@@ -956,8 +969,9 @@ class Node:
 _HANDLERS: dict[type, str] = {
     message_type: _handler_name(message_type)
     for message_type in (
-        Ping,
-        Pong,
+        SwimPing,
+        SwimAck,
+        SwimPingReq,
         Forward,
         ForwardReply,
         ReplicaWrite,

@@ -221,6 +221,8 @@ def build_app(runtime: NodeRuntime) -> web.Application:
                 "node": name,
                 "region": ring.region_of[name],
                 "up": node.up(name),
+                "status": node.swim.status(name).name.lower(),  # alive, suspect or dead
+                "incarnation": node.swim.states[name].incarnation,
                 "self": name == node.id,
             }
             for name in ring.order

@@ -18,8 +18,7 @@ import msgpack
 
 from eventual.clocks import VersionVector
 from eventual.codec import DecodeError
-from eventual.core import messages, ops
-from eventual.core.consistency import Level
+from eventual.core import messages, ops, swim
 
 __all__ = ["FRAME_BYTES_MAX", "WireError", "decode_message", "encode_message"]
 
@@ -38,6 +37,7 @@ _TYPES: list[type] = [
     messages.Request,
     messages.Result,
     *typing.get_args(ops.Operation),
+    swim.Update,
 ]
 _CODE = {cls: code for code, cls in enumerate(_TYPES)}
 _HINTS: dict[type, list[tuple[str, Any]]] = {}
@@ -121,11 +121,11 @@ def _check(value: Any, hint: Any, where: str) -> Any:
         return frozenset(_check(v, typing.get_args(hint)[0], where) for v in value)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _unpack_dataclass(value, hint, where)
-    if hint is Level:
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):  # Level, swim.Status
         try:
-            return Level(value)
+            return hint(value)
         except ValueError:
-            raise WireError(f"{where}: unknown level {value!r}") from None
+            raise WireError(f"{where}: unknown {hint.__name__} {value!r}") from None
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise WireError(f"{where}: expected an integer")

@@ -179,8 +179,6 @@ class Simulation:
             members=self.members,
             partitions=self.config.partitions,
             n=self.config.n,
-            heartbeat_ms=500,
-            down_after_ms=2_000,
             anti_entropy_ms=250,
             anti_entropy=self.config.anti_entropy,
             handoff_ms=1_000,
