@@ -17,9 +17,13 @@ def test_a_suspected_member_refutes_with_a_higher_incarnation() -> None:
     [(to, ack)] = out
     assert to == "b" and isinstance(ack, SwimAck) and ack.seq == 7
     assert Update("a", 1, Status.ALIVE) in ack.updates
-    # Old news about it changes nothing; news about others is a max, whatever the order.
-    swim.receive("b", SwimAck(0, (Update("a", 0, Status.DEAD),)), now_ms=20)
-    assert swim.incarnation == 1
+    for seq in range(10):  # the refutation has been gossiped its share of times
+        swim.receive("b", SwimPing(seq, ()), now_ms=20)
+    [(_, quiet)] = swim.receive("b", SwimPing(11, ()), now_ms=20)
+    assert quiet.updates == ()
+    # Told "dead at 0" by someone who missed the refutation: it says "alive at 1" again.
+    [(_, ack)] = swim.receive("c", SwimPing(8, (Update("a", 0, Status.DEAD),)), now_ms=30)
+    assert swim.incarnation == 1 and Update("a", 1, Status.ALIVE) in ack.updates
 
 
 updates = st.builds(

@@ -11,6 +11,7 @@ from eventual.clocks import VersionVector
 from eventual.core import Level, Request, Result
 from eventual.core import messages as M  # noqa: N812
 from eventual.core import ops as O  # noqa: N812
+from eventual.core.membership import MemberEntry, MemberStatus
 from eventual.core.swim import Status, SwimAck, SwimPing, SwimPingReq, Update
 from eventual.server.wire import WireError, decode_message, encode_message
 
@@ -37,6 +38,12 @@ EXAMPLES: list[M.Message] = [
     M.ReapCheck(b"k", 1),
     M.ReapAck(b"k", 1, True),
     M.ReapCommit(b"k", 1),
+    M.ClusterGossip(
+        (
+            MemberEntry("n1", "eu", "10.0.0.1:9001", 0, MemberStatus.ACTIVE, 3, 77),
+            MemberEntry("n4", "us", "", 1, MemberStatus.JOINING, 0),
+        )
+    ),
 ]
 
 

@@ -145,6 +145,10 @@ def sim(
         click.echo(f"operations:       {summary.ops_acked} acknowledged of {summary.ops_issued}")
         click.echo(f"faults injected:  {faults_text or 'none'}")
         click.echo(f"LWW losses:       {summary.lww_losses} (concurrent string writes, by design)")
+        click.echo(
+            f"excused:          {summary.excused} (writes acknowledged by no more replicas "
+            "than were killed for good)"
+        )
         click.echo(f"violations:       {len(summary.violations)}")
         click.echo(
             f"speed:            {summary.sim_seconds:.0f} simulated s in {summary.wall_seconds:.1f}"

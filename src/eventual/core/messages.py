@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eventual.core.consistency import Level
+from eventual.core.membership import MemberEntry
 from eventual.core.ops import Operation
 from eventual.core.swim import SwimAck, SwimPing, SwimPingReq
 
@@ -21,6 +22,7 @@ __all__ = [
     "AePush",
     "AeRecords",
     "AeRoot",
+    "ClusterGossip",
     "Effects",
     "Forward",
     "ForwardReply",
@@ -177,6 +179,13 @@ class ReapCommit:
     record_hash: int
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterGossip:
+    """The sender's whole cluster state (a few hundred bytes a member)."""
+
+    entries: tuple[MemberEntry, ...]
+
+
 Message = (
     SwimPing
     | SwimAck
@@ -197,6 +206,7 @@ Message = (
     | ReapCheck
     | ReapAck
     | ReapCommit
+    | ClusterGossip
 )
 
 

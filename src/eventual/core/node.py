@@ -48,12 +48,20 @@ changes) are never reaped: a recreated record could not outrank their incarnatio
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass, field
 
 from eventual.clocks import DEFAULT_MAX_DRIFT_MS, ClockDriftError, HybridLogicalClock
 from eventual.codec import DecodeError
-from eventual.core.consistency import Requirement, requirement
+from eventual.core.consistency import Requirement, quorum, requirement
+from eventual.core.membership import (
+    ClusterState,
+    MemberEntry,
+    MemberStatus,
+    ring_digest,
+    rings,
+)
 from eventual.core.merkle import LEAVES, LEAVES_PER_GROUP, MerkleTree, record_hash
 from eventual.core.messages import (
     AeGroups,
@@ -61,6 +69,7 @@ from eventual.core.messages import (
     AePush,
     AeRecords,
     AeRoot,
+    ClusterGossip,
     Effects,
     Forward,
     ForwardReply,
@@ -90,7 +99,7 @@ from eventual.core.ops import (
     apply,
 )
 from eventual.core.record import Kind, Record, WrongTypeError
-from eventual.core.ring import DEFAULT_N, DEFAULT_PARTITIONS, Member, Ring, key_hash
+from eventual.core.ring import DEFAULT_N, DEFAULT_PARTITIONS, Member, key_hash
 from eventual.core.store import Batch, Hint, Store
 from eventual.core.swim import Swim, SwimAck, SwimConfig, SwimMessage, SwimPing, SwimPingReq
 from eventual.crdt import InsufficientRights, LWWRegister
@@ -106,6 +115,7 @@ PENDING_MAX = 10_000  # requests in flight at one coordinator; beyond it, refuse
 HANDOFF_PER_TICK_MAX = 64  # hints sent per handoff tick: handoff must not starve clients
 AE_KEYS_MAX = 512  # records exchanged per anti-entropy round; the next round does the rest
 REAP_PER_TICK_MAX = 64  # tombstones checked per reap tick
+SYNC_SESSIONS_PER_TICK_MAX = 8  # partitions a pending replica pulls per anti-entropy tick
 # Forwarded mutations remembered to drop duplicates: a mutation is an operation, not a state,
 # and must not run twice. A forward's answer comes within seconds, so this many ids (a few
 # seconds of a busy node's forwards) is far more than the window a duplicate can arrive in.
@@ -132,11 +142,17 @@ class NodeConfig:
     reap_ms: int = 5000
     reap_grace_ms: int = 30_000
     max_drift_ms: int = DEFAULT_MAX_DRIFT_MS
+    gossip_ms: int = 1000  # the cluster state goes to one peer this often
+    address: str = ""  # this node's internode address, announced in the cluster state
+    join: bool = False  # start as a JOINING member (members: this node only) and wait to be let in
+    seeds: tuple[str, ...] = ()  # peers a joining node sends its state to until it hears back
 
     def __post_init__(self) -> None:
         if self.node not in {m.node for m in self.members}:
             raise ValueError(f"node {self.node!r} is not among the members")
-        if not 1 <= self.n <= len(self.members):
+        if self.n < 1:
+            raise ValueError("n must be at least 1")
+        if not self.join and self.n > len(self.members):
             raise ValueError(f"n must be in [1, {len(self.members)}] (the number of nodes)")
 
 
@@ -188,20 +204,23 @@ class Node:
     def __init__(self, config: NodeConfig, store: Store, now_ms: int) -> None:
         self.config = config
         self.id = config.node
-        self.ring = Ring(config.members, config.partitions)
-        self.region = self.ring.region_of[self.id]
         self.store = store
         self.hlc = HybridLogicalClock(config.max_drift_ms)
         self.now = now_ms
-        self.peers = [m.node for m in config.members if m.node != self.id]
+        me = next(m for m in config.members if m.node == self.id)
+        self.me = me
+        self.region = me.region
+        self.cluster = self._initial_cluster(config, store)
+        self.ring, self.future = rings(self.cluster, config.partitions, me)
+        self.region_of = {e.node: e.region for e in self.cluster.entries.values()}
+        self.peers = self._live_members()
         # Seeded from the name: two nodes probe in different orders, and a run replays.
         self.swim = Swim(
-            self.id,
-            [m.node for m in config.members],
-            config.swim,
-            key_hash(self.id.encode()),
-            now_ms,
+            self.id, [self.id, *self.peers], config.swim, key_hash(self.id.encode()), now_ms
         )
+        self.synced: set[tuple[int, str]] = set()  # (partition, peer) in sync for self.target
+        self.target = 0  # digest of the future ring the sync is for
+        self.gossip_cursor = 0
         epoch = store.meta("epoch")
         self.epoch = int(epoch) if epoch else 0
         self.epoch_stale = False  # a record or hint was dropped since the epoch was taken
@@ -209,19 +228,22 @@ class Node:
         self.next_id = 1
         self.forwards_seen: dict[tuple[str, int], None] = {}  # insertion-ordered: oldest first
         self.ae_cursor = 0
-        self.my_partitions = self.ring.partitions_of(self.id, config.n)
-        self.trees = {p: MerkleTree(config.partitions) for p in self.my_partitions}
+        self.my_partitions: list[int] = []
+        self.trees: dict[int, MerkleTree] = {}
+        self.handing_off: dict[int, set[str]] = {}  # partition -> new replicas not yet synced
         self.tombstones: dict[bytes, int] = {}  # key -> when it was first seen deleted
-        for partition in self.my_partitions:
-            for key, data in store.scan(partition):
-                self.trees[partition].update(key, record_hash(data))
-                self._track_tombstone(key, Record.from_bytes(data))
+        self._own_partitions()
+        for partition in range(config.partitions):  # a handoff a crash interrupted: again
+            if partition not in self.trees and next(iter(store.scan(partition)), None):
+                self._build_tree(partition)
+                self.handing_off[partition] = self._new_replicas(partition)
         self.stats = {
             "refused_drift": 0,
             "reaped": 0,
             "peer_alive": 0,  # transitions seen by the failure detector
             "peer_suspect": 0,
             "peer_dead": 0,
+            "transitions": 0,  # ring changes this node has seen complete
         }
 
     # --- the three entry points ---
@@ -230,6 +252,7 @@ class Node:
         self.now = now_ms
         effects = Effects()
         effects.after(0, Timer("swim"))
+        effects.after(0, Timer("gossip"))
         effects.after(self.config.handoff_ms, Timer("handoff"))
         effects.after(self.config.reap_ms, Timer("reap"))
         if self.config.anti_entropy:
@@ -266,6 +289,10 @@ class Node:
                 effects.send(to, message)
             self._note_membership()
             effects.after(max(1, self.swim.next_deadline_ms() - now_ms), timer)
+        elif timer.name == "gossip":
+            self._gossip(effects)
+            self._advance()
+            effects.after(self.config.gossip_ms, timer)
         elif timer.name == "handoff":
             self._handoff(effects)
             effects.after(self.config.handoff_ms, timer)
@@ -280,7 +307,7 @@ class Node:
     # --- helpers ---
 
     def up(self, node: str) -> bool:
-        return node == self.id or self.swim.alive(node)
+        return node == self.id or (node in self.swim.states and self.swim.alive(node))
 
     def _note_membership(self) -> None:
         for change in self.swim.take_changes():
@@ -381,7 +408,7 @@ class Node:
     ) -> Requirement | None:
         """What the request's level (or r/w ``count``) needs; None after answering an error."""
         try:
-            return requirement(request.level, primaries, self.ring.region_of, self.region, count)
+            return requirement(request.level, primaries, self.region_of, self.region, count)
         except ValueError as error:
             self._finish(effects, origin, Result(False, error=f"ERR {error}"))
             return None
@@ -514,12 +541,20 @@ class Node:
         hlc = self.hlc.now(self.now)
         for target, hint_for in targets.items():
             effects.send(target, ReplicaWrite(write_id, op.key, delta, hlc, hint_for))
+        for pending_replica in self.future.preference_list(partition, self._n(request)):
+            # Uncounted: what it misses, its pull from the current replicas brings.
+            if (
+                pending_replica not in primaries
+                and pending_replica not in targets
+                and (pending_replica != self.id and self.up(pending_replica))
+            ):
+                effects.send(pending_replica, ReplicaWrite(0, op.key, delta, hlc))
         self._check_write(effects, write_id, pending)
         if write_id in self.pending:
             effects.after(self.config.request_timeout_ms, Timer("timeout", write_id))
 
     def _check_write(self, effects: Effects, write_id: int, pending: _PendingWrite) -> None:
-        if not pending.replied and pending.need.met(pending.acks, self.ring.region_of, self.region):
+        if not pending.replied and pending.need.met(pending.acks, self.region_of, self.region):
             pending.replied = True
             self._finish(
                 effects,
@@ -594,10 +629,21 @@ class Node:
             state=merged.data.to_bytes() if merged.kind is Kind.HLL else None,
         )
 
+    def _read_met(self, pending: _PendingRead) -> bool:
+        """Found answers count toward R at once; "not found" counts only once a majority of
+        those asked said so (Riak's notfound_ok=false with basic_quorum): a replica that has
+        not got the key yet (a fallback, a replica being repaired) cannot hide it at ONE."""
+        replies = pending.replies
+        found = [node for node, record in replies.items() if record is not None]
+        if pending.need.met(found, self.region_of, self.region):
+            return True
+        settled = len(replies) >= quorum(len(pending.targets)) or len(replies) == len(
+            pending.targets
+        )
+        return settled and pending.need.met(replies, self.region_of, self.region)
+
     def _check_read(self, effects: Effects, read_id: int, pending: _PendingRead) -> None:
-        if not pending.replied and pending.need.met(
-            pending.replies, self.ring.region_of, self.region
-        ):
+        if not pending.replied and self._read_met(pending):
             pending.replied = True
             merged = self._merged(list(pending.replies.values()))
             self._finish(effects, pending.origin, self._read_result(merged, len(pending.replies)))
@@ -754,11 +800,196 @@ class Node:
         pending.replies[sender] = record
         self._check_read(effects, message.id, pending)
 
+    # --- membership (core/membership.py) ---
+
+    @staticmethod
+    def _initial_cluster(config: NodeConfig, store: Store) -> ClusterState:
+        state = ClusterState()
+        saved = store.meta("cluster")
+        if saved:
+            with contextlib.suppress(DecodeError):  # unreadable: the peers will tell us again
+                state = ClusterState.decode(saved)
+        status = MemberStatus.JOINING if config.join else MemberStatus.ACTIVE
+        for member in config.members:
+            state.learn(MemberEntry(member.node, member.region, "", 0, status, 0))
+        # A member that left stays out, restarted or not: to come back, it joins afresh
+        # (an empty data directory), as in Riak.
+        if config.address and state.entries[config.node].address != config.address:
+            state.update(config.node, address=config.address)
+        return state
+
+    def _live_members(self) -> list[str]:
+        return sorted(
+            node
+            for node, entry in self.cluster.entries.items()
+            if entry.status is not MemberStatus.LEFT and node != self.id
+        )
+
+    def _own_partitions(self) -> None:
+        """Trees for every partition this node replicates now or will (pending), and for
+        those it no longer does until it has handed them to their new replicas."""
+        n = self.config.n
+        wanted = sorted(
+            p
+            for p in range(self.config.partitions)
+            if self.id in self.ring.preference_list(p, n)
+            or self.id in self.future.preference_list(p, n)
+        )
+        for partition in wanted:
+            self.handing_off.pop(partition, None)
+            if partition not in self.trees:
+                self._build_tree(partition)
+        for partition in sorted(set(self.trees) - set(wanted)):
+            # Ownership handoff (Riak's): writes acknowledged here may not have reached the
+            # new replicas, so push the partition to each of them before letting it go.
+            # The data stays in the store; it is no longer ours to serve.
+            self.handing_off[partition] = self._new_replicas(partition)
+        self.my_partitions = wanted
+
+    def _new_replicas(self, partition: int) -> set[str]:
+        n = self.config.n
+        replicas = self.ring.preference_list(partition, n) + self.future.preference_list(
+            partition, n
+        )
+        return {node for node in replicas if node != self.id}
+
+    def _build_tree(self, partition: int) -> None:
+        tree = self.trees[partition] = MerkleTree(self.config.partitions)
+        for key, data in self.store.scan(partition):
+            tree.update(key, record_hash(data))
+            self._track_tombstone(key, Record.from_stored(data))
+
+    def _handed_off(self, partition: int, peer: str) -> None:
+        targets = self.handing_off.get(partition)
+        if targets is None:
+            return
+        targets.discard(peer)
+        if not targets:
+            del self.handing_off[partition]
+            del self.trees[partition]
+            self.tombstones = {
+                k: t for k, t in self.tombstones.items() if self.ring.partition_of(k) != partition
+            }
+
+    def _membership_changed(self) -> None:
+        self.store.apply(Batch(meta={"cluster": self.cluster.encode()}))
+        self.region_of = {e.node: e.region for e in self.cluster.entries.values()}
+        before = (self.ring.order, self.future.order)
+        self.ring, self.future = rings(self.cluster, self.config.partitions, self.me)
+        if (self.ring.order, self.future.order) != before:
+            self._own_partitions()
+        live = self._live_members()
+        for node in set(self.peers) - set(live):
+            self.swim.remove(node)
+        for node in live:
+            self.swim.add(node)
+        self.peers = live
+
+    def _pending_partitions(self) -> list[int]:
+        n = self.config.n
+        return [
+            p
+            for p in self.my_partitions
+            if self.id not in self.ring.preference_list(p, n)
+            and self.id in self.future.preference_list(p, n)
+        ]
+
+    def _unsynced(self) -> list[tuple[int, str]]:
+        """(partition, current replica) pairs this node must still pull from."""
+        return [
+            (p, peer)
+            for p in self._pending_partitions()
+            for peer in self.ring.preference_list(p, self.config.n)
+            if peer != self.id and self.up(peer) and (p, peer) not in self.synced
+        ]
+
+    def _advance(self) -> None:
+        """Report readiness for the future ring; complete the transition when all are."""
+        target = ring_digest(self.cluster.future())
+        if target != self.target:
+            self.target, self.synced = target, set()
+        if not self.cluster.in_transition() or not self.cluster.current():
+            return  # settled, or a joining node that has not heard from the cluster yet
+        entries = self.cluster.entries
+        mine = entries[self.id]
+        changed = False
+        if (
+            mine.status in (MemberStatus.JOINING, MemberStatus.ACTIVE)
+            and mine.ready_for != target
+            and not self._unsynced()
+        ):
+            self.cluster.update(self.id, ready_for=target)
+            changed = True
+        future = [entries[m.node] for m in self.cluster.future()]
+        complete = all(
+            entry.ready_for == target
+            for entry in future
+            if self.up(entry.node) or entry.status is MemberStatus.JOINING
+        )
+        if complete:
+            self.stats["transitions"] += 1
+            for entry in list(entries.values()):
+                if entry.node == self.id and entry.status is MemberStatus.JOINING:
+                    self.cluster.update(self.id, status=MemberStatus.ACTIVE)
+                elif entry.status is MemberStatus.LEAVING and (
+                    entry.node == self.id or not self.up(entry.node)
+                ):
+                    self.cluster.learn(dataclasses.replace(entry, status=MemberStatus.LEFT))
+            changed = True
+        if changed:
+            self._membership_changed()
+
+    def _gossip(self, effects: Effects) -> None:
+        if not self.peers:  # a joining node that has not been heard yet: knock again
+            for seed in self.config.seeds:
+                effects.send(seed, self.join_message())
+            return
+        peers = [p for p in self.peers if self.up(p)]
+        if peers:
+            self.gossip_cursor += 1
+            peer = peers[self.gossip_cursor % len(peers)]
+            effects.send(peer, ClusterGossip(self.cluster.sorted_entries()))
+
+    def join_message(self) -> ClusterGossip:
+        """What a joining node sends to a seed (the driver knows the seed's address)."""
+        return ClusterGossip(self.cluster.sorted_entries())
+
+    def leave(self, node: str) -> Result:
+        """Start moving ``node``'s partitions away (``eventual cluster leave``); it becomes
+        LEFT once every new replica has pulled its data (or, if it is dead, from the others)."""
+        entry = self.cluster.entries.get(node)
+        if entry is None or entry.status is MemberStatus.LEFT:
+            return Result(False, error=f"ERR {node} is not a member of the cluster")
+        if entry.status is MemberStatus.LEAVING:
+            return Result(True, "already leaving")
+        staying = [m for m in self.cluster.future() if m.node != node]
+        if not staying:
+            return Result(False, error="ERR the last member cannot leave")
+        self.cluster.learn(dataclasses.replace(entry, status=MemberStatus.LEAVING))
+        self._membership_changed()
+        return Result(True, "leaving")
+
+    def _on_cluster_gossip(self, effects: Effects, sender: str, message: ClusterGossip) -> None:
+        theirs = ClusterState(message.entries)
+        if self.cluster.merge(message.entries):
+            self._membership_changed()
+            self._advance()
+        if theirs.encode() != self.cluster.encode():
+            effects.send(sender, ClusterGossip(self.cluster.sorted_entries()))
+
     # --- hinted handoff ---
 
     def _handoff(self, effects: Effects) -> None:
         sent = 0
-        for hint in self.store.hints():
+        members = {self.id, *self.peers}
+        for stored in self.store.hints():
+            hint = stored
+            if not hint.targets <= members:
+                # A primary it was kept for has left: owe it to the key's replicas now.
+                replicas = set(self.ring.preference_list(hint.partition, self.config.n))
+                targets = (hint.targets & members) | replicas
+                hint = Hint(hint.key, hint.partition, hint.record, targets)
+                self.store.apply(Batch(hints={hint.key: hint}))
             for target in sorted(hint.targets):
                 if target != self.id and self.up(target) and sent < HANDOFF_PER_TICK_MAX:
                     effects.send(target, HintHandoff(hint.key, hint.record))
@@ -803,10 +1034,25 @@ class Node:
     # --- anti-entropy ---
 
     def _anti_entropy(self, effects: Effects) -> None:
+        # A pending replica first pulls what it will serve, a few partitions a tick: handoff
+        # is bounded in rate, and clients keep being served meanwhile.
+        unsynced = self._unsynced() + [
+            (partition, peer)
+            for partition, targets in sorted(self.handing_off.items())
+            for peer in sorted(targets)
+            if self.up(peer)
+        ]
+        for partition, peer in unsynced[:SYNC_SESSIONS_PER_TICK_MAX]:
+            effects.send(peer, AeRoot(partition, tuple(self.trees[partition].groups())))
+        if unsynced:
+            return
+        n = self.config.n
         pairs = [
             (partition, peer)
             for partition in self.my_partitions
-            for peer in self.ring.preference_list(partition, self.config.n)
+            for peer in dict.fromkeys(
+                self.ring.preference_list(partition, n) + self.future.preference_list(partition, n)
+            )
             if peer != self.id
         ]
         for _ in range(len(pairs)):
@@ -825,12 +1071,16 @@ class Node:
             for g, (mine, theirs) in enumerate(zip(tree.groups(), message.groups, strict=True))
             if mine != theirs
         )
-        if differing:
-            effects.send(sender, AeGroups(message.partition, differing))
+        # Nothing differing is an answer too: "in sync" is what a pending replica waits for.
+        effects.send(sender, AeGroups(message.partition, differing))
 
     def _on_ae_groups(self, effects: Effects, sender: str, message: AeGroups) -> None:
         tree = self.trees.get(message.partition)
         if tree is None:
+            return
+        if not message.groups:
+            self.synced.add((message.partition, sender))
+            self._handed_off(message.partition, sender)
             return
         leaves = []
         for group, their_leaves in message.groups:
@@ -893,6 +1143,8 @@ class Node:
     # --- tombstone reaping ---
 
     def _reap(self, effects: Effects) -> None:
+        if self.cluster.in_transition():
+            return  # a pending replica may hold an older version: reap once it is settled
         checked = 0
         for key, since in sorted(self.tombstones.items()):
             if checked >= REAP_PER_TICK_MAX:
@@ -988,5 +1240,6 @@ _HANDLERS: dict[type, str] = {
         ReapCheck,
         ReapAck,
         ReapCommit,
+        ClusterGossip,
     )
 }

@@ -180,6 +180,22 @@ class Swim:
     def members(self) -> list[str]:
         return sorted(self.states)
 
+    def add(self, node: str) -> None:
+        """A new member (the cluster state says so): assumed alive until probed."""
+        if node not in self.states:
+            self.states[node] = Update(node, 0, Status.ALIVE)
+
+    def remove(self, node: str) -> None:
+        """A member that left the cluster: no longer probed or gossiped about."""
+        if node == self.me or node not in self.states:
+            return
+        del self.states[node]
+        self.suspected_at.pop(node, None)
+        self.dead.discard(node)
+        self.queue.pop(node, None)
+        if node in self.order:
+            self.order.remove(node)
+
     def next_deadline_ms(self) -> int:
         """When ``tick`` has something to do next."""
         deadline = self.next_period_ms
@@ -294,18 +310,20 @@ class Swim:
     def _learn(self, update: Update, now_ms: int) -> None:
         node = update.node
         if node == self.me:
-            if update.status is not Status.ALIVE and update.incarnation >= self.incarnation:
-                self.incarnation = update.incarnation + 1  # refute: I am here
+            if update.status is not Status.ALIVE:
+                # Refute: I am here. Also when my incarnation is already past theirs: the
+                # sender has not heard my earlier refutation, so it goes out again.
+                self.incarnation = max(self.incarnation, update.incarnation + 1)
                 mine = Update(self.me, self.incarnation, Status.ALIVE)
                 self.states[self.me] = mine
                 self.queue[self.me] = (mine, 0)
             return
         known = self.states.get(node)
-        if known is not None and not update.supersedes(known):
-            return
+        if known is None or not update.supersedes(known):
+            return  # who is a member is the cluster state's business, not gossip's
         self.states[node] = update
         self.queue[node] = (update, 0)
-        if known is None or known.status is not update.status:
+        if known.status is not update.status:
             self.changes.append(update)
         if update.status is Status.SUSPECT:
             self.suspected_at.setdefault(node, now_ms)

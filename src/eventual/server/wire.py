@@ -18,7 +18,7 @@ import msgpack
 
 from eventual.clocks import VersionVector
 from eventual.codec import DecodeError
-from eventual.core import messages, ops, swim
+from eventual.core import membership, messages, ops, swim
 
 __all__ = ["FRAME_BYTES_MAX", "WireError", "decode_message", "encode_message"]
 
@@ -38,6 +38,7 @@ _TYPES: list[type] = [
     messages.Result,
     *typing.get_args(ops.Operation),
     swim.Update,
+    membership.MemberEntry,
 ]
 _CODE = {cls: code for code, cls in enumerate(_TYPES)}
 _HINTS: dict[type, list[tuple[str, Any]]] = {}

@@ -21,6 +21,7 @@ FAULTS = (
     "clog",  # a link that holds messages for seconds
     "crash",  # nodes crash (losing volatile state) and restart from their store
     "skew",  # clocks skewed per node, and jumps
+    "membership",  # nodes join, leave, and are replaced (killed for good, then succeeded)
 )
 
 

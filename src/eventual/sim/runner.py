@@ -25,6 +25,7 @@ class Summary:
     sim_seconds: float = 0.0
     wall_seconds: float = 0.0
     lww_losses: int = 0
+    excused: int = 0
     digest: str | None = None
 
     def add(self, result: SimResult) -> None:
@@ -36,6 +37,7 @@ class Summary:
         self.violations += result.violations
         self.sim_seconds += result.sim_ms / 1000
         self.lww_losses += result.lww_losses
+        self.excused += result.excused
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -45,6 +47,7 @@ class Summary:
             "faults_injected": dict(sorted(self.faults_injected.items())),
             "violations": self.violations,
             "lww_losses": self.lww_losses,
+            "excused": self.excused,
             "sim_seconds": round(self.sim_seconds, 3),
             "wall_seconds": round(self.wall_seconds, 3),
             "sim_seconds_per_wall_second": round(

@@ -38,6 +38,7 @@ from eventual.core import (
     Ring,
     ops,
 )
+from eventual.core.membership import ClusterState, MemberStatus
 from eventual.crdt import BoundedCounter
 from eventual.sim.checkers import check_run, violation
 from eventual.sim.network import Faults, Network
@@ -46,6 +47,7 @@ __all__ = ["OpLog", "SimConfig", "SimResult", "Simulation"]
 
 REGION_NAMES = ("us-east", "eu-west", "ap-south", "sa-east", "af-south", "me-central")
 TRACE_LINES_PER_KEY_MAX = 60  # the excerpt printed with a violation
+MEMBERSHIP_EVENTS_MAX = 2  # per seed: each moves partitions, which the heal phase must finish
 LEVELS = (Level.ONE, Level.QUORUM, Level.QUORUM, Level.ALL, Level.LOCAL_QUORUM, Level.TWO)
 
 
@@ -92,6 +94,7 @@ class SimResult:
     lww_losses: int
     messages: int
     events: int
+    excused: int = 0  # acknowledged writes that may have died with nodes killed for good
 
 
 class CheckedStore(MemoryStore):
@@ -164,6 +167,11 @@ class Simulation:
         self.messages = 0
         self.events = 0
         self.next_request = 1
+        self.joining: dict[str, tuple[str, str]] = {}  # joined node -> (region, its seed)
+        self.gone: set[str] = set()  # killed for good (replaced)
+        self.killed_at = 0
+        self.membership_events = 0
+        self.excused = 0  # acknowledged writes whose every copy may have died with a killed node
         for node in self.node_ids:
             self._boot(node)
 
@@ -174,9 +182,13 @@ class Simulation:
         heapq.heappush(self.queue, (when, self.seq, event))
 
     def _config_for(self, node: str) -> NodeConfig:
+        joining = self.joining.get(node)
         return NodeConfig(
             node=node,
-            members=self.members,
+            members=(Member(node, joining[0]),) if joining else self.members,
+            join=joining is not None,
+            seeds=(joining[1],) if joining else (),
+            gossip_ms=500,
             partitions=self.config.partitions,
             n=self.config.n,
             anti_entropy_ms=250,
@@ -226,6 +238,7 @@ class Simulation:
             self.events += 1
             self._dispatch(event)
         self.now = end
+        self._check_membership()
         lww_losses = check_run(self)
         acked = sum(1 for op in self.ops.values() if op.acked)
         return SimResult(
@@ -238,6 +251,7 @@ class Simulation:
             wall_seconds=time.perf_counter() - started,
             digest=self.hasher.hexdigest(),
             lww_losses=lww_losses,
+            excused=self.excused,
             messages=self.messages,
             events=self.events,
         )
@@ -317,7 +331,115 @@ class Simulation:
         return None if data is None else Record.from_bytes(data)
 
     def primaries(self, key: bytes) -> list[str]:
-        return self.ring.preference_list(self.ring.partition_of(key), self.config.n)
+        ring = self.current_ring()
+        return ring.preference_list(ring.partition_of(key), self.config.n)
+
+    # --- membership ---
+
+    def cluster_state(self) -> ClusterState:
+        """What the live nodes know of the cluster, merged."""
+        state = ClusterState()
+        for node in self.node_ids:
+            instance = self.nodes.get(node)
+            if instance is not None:
+                state.merge(instance.cluster.entries.values())
+        return state
+
+    def current_ring(self) -> Ring:
+        return Ring(self.cluster_state().current() or self.members, self.config.partitions)
+
+    def add_node(self, node: str, region: str, seed: str) -> None:
+        """Start ``node`` empty, joining through ``seed`` (``eventual node --join``)."""
+        self.node_ids.append(node)
+        self.network.regions[node] = region
+        self.stores[node] = CheckedStore(node, self._negative_bcounter)
+        self.incarnation[node] = 0
+        self.skew[node] = 0
+        self.joining[node] = (region, seed)
+        self._boot(node)
+
+    def leave(self, by: str, node: str) -> Result:
+        """``eventual cluster leave node``, run at ``by``."""
+        instance = self.nodes[by]
+        assert instance is not None, f"{by} is down"
+        return instance.leave(node)
+
+    def kill(self, node: str) -> None:
+        """Crash ``node`` for good: it is never restarted (a machine lost)."""
+        self.crash(node)
+        self.killed_at = self.now
+        self.gone.add(node)
+        self.node_ids.remove(node)
+
+    def _membership_fault(self) -> None:
+        state = self.cluster_state()
+        live = [n for n in self.node_ids if self.nodes.get(n) is not None]
+        active = [e.node for e in state.entries.values() if e.status is MemberStatus.ACTIVE]
+        if not live or self.membership_events >= MEMBERSHIP_EVENTS_MAX:
+            return
+        self.membership_events += 1
+        future = state.future()
+        action = self.rng.choice(["join", "leave", "replace"])
+        if action != "join" and len(future) <= self.config.n + 1:
+            action = "join"  # keep enough members to hold N replicas and lose one
+        if action in ("leave", "replace") and not active:
+            return
+        region = self.rng.choice(sorted({m.region for m in self.members}))
+        if action in ("join", "replace"):
+            new = f"n{len(self.stores)}"
+            if action == "replace":
+                old = self.rng.choice(sorted(active))
+                region = state.entries[old].region
+                self.kill(old)
+                live = [n for n in live if n != old]
+                by = self.rng.choice(live)
+                self._note_fault(f"replace {old} by {new} (leave run at {by})")
+                self.leave(by, old)
+            else:
+                self._note_fault(f"join {new} in {region}")
+            self.add_node(new, region, self.rng.choice(live))
+        else:
+            node = self.rng.choice(sorted(active))
+            by = self.rng.choice(live)
+            self._note_fault(f"leave {node} (run at {by})")
+            self.leave(by, node)
+        self._count(action)
+
+    def _check_membership(self) -> None:
+        """After healing, every live node holds the same settled ring.
+
+        A write acknowledged by k replicas is lost if all k die for good before it spreads:
+        that is what W = k promises and no more. So when nodes were killed, writes
+        acknowledged (before the last kill) by no more replicas than were killed count as
+        unacknowledged: the checkers allow them to be there or not."""
+        if self.gone:
+            for op in self.ops.values():
+                if (
+                    op.acked
+                    and op.result is not None
+                    and op.result.answered <= len(self.gone)
+                    and op.acked_ms is not None
+                    and op.acked_ms <= self.killed_at
+                ):
+                    op.acked = None
+                    self.excused += 1
+        state = self.cluster_state()
+        if state.in_transition():
+            pending = sorted(
+                f"{e.node}:{e.status.name}"
+                for e in state.entries.values()
+                if e.status in (MemberStatus.JOINING, MemberStatus.LEAVING)
+            )
+            violation(self, "membership", b"", f"transition not complete after healing: {pending}")
+        rings = {
+            node: tuple(m.node for m in instance.cluster.current())
+            for node in self.node_ids
+            if (instance := self.nodes.get(node)) is not None
+            and instance.cluster.entries[node].status is not MemberStatus.LEFT
+        }
+        if len(set(rings.values())) > 1:
+            violation(self, "membership", b"", f"nodes disagree on the ring: {rings}")
+        self.ring = self.current_ring()
 
     def _dispatch(self, event: tuple[Any, ...]) -> None:
         kind = event[0]
@@ -546,7 +668,9 @@ class Simulation:
         step = 1_500
         for when in range(step, self.config.fault_phase_ms - step, step):
             options = [
-                name for name in ("partition", "one-way", "clog", "crash", "skew") if name in faults
+                name
+                for name in ("partition", "one-way", "clog", "crash", "skew", "membership")
+                if name in faults
             ]
             if options:
                 self._at(when + self.rng.randint(0, step // 2), ("fault", self.rng.choice(options)))
@@ -554,6 +678,9 @@ class Simulation:
     def _fault(self, args: tuple[Any, ...]) -> None:
         name = args[0]
         nodes = self.node_ids
+        if name == "membership":
+            self._membership_fault()
+            return
         if name == "partition":
             self.network.blocked = set()
             side = set(self.rng.sample(nodes, self.rng.randint(1, len(nodes) - 1)))
