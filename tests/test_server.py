@@ -486,3 +486,97 @@ def test_the_python_client_resolves_siblings_and_the_api_describes_itself(cluste
     unreachable = Client("http://127.0.0.1:1", retries=1, backoff=0.01)
     with pytest.raises(ClientError, match="cannot reach"):
         unreachable.get("x")
+
+
+def start_joiner(cluster: Cluster, name: str, seed_index: int) -> tuple[subprocess.Popen[str], int]:
+    """``eventual node --join`` a new node through member ``seed_index``; (process, index)."""
+    resp, http_port, peer = free_base_port(1), free_base_port(1), free_base_port(1)
+    seed = cluster.members[seed_index].split("@")[1]
+    command = node_command(
+        name,
+        cluster.data_dir / name,
+        f"127.0.0.1:{resp}",
+        [f"{name}=region-1@127.0.0.1:{peer}"],
+        "--join", seed, "--http", f"127.0.0.1:{http_port}", "--durability", "os",
+    )  # fmt: skip
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+    )
+    cluster.resp_ports.append(resp)
+    cluster.http_ports.append(http_port)
+    cluster.pids[name] = process.pid
+    return process, len(cluster.resp_ports) - 1
+
+
+def test_grow_shrink_and_replace_under_load(tmp_path: Path) -> None:
+    """3 -> 5 -> 3 nodes, then a node killed for good is replaced; writes go on throughout,
+    every acknowledged key stays readable at ONE, and the partitions end evenly spread."""
+    cluster = start_cluster(tmp_path, 3, "--durability", "os")
+    live = [0, 1, 2]
+    acknowledged: list[str] = []
+    rng = random.Random(5)
+
+    def serve_until(condition: Callable[[], bool], deadline_s: float = 90) -> None:
+        end = time.monotonic() + deadline_s
+        while True:
+            with contextlib.suppress(redis.RedisError):  # a write may fail; only acks count
+                key = f"grow:{len(acknowledged)}"
+                if cluster.client(rng.choice(live)).set(key, key):
+                    acknowledged.append(key)
+            if acknowledged:
+                key = rng.choice(acknowledged)
+                reader = cluster.client(rng.choice(live))
+                reader.execute_command("CONSISTENCY", "ONE")
+                assert reader.get(key) == key.encode(), f"{key} unreadable at ONE"
+            if condition():
+                return
+            assert time.monotonic() < end, "the cluster did not settle in time"
+
+    def settled(index: int, actives: set[str]) -> bool:
+        view = cluster_view(cluster, index)
+        now_active = {m["node"] for m in view["members"] if m["membership"] == "active"}
+        return now_active == actives and not view["in_transition"]
+
+    joiners = []
+    try:
+        serve_until(lambda: len(acknowledged) >= 50)
+        for name in ("n4", "n5"):
+            process, index = start_joiner(cluster, name, 0)
+            joiners.append(process)
+            wait_until(lambda i=index: cluster.client(i).ping())
+            live.append(index)
+        grown = {"n1", "n2", "n3", "n4", "n5"}
+        serve_until(lambda: all(settled(i, grown) for i in live))
+        shares = [m["partitions"] for m in cluster_view(cluster, 0)["members"]]
+        assert sum(shares) == 64 * 3 and max(shares) - min(shares) <= 1, shares
+
+        client = Client(url(cluster, 0))
+        for name in ("n4", "n5"):
+            assert client.leave(name) == "leaving"
+        live = [0, 1, 2]
+        serve_until(lambda: settled(0, {"n1", "n2", "n3"}) and settled(1, {"n1", "n2", "n3"}))
+        for process in joiners:  # a node that has left and handed off stops by itself
+            process.wait(timeout=60)
+
+        os.kill(cluster.pids["n3"], signal.SIGKILL)  # lost for good
+        live = [0, 1]
+        wait_until(lambda: member(cluster_view(cluster, 0), "n3")["status"] == "dead", 30)
+        process, index = start_joiner(cluster, "n6", 1)
+        joiners.append(process)
+        wait_until(lambda: any(m["node"] == "n6" for m in cluster_view(cluster, 0)["members"]), 30)
+        assert client.replace("n3", "n6") == "leaving"
+        live = [0, 1, index]
+        serve_until(lambda: all(settled(i, {"n1", "n2", "n6"}) for i in live))
+        assert member(cluster_view(cluster, 0), "n3")["membership"] == "left"
+        shares = [m["partitions"] for m in cluster_view(cluster, 0)["members"]]
+        assert sorted(shares) == [0, 0, 0, 64, 64, 64], shares  # n3, n4, n5 hold nothing
+        for i in live:
+            reader = cluster.client(i)
+            reader.execute_command("CONSISTENCY", "ONE")
+            for key in acknowledged:
+                assert reader.get(key) == key.encode(), (i, key)
+    finally:
+        for process in joiners:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+        stop_cluster(cluster)

@@ -221,7 +221,7 @@ def sim_swim(nodes: str, seeds: int, loss: float) -> None:
 CONFIG_KEYS = {
     "id": "node_id", "data-dir": "data_dir", "resp": "resp", "http": "http",
     "member": "members", "members": "members", "n": "n", "durability": "durability",
-    "password": "password", "consistency": "consistency",
+    "password": "password", "consistency": "consistency", "join": "join",
 }  # fmt: skip
 
 
@@ -296,6 +296,13 @@ def load_config(ctx: click.Context, param: click.Parameter, path: Path | None) -
     help=DURABILITY_HELP,
 )
 @click.option("--password", default=None, help="Require AUTH with this password.")
+@click.option(
+    "--join",
+    default=None,
+    metavar="HOST:PORT",
+    help="Join a running cluster through this member's internode address; --member then "
+    "names this node only. It takes its share of partitions once it has pulled them.",
+)
 @CONSISTENCY_OPTION
 def node(
     node_id: str,
@@ -305,6 +312,7 @@ def node(
     n: int,
     durability: str,
     password: str | None,
+    join: str | None,
     http: str | None,
     consistency: str,
 ) -> None:
@@ -312,6 +320,7 @@ def node(
 
     Settings come from flags, then EVENTUAL_NODE_<OPTION> variables (EVENTUAL_NODE_ID,
     EVENTUAL_NODE_DATA_DIR, EVENTUAL_NODE_MEMBERS space-separated, ...), then --config.
+    A node restarted later remembers the cluster it last knew (its data directory).
     """
     from eventual.server.main import MemberSpec, ServerConfig, run_node  # noqa: PLC0415
     from eventual.server.runtime import Address  # noqa: PLC0415
@@ -327,6 +336,7 @@ def node(
             password=password,
             http=Address.parse(http) if http else None,
             consistency=Level.parse(consistency),
+            join=Address.parse(join) if join else None,
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None
@@ -483,7 +493,7 @@ def incr(key: str, amount: int, url: str) -> None:
 @main.command()
 @URL_OPTION
 def status(url: str) -> None:
-    """Show the cluster as one node sees it: members, their state, hints held."""
+    """Show the cluster as one node sees it: members, their state, handoffs, hints held."""
     try:
         state = _client(url).cluster()
     except ClientError as error:
@@ -491,9 +501,49 @@ def status(url: str) -> None:
     click.echo(
         f"node {state['node']} (version {state['version']}); n={state['n']}, "
         f"{state['partitions']} partitions; healthy: {state['healthy']}"
+        + ("; ring changing (handoff in progress)" if state["in_transition"] else "")
     )
+    click.echo(f"  {'member':<10} {'region':<12} {'membership':<10} {'detector':<9} partitions")
     for member in state["members"]:
-        mark = "up" if member["up"] else "DOWN"
         me = " (this node)" if member["self"] else ""
-        click.echo(f"  {member['node']:<8} {member['region']:<12} {mark}{me}")
-    click.echo(f"hints held: {state['hints_held']}; keys stored here: {state['keys_stored']}")
+        click.echo(
+            f"  {member['node']:<10} {member['region']:<12} {member['membership']:<10} "
+            f"{member['status']:<9} {member['partitions']:>10}{me}"
+        )
+    handoff = state["handoff"]
+    click.echo(
+        f"this node: {handoff['partitions_to_pull']} partition pulls and "
+        f"{handoff['partitions_to_hand_off']} handoffs to go; hints held: "
+        f"{state['hints_held']}; keys stored here: {state['keys_stored']}"
+    )
+
+
+@main.group()
+def cluster() -> None:
+    """Change the cluster's membership (start new nodes with `eventual node --join`)."""
+
+
+@cluster.command("leave")
+@click.argument("node", required=False)
+@URL_OPTION
+def cluster_leave(node: str | None, url: str) -> None:
+    """Make NODE (default: the node at --url) leave; its partitions move to the others and
+    it stops once they have them."""
+    client = _client(url)
+    try:
+        name = node or str(client.cluster()["node"])
+        click.echo(f"{name}: {client.leave(name)}")
+    except ClientError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@cluster.command("replace")
+@click.argument("old")
+@click.argument("new")
+@URL_OPTION
+def cluster_replace(old: str, new: str, url: str) -> None:
+    """Give OLD's place (usually a dead node) to NEW, already started with --join."""
+    try:
+        click.echo(f"{old}: {_client(url).replace(old, new)}")
+    except ClientError as error:
+        raise click.ClickException(str(error)) from None

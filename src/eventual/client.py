@@ -192,6 +192,23 @@ class Client:
         result: dict[str, Any] = json.loads(payload)
         return result
 
+    def leave(self, node: str) -> str:
+        """Make ``node`` leave the cluster (its partitions move to the others)."""
+        return self._cluster_change("leave", {"node": node})
+
+    def replace(self, old: str, new: str) -> str:
+        """Hand ``old``'s place to ``new``, a node started with ``--join``."""
+        return self._cluster_change("replace", {"old": old, "new": new})
+
+    def _cluster_change(self, action: str, body: dict[str, str]) -> str:
+        _, _, payload = self._request(
+            "POST",
+            f"/cluster/{action}",
+            json.dumps(body).encode(),
+            {"Content-Type": "application/json"},
+        )
+        return str(json.loads(payload)["result"])
+
 
 class AsyncClient:
     def __init__(

@@ -116,6 +116,7 @@ HANDOFF_PER_TICK_MAX = 64  # hints sent per handoff tick: handoff must not starv
 AE_KEYS_MAX = 512  # records exchanged per anti-entropy round; the next round does the rest
 REAP_PER_TICK_MAX = 64  # tombstones checked per reap tick
 SYNC_SESSIONS_PER_TICK_MAX = 8  # partitions a pending replica pulls per anti-entropy tick
+SYNC_TICK_MS = 200  # ...with ticks this often while it has some: at most 40 sessions a second
 # Forwarded mutations remembered to drop duplicates: a mutation is an operation, not a state,
 # and must not run twice. A forward's answer comes within seconds, so this many ids (a few
 # seconds of a busy node's forwards) is far more than the window a duplicate can arrive in.
@@ -221,6 +222,7 @@ class Node:
         self.synced: set[tuple[int, str]] = set()  # (partition, peer) in sync for self.target
         self.target = 0  # digest of the future ring the sync is for
         self.gossip_cursor = 0
+        self.membership_version = 0
         epoch = store.meta("epoch")
         self.epoch = int(epoch) if epoch else 0
         self.epoch_stale = False  # a record or hint was dropped since the epoch was taken
@@ -297,8 +299,9 @@ class Node:
             self._handoff(effects)
             effects.after(self.config.handoff_ms, timer)
         elif timer.name == "anti_entropy":
-            self._anti_entropy(effects)
-            effects.after(self.config.anti_entropy_ms, timer)
+            syncing = self._anti_entropy(effects)
+            delay = self.config.anti_entropy_ms
+            effects.after(min(delay, SYNC_TICK_MS) if syncing else delay, timer)
         elif timer.name == "reap":
             self._reap(effects)
             effects.after(self.config.reap_ms, timer)
@@ -843,7 +846,10 @@ class Node:
             # Ownership handoff (Riak's): writes acknowledged here may not have reached the
             # new replicas, so push the partition to each of them before letting it go.
             # The data stays in the store; it is no longer ours to serve.
-            self.handing_off[partition] = self._new_replicas(partition)
+            if next(iter(self.store.scan(partition)), None) is None:
+                del self.trees[partition]  # nothing held: nothing to hand over
+            else:
+                self.handing_off[partition] = self._new_replicas(partition)
         self.my_partitions = wanted
 
     def _new_replicas(self, partition: int) -> set[str]:
@@ -872,6 +878,7 @@ class Node:
             }
 
     def _membership_changed(self) -> None:
+        self.membership_version += 1  # the driver watches this to dial new members
         self.store.apply(Batch(meta={"cluster": self.cluster.encode()}))
         self.region_of = {e.node: e.region for e in self.cluster.entries.values()}
         before = (self.ring.order, self.future.order)
@@ -969,6 +976,24 @@ class Node:
         self._membership_changed()
         return Result(True, "leaving")
 
+    def replace(self, old: str, new: str) -> Result:
+        """``eventual cluster replace``: ``new`` (started with ``--join``) takes over from
+        ``old``, typically dead: ``old`` leaves, and the claim moves its partitions."""
+        entry = self.cluster.entries.get(new)
+        if entry is None or entry.status not in (MemberStatus.JOINING, MemberStatus.ACTIVE):
+            return Result(False, error=f"ERR {new} has not joined: start it with --join first")
+        if old == new:
+            return Result(False, error="ERR a node cannot replace itself")
+        return self.leave(old)
+
+    def handoff_status(self) -> dict[str, int]:
+        """What this node still has to move (for ``eventual status``)."""
+        return {
+            "pending_partitions": len(self._pending_partitions()),
+            "partitions_to_pull": len(self._unsynced()),
+            "partitions_to_hand_off": len(self.handing_off),
+        }
+
     def _on_cluster_gossip(self, effects: Effects, sender: str, message: ClusterGossip) -> None:
         theirs = ClusterState(message.entries)
         if self.cluster.merge(message.entries):
@@ -1033,7 +1058,8 @@ class Node:
 
     # --- anti-entropy ---
 
-    def _anti_entropy(self, effects: Effects) -> None:
+    def _anti_entropy(self, effects: Effects) -> bool:
+        """One tick; True while partitions are still being pulled or handed off."""
         # A pending replica first pulls what it will serve, a few partitions a tick: handoff
         # is bounded in rate, and clients keep being served meanwhile.
         unsynced = self._unsynced() + [
@@ -1045,7 +1071,7 @@ class Node:
         for partition, peer in unsynced[:SYNC_SESSIONS_PER_TICK_MAX]:
             effects.send(peer, AeRoot(partition, tuple(self.trees[partition].groups())))
         if unsynced:
-            return
+            return True
         n = self.config.n
         pairs = [
             (partition, peer)
@@ -1060,7 +1086,8 @@ class Node:
             self.ae_cursor += 1
             if self.up(peer):
                 effects.send(peer, AeRoot(partition, tuple(self.trees[partition].groups())))
-                return
+                return False
+        return False
 
     def _on_ae_root(self, effects: Effects, sender: str, message: AeRoot) -> None:
         tree = self.trees.get(message.partition)

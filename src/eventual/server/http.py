@@ -218,21 +218,40 @@ def build_app(runtime: NodeRuntime) -> web.Application:
         ring = node.ring
         members = [
             {
-                "node": name,
-                "region": ring.region_of[name],
-                "up": node.up(name),
-                "status": node.swim.status(name).name.lower(),  # alive, suspect or dead
-                "incarnation": node.swim.states[name].incarnation,
-                "self": name == node.id,
+                "node": entry.node,
+                "region": entry.region,
+                "address": entry.address,
+                "membership": entry.status.name.lower(),  # joining, active, leaving, left
+                "up": node.up(entry.node),
+                # What the failure detector says: alive, suspect or dead ("-": not watched,
+                # a member that has left).
+                "status": (
+                    node.swim.status(entry.node).name.lower()
+                    if entry.node in node.swim.states
+                    else "-"
+                ),
+                "incarnation": (
+                    node.swim.states[entry.node].incarnation
+                    if entry.node in node.swim.states
+                    else None
+                ),
+                "partitions": sum(
+                    entry.node in ring.preference_list(p, node.config.n)
+                    for p in range(ring.partitions)
+                ),
+                "self": entry.node == node.id,
             }
-            for name in ring.order
+            for entry in node.cluster.sorted_entries()
         ]
+        serving = [m for m in members if m["membership"] in ("active", "leaving")]
         return web.json_response(
             {
                 "node": node.id,
                 "version": __version__,
-                "healthy": all(m["up"] for m in members),
-                "members": sorted(members, key=lambda m: str(m["node"])),
+                "healthy": all(m["up"] for m in serving),
+                "members": members,
+                "in_transition": node.cluster.in_transition(),
+                "handoff": node.handoff_status(),
                 "n": node.config.n,
                 "partitions": ring.partitions,
                 "ring": [ring.preference_list(p, node.config.n) for p in range(ring.partitions)],
@@ -240,6 +259,27 @@ def build_app(runtime: NodeRuntime) -> web.Application:
                 "keys_stored": runtime.store.count(),
             }
         )
+
+    async def cluster_change(request: web.Request) -> web.Response:
+        """POST /cluster/leave {"node"} or /cluster/replace {"old", "new"}."""
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            body = None
+        action = request.match_info["action"]
+        node = runtime.node
+        names = ("node",) if action == "leave" else ("old", "new")
+        values = [body.get(name) if isinstance(body, dict) else None for name in names]
+        if not all(isinstance(v, str) and v for v in values):
+            raise _error(400, f"expected a JSON object with {', '.join(names)} (node names)")
+        if action == "leave":
+            result = node.leave(str(values[0]))
+        else:
+            result = node.replace(str(values[0]), str(values[1]))
+        runtime.membership_changed()
+        if not result.ok:
+            raise _error(400, (result.error or "ERR refused").removeprefix("ERR "))
+        return web.json_response({"result": result.value})
 
     async def metrics_text(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(metrics.registry), content_type="text/plain")
@@ -277,6 +317,7 @@ def build_app(runtime: NodeRuntime) -> web.Application:
     app.router.add_put("/ttl/{key}", put_ttl)
     app.router.add_delete("/ttl/{key}", delete_ttl)
     app.router.add_get("/cluster", cluster)
+    app.router.add_post("/cluster/{action:leave|replace}", cluster_change)
     app.router.add_get("/metrics", metrics_text)
     app.router.add_get("/openapi.json", openapi)
     return app
@@ -486,6 +527,23 @@ OPENAPI: dict[str, Any] = {
                 "Members, their state and the ring, as this node sees them",
                 [],
                 {"200": "cluster state"},
+            )
+        },
+        "/cluster/leave": {
+            "post": _op(
+                "Make a member leave: {node}. Its partitions move to the others; it stops "
+                "once they have them",
+                [],
+                {"200": "{result}", "400": "not a member, or the last one"},
+                _JSON,
+            )
+        },
+        "/cluster/replace": {
+            "post": _op(
+                "Replace a member (usually dead) with one started with --join: {old, new}",
+                [],
+                {"200": "{result}", "400": "new has not joined, or old is not a member"},
+                _JSON,
             )
         },
         "/metrics": {"get": _op("Prometheus metrics", [], {"200": "text exposition format"})},

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eventual.core import Level, NodeConfig
+from eventual.core.membership import MemberStatus
 from eventual.core.ring import Member
 from eventual.server.resp import RespServerProtocol
-from eventual.server.runtime import Address, NodeRuntime
+from eventual.server.runtime import SEED_PREFIX, Address, NodeRuntime
 from eventual.server.sqlite_store import SQLiteStore
 
 __all__ = ["MemberSpec", "ServerConfig", "node_command", "run_dev", "run_node"]
@@ -54,9 +55,12 @@ class ServerConfig:
     n: int = 3
     durability: str = "fsync"
     password: str | None = None
+    join: Address | None = None  # a member's internode address: join the cluster through it
 
     def __post_init__(self) -> None:
         names = [m.node for m in self.members]
+        if self.join is not None and names != [self.node]:
+            raise ValueError("with --join, --member names this node only (its region, address)")
         if self.node not in names:
             raise ValueError(
                 f"this node ({self.node}) must be one of the members ({', '.join(names)})"
@@ -71,12 +75,16 @@ class ServerConfig:
 
 async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> None:
     store = SQLiteStore(config.data_dir / "eventual.db", config.durability)
+    seeds = {} if config.join is None else {f"{SEED_PREFIX}{config.join}": config.join}
     node_config = NodeConfig(
         node=config.node,
         members=tuple(Member(m.node, m.region) for m in config.members),
-        n=min(config.n, len(config.members)),
+        n=config.n if config.join else min(config.n, len(config.members)),
+        address=str(config.me.address),
+        join=config.join is not None,
+        seeds=tuple(seeds),
     )
-    peers = {m.node: m.address for m in config.members if m.node != config.node}
+    peers = {m.node: m.address for m in config.members if m.node != config.node} | seeds
     runtime = NodeRuntime(node_config, store, peers, config.me.address)
     await runtime.start()
     loop = asyncio.get_running_loop()
@@ -105,12 +113,33 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
     print(ready_line, flush=True)
     if ready is not None:
         ready.set()
+    watcher = asyncio.create_task(_stop_once_left(runtime, stop))
     await stop.wait()
+    watcher.cancel()
     if app_runner is not None:
         await app_runner.cleanup()
     server.close()
     await server.wait_closed()
     await runtime.stop()
+
+
+LEFT_LINGER_S = 30  # a node that left answers stragglers this long, then exits
+
+
+async def _stop_once_left(runtime: NodeRuntime, stop: asyncio.Event) -> None:
+    """A node that has left the cluster (``eventual cluster leave``) and handed its
+    partitions off exits, as Riak's does."""
+    left_at = None
+    while True:
+        await asyncio.sleep(0.5)
+        node = runtime.node
+        if node.cluster.entries[node.id].status is not MemberStatus.LEFT:
+            continue
+        left_at = left_at or time.monotonic()
+        if not node.handing_off or time.monotonic() - left_at > LEFT_LINGER_S:
+            log.info("node %s has left the cluster; stopping", node.id)
+            stop.set()
+            return
 
 
 def run_node(config: ServerConfig) -> None:

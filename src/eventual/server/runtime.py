@@ -39,6 +39,8 @@ SEND_QUEUE_FRAMES_MAX = 100_000  # frames held for a peer that is down (~seconds
 BACKOFF_MS_MIN = 50
 BACKOFF_MS_MAX = 5_000
 HELLO_BYTES_MAX = 256
+NODE_NAME_CHARS_MAX = 128
+SEED_PREFIX = "seed:"  # the core's name for a seed address, until the seed tells its own
 COMPACT_EVERY_MS = 50  # the store deletes a bounded number of dead rows this often
 
 
@@ -143,12 +145,15 @@ class _PeerProtocol(asyncio.Protocol):
                     name = msgpack.unpackb(body)
                 except Exception:
                     name = None
-                if name not in self.runtime.peer_names:
-                    self._drop(f"hello from an unknown node {name!r}")
+                # Any well-formed name may dial in: a node joining through us is not a member
+                # yet. What it may do before it is one, the core decides.
+                if not isinstance(name, str) or not name or len(name) > NODE_NAME_CHARS_MAX:
+                    self._drop(f"a bad hello {name!r}")
                     return
                 self.peer = name
-                # It dialled us, so it is up: if our own link to it is backing off, retry now.
-                self.runtime.links[name].wake.set()
+                link = self.runtime.links.get(name)
+                if link is not None:  # it dialled us, so it is up: stop backing off
+                    link.wake.set()
                 continue
             try:
                 message = decode_message(body)
@@ -171,13 +176,16 @@ class NodeRuntime:
         peer_addresses: dict[str, Address],
         listen: Address,
     ) -> None:
+        """``peer_addresses``: the members given on the command line, and any seeds under
+        ``seed:HOST:PORT`` names; members learnt later are dialled at the address the
+        cluster state gives them."""
         self.store = store
         self.node = Node(config, store, wall_ms())
         self.listen = listen
-        self.peer_names = set(peer_addresses)
         self.links = {
             peer: _PeerLink(self, peer, address) for peer, address in peer_addresses.items()
         }
+        self._membership_seen = -1
         self.pending_replies: dict[int, Callable[[Result], None]] = {}
         self.next_request = 1
         self._buffer = Effects()
@@ -191,10 +199,38 @@ class NodeRuntime:
         self._server = await self.loop.create_server(
             lambda: _PeerProtocol(self), self.listen.host, self.listen.port
         )
-        for link in self.links.values():
-            link.task = asyncio.create_task(link.run())
+        self._sync_links()
         self._absorb(self.node.start(wall_ms()))
         self._compact()
+
+    def _sync_links(self) -> None:
+        """Dial members the cluster state names (new ones, or ones at a new address)."""
+        if self.node.membership_version == self._membership_seen and all(
+            link.task is not None for link in self.links.values()
+        ):
+            return
+        self._membership_seen = self.node.membership_version
+        for entry in self.node.cluster.entries.values():
+            if entry.node == self.node.id or not entry.address:
+                continue
+            try:
+                address = Address.parse(entry.address)
+            except ValueError:
+                continue  # a bad address from a peer: it is not dialled, nothing else
+            link = self.links.get(entry.node)
+            if link is not None and link.address == address:
+                continue
+            if link is not None and link.task is not None:
+                link.task.cancel()
+            self.links[entry.node] = _PeerLink(self, entry.node, address)
+        for link in self.links.values():
+            if link.task is None:
+                link.task = asyncio.create_task(link.run())
+
+    def membership_changed(self) -> None:
+        """An admin command changed the cluster state: persist it and dial new members at
+        the end of this turn."""
+        self._absorb(Effects())
 
     def _compact(self) -> None:
         if self.stopped or self.loop is None:
@@ -259,6 +295,7 @@ class NodeRuntime:
         self._flush_scheduled = False
         effects, self._buffer = self._buffer, Effects()
         self.store.commit()
+        self._sync_links()
         for send in effects.sends:
             link = self.links.get(send.to)
             if link is not None:
