@@ -146,8 +146,8 @@ def sim(
         click.echo(f"faults injected:  {faults_text or 'none'}")
         click.echo(f"LWW losses:       {summary.lww_losses} (concurrent string writes, by design)")
         click.echo(
-            f"excused:          {summary.excused} (writes acknowledged by no more replicas "
-            "than were killed for good)"
+            f"excused:          {summary.excused} (writes to keys a node killed for good held "
+            "the only copy of something of)"
         )
         click.echo(f"violations:       {len(summary.violations)}")
         click.echo(
@@ -246,7 +246,7 @@ def load_config(ctx: click.Context, param: click.Parameter, path: Path | None) -
             isinstance(value, list) and all(isinstance(v, str) for v in value)
         ):
             raise click.BadParameter(
-                f"{key} in {path} must be a list of NODE=REGION@HOST:PORT", ctx, param
+                f"{key} in {path} must be a list of NODE=REGION[/ZONE]@HOST:PORT", ctx, param
             )
         defaults[name] = value
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
@@ -283,7 +283,8 @@ def load_config(ctx: click.Context, param: click.Parameter, path: Path | None) -
     "members",
     multiple=True,
     required=True,
-    help="A member, NODE=REGION@HOST:PORT (internode address); one per node, this one too.",
+    help="A member, NODE=REGION[/ZONE]@HOST:PORT (internode address); one per node, this "
+    "one too. Replicas go to distinct regions first, then distinct zones.",
 )
 @click.option(
     "--n", "n", type=click.IntRange(1), default=3, show_default=True, help="Replicas per key."

@@ -62,20 +62,25 @@ class MemberEntry:
     status: MemberStatus
     seq: int
     ready_for: int = 0  # digest of the future ring this member has synced for (0: none)
+    zone: str = ""
 
-    def order(self) -> tuple[int, int, int, str, str, int]:
+    def order(self) -> tuple[int, int, int, str, str, str, int]:
         return (
             self.generation,
             self.status,
             self.seq,
             self.region,
+            self.zone,
             self.address,
             self.ready_for,
         )
 
+    def member(self) -> Member:
+        return Member(self.node, self.region, self.zone)
+
 
 def ring_digest(members: Iterable[Member]) -> int:
-    text = ";".join(f"{m.node}@{m.region}" for m in sorted(members, key=lambda m: m.node))
+    text = ";".join(f"{m.node}@{m.region}/{m.zone}" for m in sorted(members, key=lambda m: m.node))
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") or 1
 
 
@@ -113,7 +118,7 @@ class ClusterState:
 
     def members(self, statuses: tuple[MemberStatus, ...]) -> list[Member]:
         return sorted(
-            (Member(e.node, e.region) for e in self.entries.values() if e.status in statuses),
+            (e.member() for e in self.entries.values() if e.status in statuses),
             key=lambda m: m.node,
         )
 
@@ -134,7 +139,7 @@ class ClusterState:
 
     def encode(self) -> bytes:
         rows = [
-            [e.node, e.region, e.address, e.generation, int(e.status), e.seq, e.ready_for]
+            [e.node, e.region, e.address, e.generation, int(e.status), e.seq, e.ready_for, e.zone]
             for e in self.sorted_entries()
         ]
         packed: bytes = msgpack.packb(rows, use_bin_type=True)
@@ -144,18 +149,24 @@ class ClusterState:
     def decode(cls, data: bytes) -> ClusterState:
         try:
             rows = msgpack.unpackb(data, raw=False)
-            entries = [
-                MemberEntry(
-                    str(node),
-                    str(region),
-                    str(address),
-                    int(generation),
-                    MemberStatus(status),
-                    int(seq),
-                    int(ready),
+            entries = []
+            for row in rows:
+                node, region, address, generation, status, seq, ready, *rest = row
+                if len(rest) > 1:
+                    raise ValueError(f"an entry of {len(row)} fields")
+                zone = str(rest[0]) if rest else ""  # stores from before zones have none
+                entries.append(
+                    MemberEntry(
+                        str(node),
+                        str(region),
+                        str(address),
+                        int(generation),
+                        MemberStatus(status),
+                        int(seq),
+                        int(ready),
+                        zone,
+                    )
                 )
-                for node, region, address, generation, status, seq, ready in rows
-            ]
         except (ValueError, TypeError, msgpack.UnpackException) as error:
             raise DecodeError(f"cluster state: {error}") from None
         return cls(entries)

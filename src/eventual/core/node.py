@@ -36,6 +36,12 @@ records that differ.
 without answer, directly and through others, then suspected for the suspicion timeout) and
 up again once it refutes. Suspects still count as up: a slow node is not a dead one.
 
+*Membership* (``core/membership.py``, ``docs/membership.md``). The cluster state is a
+gossiped CRDT; the *current* ring (ACTIVE and LEAVING members) serves, the *future* ring
+(JOINING and ACTIVE) is where partitions are going. Pending replicas get writes and pull
+their partitions by anti-entropy; old replicas hand theirs off; the transition completes when
+every live future member is ready for the same future ring.
+
 *Tombstones.* A deleted record (logically absent, no TTL, first incarnation) that has stayed
 so for ``reap_grace_ms`` is reaped when the partition's first primary finds the same bytes
 at every primary; the reaping nodes then take a new actor epoch, so no dot of the reaped
@@ -814,7 +820,7 @@ class Node:
                 state = ClusterState.decode(saved)
         status = MemberStatus.JOINING if config.join else MemberStatus.ACTIVE
         for member in config.members:
-            state.learn(MemberEntry(member.node, member.region, "", 0, status, 0))
+            state.learn(MemberEntry(member.node, member.region, "", 0, status, 0, zone=member.zone))
         # A member that left stays out, restarted or not: to come back, it joins afresh
         # (an empty data directory), as in Riak.
         if config.address and state.entries[config.node].address != config.address:

@@ -2,13 +2,16 @@
 
 The 64-bit hash space is cut into ``Q`` equal partitions (default 64); a key belongs to the
 partition its hash falls in. The *claim* deals partitions to nodes round-robin over a node
-order that interleaves regions (a node of each region in turn), so every node owns ``Q/K``
-partitions give or take one and neighbouring partitions sit in different regions.
+order that interleaves regions (a node of each region in turn, and within a region a node of
+each zone in turn), so every node owns ``Q/K`` partitions give or take one and neighbouring
+partitions sit in different regions.
 
 The *preference list* of a partition is found by walking that order from the partition's
 owner: the first N distinct nodes, taking a node of a region not yet used while there is one,
-so the N replicas span min(N, regions) regions. The nodes after them, in walk order, are the
-fallbacks that take writes for a replica that is down (sloppy quorum).
+so the N replicas span min(N, regions) regions, then a node of a zone not yet used while there
+is one. The nodes after them, in walk order, are the fallbacks that take writes for a replica
+that is down (sloppy quorum). The claim is a function of the members alone, so every node that
+holds the same cluster state computes the same ring.
 """
 
 from __future__ import annotations
@@ -24,6 +27,15 @@ DEFAULT_N = 3
 PARTITIONS_MAX = 1 << 16  # 65,536: beyond this the per-partition trees cost more than they save
 
 
+def _round_robin(queues: list[list[str]]) -> list[str]:
+    order: list[str] = []
+    position = 0
+    while any(position < len(queue) for queue in queues):
+        order += [queue[position] for queue in queues if position < len(queue)]
+        position += 1
+    return order
+
+
 def key_hash(key: bytes) -> int:
     """The 64-bit position of a key in the hash space (BLAKE2b: stable across processes,
     unlike Python's ``hash``)."""
@@ -34,6 +46,7 @@ def key_hash(key: bytes) -> int:
 class Member:
     node: str
     region: str = "default"
+    zone: str = ""  # a failure domain inside the region (a rack, an availability zone)
 
 
 class Ring:
@@ -47,22 +60,22 @@ class Ring:
         self.partitions = partitions
         self.members = {m.node: m for m in members}
         self.region_of = {m.node: m.region for m in members}
+        self.zone_of = {m.node: (m.region, m.zone) for m in members}
         self.regions = sorted({m.region for m in members})
         self.order = self._interleave(members)
         self._walks = [self._walk(p) for p in range(partitions)]
 
     @staticmethod
     def _interleave(members: Sequence[Member]) -> list[str]:
-        by_region: dict[str, list[str]] = {}
-        for member in sorted(members, key=lambda m: (m.region, m.node)):
-            by_region.setdefault(member.region, []).append(member.node)
-        queues = [by_region[region] for region in sorted(by_region)]
-        order: list[str] = []
-        while any(queues):
-            for queue in queues:
-                if queue:
-                    order.append(queue.pop(0))
-        return order
+        """A node of each region in turn; within a region, a node of each zone in turn."""
+        by_zone: dict[str, dict[str, list[str]]] = {}
+        for member in sorted(members, key=lambda m: (m.region, m.zone, m.node)):
+            by_zone.setdefault(member.region, {}).setdefault(member.zone, []).append(member.node)
+        queues = [
+            _round_robin([zones[zone] for zone in sorted(zones)])
+            for _, zones in sorted(by_zone.items())
+        ]
+        return _round_robin(queues)
 
     def _walk(self, partition: int) -> list[str]:
         """Every node, in the order this partition prefers them."""
@@ -70,11 +83,18 @@ class Ring:
         rotated = self.order[start:] + self.order[:start]
         walk: list[str] = []
         used_regions: set[str] = set()
-        # First the nodes that add a new region, in walk order; then everyone else.
+        used_zones: set[tuple[str, str]] = set()
+        # First the nodes that add a new region, in walk order; then those that add a new
+        # zone of a region; then everyone else.
         for node in rotated:
             if self.region_of[node] not in used_regions:
                 walk.append(node)
                 used_regions.add(self.region_of[node])
+                used_zones.add(self.zone_of[node])
+        for node in rotated:
+            if node not in walk and self.zone_of[node] not in used_zones:
+                walk.append(node)
+                used_zones.add(self.zone_of[node])
         walk += [node for node in rotated if node not in walk]
         return walk
 

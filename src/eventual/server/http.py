@@ -220,6 +220,7 @@ def build_app(runtime: NodeRuntime) -> web.Application:
             {
                 "node": entry.node,
                 "region": entry.region,
+                "zone": entry.zone,
                 "address": entry.address,
                 "membership": entry.status.name.lower(),  # joining, active, leaving, left
                 "up": node.up(entry.node),

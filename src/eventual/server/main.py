@@ -26,22 +26,25 @@ log = logging.getLogger("eventual")
 
 @dataclass(frozen=True, slots=True)
 class MemberSpec:
-    """``node=region@host:port`` (the internode address)."""
+    """``node=region@host:port`` or ``node=region/zone@host:port`` (the internode address)."""
 
     node: str
     region: str
     address: Address
+    zone: str = ""
 
     @classmethod
     def parse(cls, text: str) -> MemberSpec:
         node, sep, rest = text.partition("=")
-        region, at, address = rest.partition("@")
-        if not (node and sep and region and at):
-            raise ValueError(f"expected NODE=REGION@HOST:PORT, got {text!r}")
-        return cls(node, region, Address.parse(address))
+        location, at, address = rest.partition("@")
+        region, slash, zone = location.partition("/")
+        if not (node and sep and region and at) or (slash and not zone):
+            raise ValueError(f"expected NODE=REGION[/ZONE]@HOST:PORT, got {text!r}")
+        return cls(node, region, Address.parse(address), zone)
 
     def __str__(self) -> str:
-        return f"{self.node}={self.region}@{self.address}"
+        zone = f"/{self.zone}" if self.zone else ""
+        return f"{self.node}={self.region}{zone}@{self.address}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +81,7 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
     seeds = {} if config.join is None else {f"{SEED_PREFIX}{config.join}": config.join}
     node_config = NodeConfig(
         node=config.node,
-        members=tuple(Member(m.node, m.region) for m in config.members),
+        members=tuple(Member(m.node, m.region, m.zone) for m in config.members),
         n=config.n if config.join else min(config.n, len(config.members)),
         address=str(config.me.address),
         join=config.join is not None,

@@ -169,7 +169,7 @@ class Simulation:
         self.next_request = 1
         self.joining: dict[str, tuple[str, str]] = {}  # joined node -> (region, its seed)
         self.gone: set[str] = set()  # killed for good (replaced)
-        self.killed_at = 0
+        self.at_risk: dict[bytes, int] = {}  # key -> when a node holding unique data died
         self.membership_events = 0
         self.excused = 0  # acknowledged writes whose every copy may have died with a killed node
         for node in self.node_ids:
@@ -365,11 +365,43 @@ class Simulation:
         return instance.leave(node)
 
     def kill(self, node: str) -> None:
-        """Crash ``node`` for good: it is never restarted (a machine lost)."""
+        """Crash ``node`` for good: it is never restarted (a machine lost).
+
+        Keys for which it held something no surviving store or hint holds are noted: writes
+        to them acknowledged before now may be lost with it. A write acknowledged by k
+        replicas is lost if all k copies die for good before it spreads (hinted copies
+        count until handed off), and that is all W = k promises."""
         self.crash(node)
-        self.killed_at = self.now
         self.gone.add(node)
         self.node_ids.remove(node)
+        victim = self.stores[node]
+        survivors = [self.stores[n] for n in self.node_ids]
+        held: dict[bytes, list[bytes]] = {}
+        for key in victim.keys():  # noqa: SIM118  (a store, not a dict)
+            data = victim.get(key)
+            if data is not None:
+                held.setdefault(key, []).append(data)
+        for hint in victim.hints():
+            held.setdefault(hint.key, []).append(hint.record)
+        for key, datas in held.items():
+            known: Record | None = None
+            for store in survivors:
+                copies = [store.get(key)] + [h.record for h in store.hints() if h.key == key]
+                for data in copies:
+                    if data is None:
+                        continue
+                    record = Record.from_bytes(data)
+                    if known is None:
+                        known = record
+                    else:
+                        known.merge(record)
+            for data in datas:
+                mine = Record.from_bytes(data)
+                combined = mine if known is None else known.copy()
+                if known is not None:
+                    combined.merge(mine)
+                if known is None or combined.to_bytes() != known.to_bytes():
+                    self.at_risk[key] = self.now
 
     def _membership_fault(self) -> None:
         state = self.cluster_state()
@@ -408,21 +440,16 @@ class Simulation:
     def _check_membership(self) -> None:
         """After healing, every live node holds the same settled ring.
 
-        A write acknowledged by k replicas is lost if all k die for good before it spreads:
-        that is what W = k promises and no more. So when nodes were killed, writes
-        acknowledged (before the last kill) by no more replicas than were killed count as
-        unacknowledged: the checkers allow them to be there or not."""
-        if self.gone:
-            for op in self.ops.values():
-                if (
-                    op.acked
-                    and op.result is not None
-                    and op.result.answered <= len(self.gone)
-                    and op.acked_ms is not None
-                    and op.acked_ms <= self.killed_at
-                ):
-                    op.acked = None
-                    self.excused += 1
+        Writes to a key that a killed node held unique data for (see ``kill``), issued
+        before that kill, count as unacknowledged: the checkers allow them to be there or
+        not, and they are counted as excused."""
+        for op in self.ops.values():
+            at = self.at_risk.get(op.key)
+            # Issued before the kill, not acknowledged: a reply the victim sent just before
+            # it died can still arrive after.
+            if op.acked and at is not None and op.issued_ms <= at:
+                op.acked = None
+                self.excused += 1
         state = self.cluster_state()
         if state.in_transition():
             pending = sorted(
