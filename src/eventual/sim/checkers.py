@@ -18,6 +18,7 @@ were told and what the stores hold (DESIGN.md §1 promises).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from eventual.clocks import VersionVector
@@ -53,25 +54,31 @@ def _subset_sums(amounts: list[int]) -> set[int]:
     return sums
 
 
+def merged(datas: Iterable[bytes | None]) -> Record | None:
+    """The merge of encoded records (None where a store had nothing)."""
+    result: Record | None = None
+    for data in datas:
+        if data is None:
+            continue
+        record = Record.from_bytes(data)
+        if result is None:
+            result = record
+        else:
+            result.merge(record)
+    return result
+
+
 def _final(sim: Simulation, key: bytes) -> tuple[Record | None, bool]:
     """The merged record of the key's primaries, and whether they hold identical bytes."""
     partition = sim.ring.partition_of(key)
     primaries = sim.ring.preference_list(partition, sim.config.n)
     datas = [sim.stores[node].get(key) for node in primaries]
     same = all(d == datas[0] for d in datas)
-    merged: Record | None = None
-    for data in datas:
-        if data is None:
-            continue
-        record = Record.from_bytes(data)
-        if merged is None:
-            merged = record
-        else:
-            merged.merge(record)
+    record = merged(datas)
     if not same:
         # A deleted key reaped at some replicas and not yet at others is converged too.
         same = all(d is None or not Record.from_bytes(d).has_data() for d in datas)
-    return merged, same
+    return record, same
 
 
 def check_run(sim: Simulation) -> int:

@@ -40,7 +40,7 @@ from eventual.core import (
 )
 from eventual.core.membership import ClusterState, MemberStatus
 from eventual.crdt import BoundedCounter
-from eventual.sim.checkers import check_run, violation
+from eventual.sim.checkers import check_run, merged, violation
 from eventual.sim.network import Faults, Network
 
 __all__ = ["OpLog", "SimConfig", "SimResult", "Simulation"]
@@ -384,22 +384,14 @@ class Simulation:
         for hint in victim.hints():
             held.setdefault(hint.key, []).append(hint.record)
         for key, datas in held.items():
-            known: Record | None = None
-            for store in survivors:
-                copies = [store.get(key)] + [h.record for h in store.hints() if h.key == key]
-                for data in copies:
-                    if data is None:
-                        continue
-                    record = Record.from_bytes(data)
-                    if known is None:
-                        known = record
-                    else:
-                        known.merge(record)
+            known = merged(
+                copy
+                for store in survivors
+                for copy in [store.get(key)] + [h.record for h in store.hints() if h.key == key]
+            )
             for data in datas:
-                mine = Record.from_bytes(data)
-                combined = mine if known is None else known.copy()
-                if known is not None:
-                    combined.merge(mine)
+                combined = merged([None if known is None else known.to_bytes(), data])
+                assert combined is not None
                 if known is None or combined.to_bytes() != known.to_bytes():
                     self.at_risk[key] = self.now
 
