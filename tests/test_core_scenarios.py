@@ -292,6 +292,21 @@ def test_local_quorum_counts_only_the_local_region() -> None:
     assert sim.call(node, ops.CounterAdd(key, 1), Level.EACH_QUORUM).answered == 3
 
 
+def test_a_forwarded_bounded_counter_update_spends_the_local_regions_rights() -> None:
+    """One replica per region: a node that is no replica forwards to its own region's."""
+    sim = cluster(nodes=6, regions=3)
+    key = b"bc:stock"
+    primaries = sim.primaries(key)
+    regions = {node: sim.network.regions[node] for node in sim.node_ids}
+    for primary in primaries:
+        asker = next(
+            n for n in sim.node_ids if n not in primaries and regions[n] == regions[primary]
+        )
+        assert sim.call(asker, ops.BcounterIncr(key, 5), Level.LOCAL_ONE).ok
+        record = sim.record(primary, key)
+        assert record is not None and record.data.rights(primary) == 5  # type: ignore[attr-defined]
+
+
 def test_bounded_counter_refuses_what_the_node_has_no_rights_for() -> None:
     sim = cluster()
     key = b"bc:stock"

@@ -229,6 +229,8 @@ def test_string_options_and_multi_key_commands(cluster: Cluster) -> None:
     assert a.echo("hi") == b"hi" and a.client_setname("me") and a.client_getname() == "me"
     assert b.execute_command("BC.INCRBY", "stock", 5) == 5
     assert b.execute_command("BC.GET", "stock") == 5
+    rights = b.execute_command("BC.RIGHTS", "stock")  # a map in RESP3, pairs in RESP2
+    assert rights in ({b"n2": 5}, [b"n2", 5])  # b is node n2: the rights are its own
 
 
 def test_hyperloglogs_count_and_merge_across_nodes(cluster: Cluster) -> None:
@@ -579,4 +581,28 @@ def test_grow_shrink_and_replace_under_load(tmp_path: Path) -> None:
         for process in joiners:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
+        stop_cluster(cluster)
+
+
+def test_region_latency_makes_replication_lag_visible(tmp_path: Path) -> None:
+    """Three regions 300 ms apart: a write is seen at once where it was made; a read at ONE
+    elsewhere returns the stale value until it arrives; QUORUM writes and reads do not."""
+    cluster = start_cluster(tmp_path, 3, "--regions", "3", "--region-latency", "300")
+    try:
+        writer, reader = cluster.client(0), cluster.client(1)
+        writer.execute_command("CONSISTENCY", "ALL")
+        assert writer.set("stock:lamp", "10")
+        writer.execute_command("CONSISTENCY", "ONE")
+        reader.execute_command("CONSISTENCY", "ONE")
+        started = time.monotonic()
+        assert writer.set("stock:lamp", "9")
+        assert writer.get("stock:lamp") == b"9"  # its own region: at once
+        assert reader.get("stock:lamp") == b"10"  # the other region: not yet
+        wait_until(lambda: reader.get("stock:lamp") == b"9", 10)
+        assert time.monotonic() - started >= 0.25  # the distance, not instant
+        writer.execute_command("CONSISTENCY", "QUORUM")
+        reader.execute_command("CONSISTENCY", "QUORUM")
+        assert writer.set("stock:lamp", "8")
+        assert reader.get("stock:lamp") == b"8"  # W + R > N: the two majorities meet
+    finally:
         stop_cluster(cluster)

@@ -100,6 +100,13 @@ def demo(show_bytes: bool) -> None:
     default=None,
     help="Parallel processes (default: one per CPU).",
 )
+@click.option(
+    "--workload",
+    type=click.Choice(["mixed", "inventory"]),
+    default="mixed",
+    show_default=True,
+    help="mixed: every data type; inventory: bounded-counter stock sold in every region.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def sim(
     seed_count: int,
@@ -111,6 +118,7 @@ def sim(
     ops: int,
     anti_entropy: bool,
     jobs: int | None,
+    workload: str,
     as_json: bool,
 ) -> None:
     """Run the deterministic cluster simulator and its checkers.
@@ -133,6 +141,7 @@ def sim(
         faults=fault_set,
         n=n,
         anti_entropy=anti_entropy,
+        workload=workload,
     )
     seeds = [seed] if seed is not None else list(range(first_seed, first_seed + seed_count))
     summary = run_seeds(template, seeds, jobs)
@@ -222,6 +231,7 @@ CONFIG_KEYS = {
     "id": "node_id", "data-dir": "data_dir", "resp": "resp", "http": "http",
     "member": "members", "members": "members", "n": "n", "durability": "durability",
     "password": "password", "consistency": "consistency", "join": "join",
+    "region-delay": "region_delays",
 }  # fmt: skip
 
 
@@ -304,6 +314,14 @@ def load_config(ctx: click.Context, param: click.Parameter, path: Path | None) -
     help="Join a running cluster through this member's internode address; --member then "
     "names this node only. It takes its share of partitions once it has pulled them.",
 )
+@click.option(
+    "--region-delay",
+    "region_delays",
+    multiple=True,
+    metavar="REGION=MS",
+    help="Hold messages to the members of REGION for MS milliseconds (repeatable): "
+    "distance between regions, simulated in the transport.",
+)
 @CONSISTENCY_OPTION
 def node(
     node_id: str,
@@ -314,6 +332,7 @@ def node(
     durability: str,
     password: str | None,
     join: str | None,
+    region_delays: tuple[str, ...],
     http: str | None,
     consistency: str,
 ) -> None:
@@ -338,10 +357,23 @@ def node(
             http=Address.parse(http) if http else None,
             consistency=Level.parse(consistency),
             join=Address.parse(join) if join else None,
+            region_delay_ms=tuple(_region_delay(text) for text in region_delays),
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     run_node(config)
+
+
+def _region_delay(text: str) -> tuple[str, int]:
+    region, _, ms = text.partition("=")
+    if not region or not ms.isdigit() or int(ms) > REGION_DELAY_MS_MAX:
+        raise ValueError(
+            f"--region-delay wants REGION=MS with MS in [0, {REGION_DELAY_MS_MAX}], got {text!r}"
+        )
+    return region, int(ms)
+
+
+REGION_DELAY_MS_MAX = 10_000  # past this a peer looks dead to the failure detector anyway
 
 
 def port_option(name: str, default: int, text: str) -> Callable[[F], F]:
@@ -382,6 +414,14 @@ def port_option(name: str, default: int, text: str) -> Callable[[F], F]:
     help="Replicas per key (at most --nodes).",
 )
 @click.option("--password", default=None, help="Every node requires AUTH with this password.")
+@click.option(
+    "--region-latency",
+    type=click.IntRange(0, REGION_DELAY_MS_MAX),
+    default=0,
+    show_default=True,
+    help="Milliseconds each message between nodes of different regions is held (with "
+    "--regions > 1): replication lag you can watch.",
+)
 def dev(
     nodes: int,
     regions: int,
@@ -393,6 +433,7 @@ def dev(
     consistency: str,
     replicas: int,
     password: str | None,
+    region_latency: int,
 ) -> None:
     """Run a local cluster on this machine until Ctrl-C; print each node's addresses.
 
@@ -412,6 +453,7 @@ def dev(
         regions,
         consistency.upper(),
         extra_options=options,
+        region_latency_ms=region_latency,
     )
     raise SystemExit(code)
 

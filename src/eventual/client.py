@@ -279,9 +279,26 @@ class AsyncClient:
         return response_headers.get(CONTEXT_HEADER)
 
     async def incr(self, key: str, amount: int = 1) -> int:
-        path = f"/crdt/counter/{urllib.parse.quote(key, safe='')}"
-        body = json.dumps({"increment": amount}).encode()
+        return int(await self.update("counter", key, {"increment": amount}))
+
+    async def cluster(self) -> dict[str, Any]:
+        _, _, payload = await self._request("GET", "/cluster")
+        state: dict[str, Any] = json.loads(payload)
+        return state
+
+    async def update(
+        self, kind: str, key: str, operation: dict[str, Any], consistency: str | None = None
+    ) -> Any:
+        """One CRDT operation (``docs/data-types.md``); its result."""
+        path = f"/crdt/{kind}/{urllib.parse.quote(key, safe='')}{_query(consistency)}"
         _, _, payload = await self._request(
-            "POST", path, body, {"Content-Type": "application/json"}
+            "POST", path, json.dumps(operation).encode(), {"Content-Type": "application/json"}
         )
-        return int(json.loads(payload)["result"])
+        return json.loads(payload)["result"]
+
+    async def read(self, kind: str, key: str, consistency: str | None = None) -> dict[str, Any]:
+        """A CRDT's value (and, for bounded counters, ``rights`` per node); {} if absent."""
+        path = f"/crdt/{kind}/{urllib.parse.quote(key, safe='')}{_query(consistency)}"
+        status, _, payload = await self._request("GET", path)
+        found: dict[str, Any] = json.loads(payload) if status == 200 else {}
+        return found

@@ -67,7 +67,7 @@ class Result:
     answered: int = 0  # how many replicas answered
     kind: str | None = None  # reads of a present key: its type ("string", "set", ...)
     expire_at: int | None = None  # reads of a present key: its expiry time in ms, if any
-    state: bytes | None = None  # reads of a present HyperLogLog: its encoded sketch (PFMERGE)
+    state: bytes | None = None  # reads of a HyperLogLog or bounded counter: its encoded state
 
 
 @dataclass(frozen=True, slots=True)

@@ -440,7 +440,12 @@ class Node:
         elif self.id in primaries:
             self._coordinate(effects, origin, request, partition, primaries, fallback=False)
         else:
-            live = [p for p in primaries if self.up(p)]
+            # A primary in this node's region first: a shorter trip, and a bounded counter
+            # spends the rights of the region the request came from.
+            live = sorted(
+                (p for p in primaries if self.up(p)),
+                key=lambda p: self.region_of.get(p) != self.region,
+            )
             if live:
                 forward_id = self._id()
                 self.pending[forward_id] = _PendingForward(origin, live[0])
@@ -484,7 +489,11 @@ class Node:
         except (WrongTypeError, WrongType) as error:
             self._finish(effects, origin, Result(False, error=str(error)))
             return
-        except (InsufficientRights, ValueError, TypeError) as error:
+        except InsufficientRights as error:
+            # Its own word, like Redis's WRONGTYPE: a refusal to retry elsewhere, not a fault.
+            self._finish(effects, origin, Result(False, error=f"REFUSED {error}"))
+            return
+        except (ValueError, TypeError) as error:
             self._finish(effects, origin, Result(False, error=f"ERR {error}"))
             return
         new = applied.record
@@ -635,7 +644,8 @@ class Node:
             answered=answered,
             kind=merged.kind.name.lower(),
             expire_at=merged.expire_at(),
-            state=merged.data.to_bytes() if merged.kind is Kind.HLL else None,
+            # Sketches (PFMERGE) and bounded counters (rights per node) travel whole.
+            state=merged.data.to_bytes() if merged.kind in (Kind.HLL, Kind.BCOUNTER) else None,
         )
 
     def _read_met(self, pending: _PendingRead) -> bool:

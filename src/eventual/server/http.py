@@ -28,6 +28,7 @@ from eventual.clocks import VersionVector
 from eventual.codec import DecodeError
 from eventual.core import Level, Request, Result
 from eventual.core import ops as O  # noqa: N812
+from eventual.crdt import BoundedCounter
 from eventual.server.runtime import NodeRuntime, wall_ms
 
 __all__ = ["build_app", "decode_object", "encode_object"]
@@ -109,7 +110,7 @@ def build_app(runtime: NodeRuntime) -> web.Application:
         if not result.ok:
             message = result.error or "failed"
             status = 503  # not enough replicas, a timeout: worth retrying
-            if message.startswith("WRONGTYPE"):
+            if message.startswith(("WRONGTYPE", "REFUSED")):  # the key's state says no
                 status = 409
             elif message.startswith("ERR"):
                 status = 400
@@ -174,9 +175,15 @@ def build_app(runtime: NodeRuntime) -> web.Application:
             return web.json_response({"type": kind, "value": None}, status=404)
         if result.kind != CRDT_TYPES[kind]:
             raise _error(409, f"WRONGTYPE the key holds a {result.kind}")
-        return web.json_response(
-            {"type": kind, "value": _json_value(result.value), "expire_at_ms": result.expire_at}
-        )
+        body: dict[str, Any] = {
+            "type": kind,
+            "value": _json_value(result.value),
+            "expire_at_ms": result.expire_at,
+        }
+        if kind == "bcounter" and result.state is not None:  # who may spend how much
+            counter = BoundedCounter.from_bytes(result.state)
+            body["rights"] = {actor: counter.rights(actor) for actor in counter.actors()}
+        return web.json_response(body)
 
     async def post_crdt(request: web.Request) -> web.Response:
         kind, key = request.match_info["type"], request.match_info["key"].encode()

@@ -59,6 +59,8 @@ class ServerConfig:
     durability: str = "fsync"
     password: str | None = None
     join: Address | None = None  # a member's internode address: join the cluster through it
+    # Hold frames to members of a region this long (ms): a stand-in for distance, on one machine.
+    region_delay_ms: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         names = [m.node for m in self.members]
@@ -88,7 +90,9 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
         seeds=tuple(seeds),
     )
     peers = {m.node: m.address for m in config.members if m.node != config.node} | seeds
-    runtime = NodeRuntime(node_config, store, peers, config.me.address)
+    runtime = NodeRuntime(
+        node_config, store, peers, config.me.address, dict(config.region_delay_ms)
+    )
     await runtime.start()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
@@ -178,6 +182,7 @@ def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
     consistency: str = "QUORUM",
     host: str = "127.0.0.1",
     extra_options: list[str] | None = None,
+    region_latency_ms: int = 0,
 ) -> int:
     """Start ``nodes`` node processes, print their addresses, stop them on Ctrl-C."""
     region_names = [f"region-{i + 1}" for i in range(max(1, regions))]
@@ -196,9 +201,16 @@ def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
             "--http", f"{host}:{http_port + i}",
             "--consistency", consistency,
             *(extra_options or []),
+            *[
+                option
+                for region in region_names
+                if region_latency_ms and region != member.region
+                for option in ("--region-delay", f"{region}={region_latency_ms}")
+            ],
         )  # fmt: skip
         processes.append(subprocess.Popen(command))
-    print(f"Eventual dev cluster: {nodes} nodes, data in {data_dir}", flush=True)
+    distance = f"; {region_latency_ms} ms between regions (each way)" if region_latency_ms else ""
+    print(f"Eventual dev cluster: {nodes} nodes, data in {data_dir}{distance}", flush=True)
     for i, (member, process) in enumerate(zip(members, processes, strict=True)):
         print(
             f"  {member.node} ({member.region}): redis {host}:{resp_port + i}  "

@@ -33,7 +33,7 @@ from eventual import __version__
 from eventual.core import Level, Request, Result
 from eventual.core import ops as O  # noqa: N812  (short: the command table reads better)
 from eventual.core.record import Record
-from eventual.crdt import HyperLogLog
+from eventual.crdt import BoundedCounter, HyperLogLog
 from eventual.server.runtime import NodeRuntime, wall_ms
 
 __all__ = ["RespServerProtocol"]
@@ -966,6 +966,23 @@ def _bc_decr(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
 def _bc_transfer(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     op = O.BcounterTransfer(args[0], args[1].decode(errors="replace"), parse_int(args[2]))
     c.call(op, lambda r: integer(int(r.value)), done)
+
+
+@command("BC.RIGHTS", 2)
+def _bc_rights(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    """The rights each node holds: a map (RESP3) or flat array (RESP2) of node, rights."""
+
+    def rights(r: Result) -> bytes:
+        expect_kind(r, "bcounter")
+        if r.state is None:
+            return mapping([], c.resp3)
+        counter = BoundedCounter.from_bytes(r.state)
+        return mapping(
+            [(c.bulk(a.encode()), integer(counter.rights(a))) for a in counter.actors()],
+            c.resp3,
+        )
+
+    c.call(O.Get(args[0]), rights, done)
 
 
 @command("BC.GET", 2)

@@ -175,10 +175,12 @@ class NodeRuntime:
         store: SQLiteStore,
         peer_addresses: dict[str, Address],
         listen: Address,
+        region_delay_ms: dict[str, int] | None = None,
     ) -> None:
         """``peer_addresses``: the members given on the command line, and any seeds under
         ``seed:HOST:PORT`` names; members learnt later are dialled at the address the
-        cluster state gives them."""
+        cluster state gives them. ``region_delay_ms`` holds frames to members of a region
+        for that long: the dev cluster's stand-in for the distance between regions."""
         self.store = store
         self.node = Node(config, store, wall_ms())
         self.listen = listen
@@ -186,6 +188,7 @@ class NodeRuntime:
             peer: _PeerLink(self, peer, address) for peer, address in peer_addresses.items()
         }
         self._membership_seen = -1
+        self.region_delay_ms = dict(region_delay_ms or {})
         self.pending_replies: dict[int, Callable[[Result], None]] = {}
         self.next_request = 1
         self._buffer = Effects()
@@ -226,6 +229,12 @@ class NodeRuntime:
         for link in self.links.values():
             if link.task is None:
                 link.task = asyncio.create_task(link.run())
+
+    def _send_late(self, frames: list[tuple[_PeerLink, bytes]]) -> None:
+        for link, frame in frames:
+            link.send(frame)
+        for link in {id(link): link for link, _ in frames}.values():
+            link.flush()
 
     def membership_changed(self) -> None:
         """An admin command changed the cluster state: persist it and dial new members at
@@ -296,12 +305,22 @@ class NodeRuntime:
         effects, self._buffer = self._buffer, Effects()
         self.store.commit()
         self._sync_links()
+        delayed: dict[int, list[tuple[_PeerLink, bytes]]] = {}
         for send in effects.sends:
             link = self.links.get(send.to)
-            if link is not None:
+            if link is None:
+                continue
+            delay = self.region_delay_ms.get(self.node.region_of.get(send.to, ""), 0)
+            if delay:
+                delayed.setdefault(delay, []).append((link, encode_message(send.message)))
+            else:
                 link.send(encode_message(send.message))
         for link in self.links.values():
             link.flush()
+        if delayed and self.loop is not None:
+            # A fixed delay per destination region keeps each link's frames in order.
+            for delay, frames in delayed.items():
+                self.loop.call_later(delay / 1000, self._send_late, frames)
         for reply in effects.replies:
             callback = self.pending_replies.pop(reply.request_id, None)
             if callback is not None:

@@ -49,6 +49,8 @@ REGION_NAMES = ("us-east", "eu-west", "ap-south", "sa-east", "af-south", "me-cen
 TRACE_LINES_PER_KEY_MAX = 60  # the excerpt printed with a violation
 MEMBERSHIP_EVENTS_MAX = 2  # per seed: each moves partitions, which the heal phase must finish
 LEVELS = (Level.ONE, Level.QUORUM, Level.QUORUM, Level.ALL, Level.LOCAL_QUORUM, Level.TWO)
+# A region sells on its own: local levels, so a partition from the others does not stop it.
+INVENTORY_LEVELS = (Level.LOCAL_ONE, Level.LOCAL_QUORUM, Level.LOCAL_QUORUM, Level.ONE)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ class SimConfig:
     heal_phase_ms: int = 40_000
     anti_entropy: bool = True
     keys_per_kind: int = 5
+    # "mixed": every data type; "inventory": the flagship story alone, products as bounded
+    # counters restocked, sold in every region at local levels, rights moved between nodes.
+    workload: str = "mixed"
     max_drift_ms: int = 5_000
 
 
@@ -170,6 +175,7 @@ class Simulation:
         self.joining: dict[str, tuple[str, str]] = {}  # joined node -> (region, its seed)
         self.gone: set[str] = set()  # killed for good (replaced)
         self.at_risk: dict[bytes, int] = {}  # key -> when a node holding unique data died
+        self.leaving: set[str] = set()  # nodes the operator has asked to leave
         self.membership_events = 0
         self.excused = 0  # acknowledged writes whose every copy may have died with a killed node
         for node in self.node_ids:
@@ -419,6 +425,7 @@ class Simulation:
                 by = self.rng.choice(live)
                 self._note_fault(f"replace {old} by {new} (leave run at {by})")
                 self.leave(by, old)
+                self.leaving.add(old)
             else:
                 self._note_fault(f"join {new} in {region}")
             self.add_node(new, region, self.rng.choice(live))
@@ -427,6 +434,7 @@ class Simulation:
             by = self.rng.choice(live)
             self._note_fault(f"leave {node} (run at {by})")
             self.leave(by, node)
+            self.leaving.add(node)
         self._count(action)
 
     def _check_membership(self) -> None:
@@ -490,7 +498,21 @@ class Simulation:
     # --- clients ---
 
     def _plan_workload(self) -> None:
-        kinds = (
+        if self.config.workload == "inventory":
+            kinds = ["bc_incr"] * 2 + ["bc_decr"] * 15 + ["bc_transfer"] * 3
+        elif self.config.workload != "mixed":
+            raise ValueError(f"unknown workload {self.config.workload!r}: mixed or inventory")
+        else:
+            kinds = self._mixed_kinds()
+        for op_id in range(1, self.config.ops + 1):
+            when = self.rng.randint(0, self.config.fault_phase_ms - 1)
+            kind = self.rng.choice(kinds)
+            self._at(when, ("client", op_id, kind))
+            self.ops[op_id] = OpLog(op_id, kind, b"", when)
+
+    @staticmethod
+    def _mixed_kinds() -> list[str]:
+        return (
             ["obj_rmw"] * 4
             + ["obj_blind"] * 2
             + ["obj_delete"]
@@ -508,11 +530,6 @@ class Simulation:
             + ["flag"]
             + ["hll"]
         )
-        for op_id in range(1, self.config.ops + 1):
-            when = self.rng.randint(0, self.config.fault_phase_ms - 1)
-            kind = self.rng.choice(kinds)
-            self._at(when, ("client", op_id, kind))
-            self.ops[op_id] = OpLog(op_id, kind, b"", when)
 
     def _key(self, prefix: str) -> bytes:
         return f"{prefix}:{self.rng.randrange(self.config.keys_per_kind)}".encode()
@@ -524,7 +541,8 @@ class Simulation:
         if not live:
             return
         node = self.rng.choice(live)
-        level = self.rng.choice(LEVELS)
+        inventory = self.config.workload == "inventory"
+        level = self.rng.choice(INVENTORY_LEVELS if inventory else LEVELS)
         log.issued_ms = self.now
         log.detail["node"] = node
         log.detail["level"] = level.value
@@ -753,4 +771,13 @@ class Simulation:
             self.skew[node] = 0
             if self.nodes.get(node) is None:
                 self._boot(node)
+        # The operator checks `eventual status`: a leave that died with the node it was run
+        # on (one cut off, then killed) is run again, as anyone would.
+        state = self.cluster_state()
+        for node in sorted(self.leaving):
+            entry = state.entries.get(node)
+            if entry is not None and entry.status < MemberStatus.LEAVING:
+                by = self.rng.choice([n for n in self.node_ids if n != node])
+                self._note_fault(f"leave {node} again (run at {by})")
+                self.leave(by, node)
         self._note_fault("heal: network whole, clocks right, every node up")

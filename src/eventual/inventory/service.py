@@ -1,0 +1,222 @@
+"""The inventory service: stock per product as bounded counters, sold region by region.
+
+The story (``docs/inventory.md``): a company sells the same products in several regions.
+Each region must keep selling, fast, even when it is cut off from the others, and yet
+nobody may sell stock that does not exist.
+
+- A product's stock is the bounded counter ``stock:<sku>``. Its *rights* belong to the
+  replicas (one per region, with N = 3 over 3 regions).
+- ``sell`` decrements at ``LOCAL_QUORUM`` through a node of the seller's region. That node
+  (or the key's replica in its region, to which it forwards) spends its own rights: the sale
+  succeeds at once, or is refused if the region has none left. It never waits on another
+  region and never oversells.
+- ``restock`` increments in a region (the new rights are that region's).
+- ``rebalance`` moves rights toward the regions that are selling (``policy.plan_transfers``),
+  ahead of need. A region that runs out anyway borrows from the richest reachable region
+  and tries once more. Each transfer is run by the giving region's replica, the only one that
+  may spend those rights.
+
+The service keeps no state of its own beyond a window of recent sales per region (its
+demand estimate); every count lives in Eventual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from eventual.client import AsyncClient, ClientError
+from eventual.core.ring import key_hash
+from eventual.inventory.policy import Transfer, plan_transfers
+
+__all__ = ["Inventory", "StockView"]
+
+DEMAND_WINDOW_S = 2.0  # sales rate is measured over this much recent history
+BORROW_BATCH = 5  # rights a region out of them asks for at once
+BORROW_RETRY_WAITS_S = (0.02, 0.05, 0.1, 0.2)  # then refuse: the donor may be cut off
+DEMAND_EVENTS_MAX = 100_000  # per region: the window's memory is bounded whatever the load
+
+
+@dataclass(frozen=True, slots=True)
+class StockView:
+    """A product's stock as one region reads it."""
+
+    value: int  # units left, as this read sees them
+    rights: dict[str, int]  # per region: what it may still sell without help
+
+
+@dataclass
+class _Region:
+    client: AsyncClient
+    nodes: set[str] = field(default_factory=set)
+    sales: deque[float] = field(default_factory=lambda: deque(maxlen=DEMAND_EVENTS_MAX))
+
+
+class Inventory:
+    """``urls``: for each region, the HTTP address of an Eventual node in that region."""
+
+    def __init__(self, urls: dict[str, str], borrow: bool = False) -> None:
+        self.regions = {
+            region: _Region(AsyncClient(url, retries=1)) for region, url in urls.items()
+        }
+        # Out of rights: borrow from the richest region and retry. Off by default: measured
+        # under skewed demand (benchmarks/inventory_skew.py) it takes rights from the busy
+        # region and refuses more than rebalancing alone.
+        self.borrow = borrow
+        self.borrowed = 0
+        self.ring: list[list[str]] = []  # preference list per partition
+        self.region_of: dict[str, str] = {}
+        self.refused = 0
+        self.sold = 0
+
+    async def connect(self) -> None:
+        """Learn which node is in which region, and the ring (to address transfers)."""
+        for place in self.regions.values():
+            state = await place.client.cluster()
+            self.ring = state["ring"]
+            for member in state["members"]:
+                self.region_of[member["node"]] = member["region"]
+        for node, name in self.region_of.items():
+            if name in self.regions:
+                self.regions[name].nodes.add(node)
+
+    async def close(self) -> None:
+        for region in self.regions.values():
+            await region.client.close()
+
+    @staticmethod
+    def key(sku: str) -> str:
+        return f"stock:{sku}"
+
+    def replica_in(self, sku: str, region: str) -> str | None:
+        """The node of ``region`` that replicates the product's counter (holds its rights)."""
+        if not self.ring:
+            return None
+        partition = (key_hash(self.key(sku).encode()) * len(self.ring)) >> 64
+        return next((n for n in self.ring[partition] if self.region_of.get(n) == region), None)
+
+    async def restock(self, sku: str, quantity: int, region: str) -> int:
+        result = await self.regions[region].client.update(
+            "bcounter", self.key(sku), {"increment": quantity}, "LOCAL_QUORUM"
+        )
+        return int(result)
+
+    async def sell(self, sku: str, quantity: int, region: str) -> bool:
+        """Sell from ``region``'s own rights: True if sold, False if refused.
+
+        Out of rights, the region borrows once from the region holding the most (if it can
+        reach it) and tries again: stock anywhere reachable is stock to sell. Cut off from
+        the others, it refuses, and never oversells."""
+        place = self.regions[region]
+        place.sales.append(time.monotonic())
+        if await self._decrement(sku, quantity, region):
+            return True
+        if self.borrow and await self._borrow(sku, quantity, region):
+            # The rights replicate to this region's replica from the donor's: a trip away.
+            for wait_s in BORROW_RETRY_WAITS_S:
+                await asyncio.sleep(wait_s)
+                if await self._decrement(sku, quantity, region):
+                    return True
+        self.refused += 1
+        return False
+
+    async def _decrement(self, sku: str, quantity: int, region: str) -> bool:
+        try:
+            await self.regions[region].client.update(
+                "bcounter", self.key(sku), {"decrement": quantity}, "LOCAL_QUORUM"
+            )
+        except ClientError as error:
+            if error.status == 409 and "REFUSED" in str(error):
+                return False
+            raise
+        self.sold += quantity
+        return True
+
+    async def _borrow(self, sku: str, quantity: int, region: str) -> bool:
+        """Ask the richest other region for rights: ``BORROW_BATCH`` sales' worth at once,
+        so one borrow serves the next few sales too."""
+        to_node = self.replica_in(sku, region)
+        if to_node is None:
+            return False
+        try:
+            view = await self.view(sku, region, "ONE")
+        except ClientError:
+            return False
+        donors = sorted(
+            (r for r in view.rights if r != region and view.rights[r] > 0),
+            key=lambda r: (-view.rights[r], r),
+        )
+        for donor in donors:
+            try:  # the donor's own replica knows its rights exactly: ask there
+                held = (await self.view(sku, donor, "LOCAL_ONE")).rights[donor]
+            except ClientError:
+                continue
+            amount = min(held, max(quantity, BORROW_BATCH))
+            if amount < quantity:
+                continue
+            try:
+                await self.regions[donor].client.update(
+                    "bcounter",
+                    self.key(sku),
+                    {"transfer": {"to": to_node, "amount": amount}},
+                    "LOCAL_QUORUM",
+                )
+            except ClientError:
+                continue  # unreachable, or its rights are spent since the read: the next
+            self.borrowed += amount
+            return True
+        return False
+
+    async def view(self, sku: str, region: str, consistency: str = "ONE") -> StockView:
+        found = await self.regions[region].client.read("bcounter", self.key(sku), consistency)
+        rights: dict[str, int] = dict.fromkeys(self.regions, 0)
+        for node, amount in found.get("rights", {}).items():
+            place = self.region_of.get(node)
+            if place in rights:
+                rights[place] += int(amount)
+        return StockView(int(found.get("value") or 0), rights)
+
+    def demand_per_s(self) -> dict[str, float]:
+        now = time.monotonic()
+        rates = {}
+        for name, region in self.regions.items():
+            while region.sales and region.sales[0] < now - DEMAND_WINDOW_S:
+                region.sales.popleft()
+            rates[name] = len(region.sales) / DEMAND_WINDOW_S
+        return rates
+
+    async def rebalance(self, sku: str, **policy: float) -> list[Transfer]:
+        """Move rights toward demand; the transfers made."""
+        demand = self.demand_per_s()
+        busiest = max(demand, key=lambda r: (demand[r], r))
+        current = await self.view(sku, busiest, "ONE")
+        done = []
+        for transfer in plan_transfers(current.rights, demand, **policy):  # type: ignore[arg-type]
+            to_node = self.replica_in(sku, transfer.target)
+            if to_node is None:
+                continue
+            try:
+                await self.regions[transfer.source].client.update(
+                    "bcounter",
+                    self.key(sku),
+                    {"transfer": {"to": to_node, "amount": transfer.amount}},
+                    "LOCAL_QUORUM",
+                )
+            except ClientError:
+                continue  # its view was stale (rights already spent): the next round retries
+            done.append(transfer)
+        return done
+
+    async def rebalance_forever(
+        self, skus: list[str], interval_s: float, stop: asyncio.Event
+    ) -> None:
+        while not stop.is_set():
+            for sku in skus:
+                # A region unreachable: the others keep selling; the next round tries again.
+                with contextlib.suppress(ClientError):
+                    await self.rebalance(sku)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
