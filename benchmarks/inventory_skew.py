@@ -1,7 +1,7 @@
 """Skewed demand on the global inventory: how often is a sale refused while stock remains?
 
     python benchmarks/inventory_skew.py [--skus 4] [--stock 300] [--sellers 30]
-                                        [--latency 50] [--no-rebalance] [--borrow]
+                                        [--latency 50] [--pace-ms 20] [--no-rebalance] [--borrow]
 
 Starts a 3-region ``eventual dev`` cluster (regions ``--latency`` ms apart, durability
 ``os``), puts ``--stock`` units of each product in, split evenly over the regions, and runs
@@ -20,33 +20,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import re
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 from eventual.inventory import Inventory
+from eventual.inventory.demo import region_cluster
 
 REBALANCE_EVERY_S = 0.1
 REGIONS = ("region-1", "region-2", "region-3")
 WEIGHTS = (0.8, 0.1, 0.1)
-
-
-def free_base(count: int) -> int:
-    for _ in range(100):
-        base = random.randrange(20_000, 60_000)
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no free ports")
 
 
 async def run(args: argparse.Namespace, urls: dict[str, str]) -> int:
@@ -75,7 +56,7 @@ async def run(args: argparse.Namespace, urls: dict[str, str]) -> int:
                 left[sku] -= 1
             elif left[sku] > 0:  # refused though this product still had stock somewhere
                 refused_with_stock += 1
-            await asyncio.sleep(rng.uniform(0, 0.02))  # customers arrive, not a tight loop
+            await asyncio.sleep(rng.uniform(0, args.pace_ms / 1000))  # customers arrive
 
     started = time.monotonic()
     await asyncio.gather(*(seller() for _ in range(args.sellers)))
@@ -89,7 +70,10 @@ async def run(args: argparse.Namespace, urls: dict[str, str]) -> int:
         books_ok &= view.value == 0 and all(r >= 0 for r in view.rights.values())
     await inventory.close()
     share = refused_with_stock / max(attempts_with_stock, 1)
-    print(f"products {len(skus)} x {args.stock} units, {args.sellers} sellers, 80/10/10 demand")
+    print(
+        f"products {len(skus)} x {args.stock} units, {args.sellers} sellers pausing up to "
+        f"{args.pace_ms} ms, 80/10/10 demand, regions {args.latency} ms apart"
+    )
     every = f"every {REBALANCE_EVERY_S * 1000:.0f} ms"
     print(
         f"rebalancing: {'off' if args.no_rebalance else every}; borrowing on refusal: "
@@ -112,40 +96,12 @@ def main() -> None:
     parser.add_argument("--latency", type=int, default=50)
     parser.add_argument("--no-rebalance", action="store_true")
     parser.add_argument("--borrow", action="store_true")
+    parser.add_argument(
+        "--pace-ms", type=int, default=20, help="each seller waits up to this between sales"
+    )
     args = parser.parse_args()
-    data = Path(tempfile.mkdtemp(prefix="inventory-bench-"))
-    resp, http, peer = free_base(3), free_base(3), free_base(3)
-    command = [
-        sys.executable, "-m", "eventual", "dev", "--nodes", "3", "--regions", "3",
-        "--region-latency", str(args.latency), "--durability", "os", "--data-dir", str(data),
-        "--resp-port", str(resp), "--http-port", str(http), "--peer-port", str(peer),
-    ]  # fmt: skip
-    dev = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    urls: dict[str, str] = {}
-    try:
-        assert dev.stdout is not None
-        while len(urls) < 3:
-            line = dev.stdout.readline()
-            if not line:
-                raise RuntimeError("eventual dev exited early")
-            found = re.search(r"\((region-\d)\): redis \S+\s+http (\S+)", line)
-            if found:
-                urls[found.group(1)] = found.group(2)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", http + 2), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        time.sleep(1.5)  # the nodes find each other (SWIM) before the first write
+    with region_cluster(args.latency, "--durability", "os") as urls:
         code = asyncio.run(run(args, urls))
-    finally:
-        dev.terminate()
-        dev.wait(timeout=20)
-        shutil.rmtree(data, ignore_errors=True)
     raise SystemExit(code)
 
 

@@ -1,6 +1,8 @@
 """The command line and the README's examples."""
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -50,3 +52,17 @@ def test_a_node_reads_its_settings_from_a_toml_file(tmp_path: Path) -> None:
     config.write_text('id = "n1"\nspeed = "fast"\n')
     result = CliRunner().invoke(main, ["node", "--config", str(config)])
     assert result.exit_code == 2 and "unknown setting 'speed'" in result.output
+
+
+def test_the_inventory_demo_shows_a_stale_read_and_balances_its_books() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "eventual", "demo", "inventory"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "(stale: the sale is on its way)" in done.stdout  # shown, from real reads
+    assert "while cut off, then refused" in done.stdout
+    assert "books balanced" in done.stdout

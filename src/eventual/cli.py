@@ -45,14 +45,32 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--bytes", "show_bytes", is_flag=True, help="Also print each key's encoded size.")
-def demo(show_bytes: bool) -> None:
-    """Show the data types at work: three regions split apart, written to, healed.
+@click.argument("story", type=click.Choice(["types", "inventory"]), default="types")
+@click.option("--bytes", "show_bytes", is_flag=True, help="types: print each key's size.")
+@click.option(
+    "--latency-ms",
+    type=click.IntRange(0, 2_000),
+    default=300,
+    show_default=True,
+    help="inventory: the distance between regions.",
+)
+def demo(story: str, show_bytes: bool, latency_ms: int) -> None:
+    """Show Eventual at work. Exits non-zero if the story's checks fail.
 
-    Objects keep concurrent writes as siblings, counters sum, sets keep concurrent adds,
-    strings resolve by hybrid logical clock, and a bounded counter refuses sales beyond the
-    rights a region holds. Exits non-zero if the replicas fail to converge.
+    types (default): the data types in three regions split apart, written to, healed:
+    siblings, summed counters, add-wins sets, strings by hybrid logical clock, a bounded
+    counter refusing sales beyond a region's rights.
+
+    inventory: the global inventory on a real 3-region cluster: a sale seen at once where
+    it was made and later elsewhere (the stale read at ONE is shown), a region cut off that
+    keeps selling on its own rights, the heal, rebalancing, and the books balanced.
     """
+    if story == "inventory":
+        from eventual.inventory.demo import run_inventory_demo  # noqa: PLC0415
+
+        if not run_inventory_demo(latency_ms):
+            raise SystemExit(1)
+        return
     if not run_demo(echo_bytes=show_bytes):
         raise SystemExit(1)
 
@@ -322,6 +340,12 @@ def load_config(ctx: click.Context, param: click.Parameter, path: Path | None) -
     help="Hold messages to the members of REGION for MS milliseconds (repeatable): "
     "distance between regions, simulated in the transport.",
 )
+@click.option(
+    "--fault-injection",
+    is_flag=True,
+    help="Serve POST /debug/partition, which cuts this node off from named peers: for "
+    "tests of partitions on real processes. Never in production.",
+)
 @CONSISTENCY_OPTION
 def node(
     node_id: str,
@@ -333,6 +357,7 @@ def node(
     password: str | None,
     join: str | None,
     region_delays: tuple[str, ...],
+    fault_injection: bool,
     http: str | None,
     consistency: str,
 ) -> None:
@@ -358,6 +383,7 @@ def node(
             consistency=Level.parse(consistency),
             join=Address.parse(join) if join else None,
             region_delay_ms=tuple(_region_delay(text) for text in region_delays),
+            fault_injection=fault_injection,
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None
@@ -422,6 +448,9 @@ def port_option(name: str, default: int, text: str) -> Callable[[F], F]:
     help="Milliseconds each message between nodes of different regions is held (with "
     "--regions > 1): replication lag you can watch.",
 )
+@click.option(
+    "--fault-injection", is_flag=True, help="Each node serves POST /debug/partition (tests)."
+)
 def dev(
     nodes: int,
     regions: int,
@@ -434,6 +463,7 @@ def dev(
     replicas: int,
     password: str | None,
     region_latency: int,
+    fault_injection: bool,
 ) -> None:
     """Run a local cluster on this machine until Ctrl-C; print each node's addresses.
 
@@ -443,6 +473,8 @@ def dev(
     options = ["--n", str(min(replicas, nodes))]
     if password is not None:
         options += ["--password", password]
+    if fault_injection:
+        options.append("--fault-injection")
     code = run_dev(
         nodes,
         resp_port,
@@ -558,6 +590,48 @@ def status(url: str) -> None:
         f"this node: {handoff['partitions_to_pull']} partition pulls and "
         f"{handoff['partitions_to_hand_off']} handoffs to go; hints held: "
         f"{state['hints_held']}; keys stored here: {state['keys_stored']}"
+    )
+
+
+@main.group()
+def inventory() -> None:
+    """The global inventory service (docs/inventory.md)."""
+
+
+@inventory.command("serve")
+@click.option(
+    "--region",
+    "regions",
+    multiple=True,
+    required=True,
+    metavar="NAME=URL",
+    help="A region and the HTTP address of an Eventual node in it (repeat per region).",
+)
+@click.option("--listen", default="127.0.0.1:8100", show_default=True, help="HOST:PORT.")
+def inventory_serve(regions: tuple[str, ...], listen: str) -> None:
+    """Serve the inventory API: restock, sell, reserve and confirm, stock per region; it
+    rebalances rights and returns expired reservations in the background."""
+    from aiohttp import web  # noqa: PLC0415
+
+    from eventual.inventory import Inventory  # noqa: PLC0415
+    from eventual.inventory.api import build_inventory_app  # noqa: PLC0415
+    from eventual.server.runtime import Address  # noqa: PLC0415
+
+    urls = {}
+    for text in regions:
+        name, _, url = text.partition("=")
+        if not name or not url.startswith("http"):
+            raise click.BadParameter(f"expected NAME=URL, got {text!r}", param_hint="--region")
+        urls[name] = url
+    try:
+        address = Address.parse(listen)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--listen") from None
+    web.run_app(
+        build_inventory_app(Inventory(urls)),
+        host=address.host,
+        port=address.port,
+        print=lambda _: click.echo(f"inventory service on http://{address}"),
     )
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -32,9 +33,13 @@ from eventual.client import AsyncClient, ClientError
 from eventual.core.ring import key_hash
 from eventual.inventory.policy import Transfer, plan_transfers
 
-__all__ = ["Inventory", "StockView"]
+__all__ = ["Inventory", "Reservation", "StockView"]
 
 DEMAND_WINDOW_S = 2.0  # sales rate is measured over this much recent history
+# A reservation can be confirmed only this long before it expires, and is reclaimed only
+# this long after: confirm and reclaim never race, for clocks within this of each other.
+RESERVATION_MARGIN_S = 2.0
+RESERVATION_TTL_S_MAX = 24 * 3600
 BORROW_BATCH = 5  # rights a region out of them asks for at once
 BORROW_RETRY_WAITS_S = (0.02, 0.05, 0.1, 0.2)  # then refuse: the donor may be cut off
 DEMAND_EVENTS_MAX = 100_000  # per region: the window's memory is bounded whatever the load
@@ -46,6 +51,31 @@ class StockView:
 
     value: int  # units left, as this read sees them
     rights: dict[str, int]  # per region: what it may still sell without help
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Units taken out of a region's stock for a while: confirmed, they are sold; not
+    confirmed in time, they go back (``sweep``)."""
+
+    id: str
+    sku: str
+    quantity: int
+    region: str
+    expires_at: float  # wall-clock seconds
+
+    def member(self) -> str:
+        return f"{self.id}|{self.sku}|{self.quantity}|{self.expires_at:.3f}"
+
+    @classmethod
+    def parse(cls, member: str, region: str) -> Reservation | None:
+        parts = member.split("|")
+        if len(parts) != 4:
+            return None  # not one of ours: left alone
+        try:
+            return cls(parts[0], parts[1], int(parts[2]), region, float(parts[3]))
+        except ValueError:
+            return None
 
 
 @dataclass
@@ -62,11 +92,12 @@ class Inventory:
         self.regions = {
             region: _Region(AsyncClient(url, retries=1)) for region, url in urls.items()
         }
-        # Out of rights: borrow from the richest region and retry. Off by default: measured
-        # under skewed demand (benchmarks/inventory_skew.py) it takes rights from the busy
-        # region and refuses more than rebalancing alone.
+        # Out of rights: borrow and retry. Off by default until it measurably helps: under
+        # skewed demand (benchmarks/inventory_skew.py) its runs and rebalancing-only runs
+        # overlap (0.7% to 5% refused either way).
         self.borrow = borrow
         self.borrowed = 0
+        self.held = 0  # units in open reservations made through this service
         self.ring: list[list[str]] = []  # preference list per partition
         self.region_of: dict[str, str] = {}
         self.refused = 0
@@ -145,16 +176,20 @@ class Inventory:
             view = await self.view(sku, region, "ONE")
         except ClientError:
             return False
+        # A batch from regions selling less than this one; from busier ones, only what this
+        # sale needs: taking a batch from them moved their refusals here and back (measured).
+        demand = self.demand_per_s()
         donors = sorted(
             (r for r in view.rights if r != region and view.rights[r] > 0),
-            key=lambda r: (-view.rights[r], r),
+            key=lambda r: (demand.get(r, 0) >= demand[region], -view.rights[r], r),
         )
         for donor in donors:
             try:  # the donor's own replica knows its rights exactly: ask there
                 held = (await self.view(sku, donor, "LOCAL_ONE")).rights[donor]
             except ClientError:
                 continue
-            amount = min(held, max(quantity, BORROW_BATCH))
+            batch = BORROW_BATCH if demand.get(donor, 0) < demand[region] else quantity
+            amount = min(held, max(quantity, batch))
             if amount < quantity:
                 continue
             try:
@@ -169,6 +204,73 @@ class Inventory:
             self.borrowed += amount
             return True
         return False
+
+    # --- reservations: stock held for a customer, returned if not confirmed in time ---
+
+    @staticmethod
+    def open_key(region: str) -> str:
+        return f"reservations:{region}"
+
+    async def reserve(
+        self, sku: str, quantity: int, region: str, ttl_s: float
+    ) -> Reservation | None:
+        """Take ``quantity`` out of ``region``'s stock now (refused like a sale if it has
+        no rights); None if refused."""
+        if not 0 < ttl_s <= RESERVATION_TTL_S_MAX:
+            raise ValueError(f"ttl_s must be in (0, {RESERVATION_TTL_S_MAX}]")
+        if not await self.sell(sku, quantity, region):
+            return None
+        self.sold -= quantity  # held, not sold, until confirmed
+        self.held += quantity
+        reservation = Reservation(
+            uuid.uuid4().hex, sku, quantity, region, time.time() + max(ttl_s, 0.001)
+        )
+        await self.regions[region].client.update(
+            "set", self.open_key(region), {"add": [reservation.member()]}, "LOCAL_QUORUM"
+        )
+        return reservation
+
+    async def reservations(self, region: str) -> list[Reservation]:
+        found = await self.regions[region].client.read("set", self.open_key(region), "LOCAL_ONE")
+        parsed = (Reservation.parse(m, region) for m in found.get("value") or [])
+        return sorted((r for r in parsed if r is not None), key=lambda r: r.expires_at)
+
+    async def confirm(self, reservation_id: str, region: str) -> bool:
+        """Make a reservation a sale; False if unknown or (nearly) expired."""
+        for reservation in await self.reservations(region):
+            if reservation.id != reservation_id:
+                continue
+            if reservation.expires_at - time.time() < RESERVATION_MARGIN_S:
+                return False  # too close to expiry: the sweeper may be returning it
+            await self._close(reservation)
+            self.held -= reservation.quantity
+            self.sold += reservation.quantity
+            return True
+        return False
+
+    async def sweep(self, region: str) -> int:
+        """Return the stock of reservations expired (plus the margin) to their region: one
+        sweeper per region. Units returned."""
+        returned = 0
+        now = time.time()
+        for reservation in await self.reservations(region):
+            if reservation.expires_at + RESERVATION_MARGIN_S > now:
+                break  # sorted by expiry: the rest are later
+            # Close first, then restock: a crash in between loses the units (never sells
+            # them twice); the other order could return them twice.
+            await self._close(reservation)
+            await self.restock(reservation.sku, reservation.quantity, region)
+            self.held -= reservation.quantity
+            returned += reservation.quantity
+        return returned
+
+    async def _close(self, reservation: Reservation) -> None:
+        await self.regions[reservation.region].client.update(
+            "set",
+            self.open_key(reservation.region),
+            {"remove": [reservation.member()]},
+            "LOCAL_QUORUM",
+        )
 
     async def view(self, sku: str, region: str, consistency: str = "ONE") -> StockView:
         found = await self.regions[region].client.read("bcounter", self.key(sku), consistency)

@@ -92,7 +92,7 @@ class Metrics:
         ).set_function(lambda: runtime.store.commits)
 
 
-def build_app(runtime: NodeRuntime) -> web.Application:
+def build_app(runtime: NodeRuntime, fault_injection: bool = False) -> web.Application:
     metrics = Metrics(runtime)
 
     async def call(op: O.Operation, request: web.Request) -> Result:
@@ -289,6 +289,19 @@ def build_app(runtime: NodeRuntime) -> web.Application:
             raise _error(400, (result.error or "ERR refused").removeprefix("ERR "))
         return web.json_response({"result": result.value})
 
+    async def partition(request: web.Request) -> web.Response:
+        """Tests only (--fault-injection): {"block": [node, ...]} cuts this node off from
+        those peers, both ways; {"block": []} heals."""
+        try:
+            body = await request.json()
+            blocked = body["block"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise _error(400, 'expected {"block": [node names]}') from None
+        if not isinstance(blocked, list) or not all(isinstance(n, str) for n in blocked):
+            raise _error(400, "block must be a list of node names")
+        runtime.blocked = set(blocked)
+        return web.json_response({"blocked": sorted(runtime.blocked)})
+
     async def metrics_text(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(metrics.registry), content_type="text/plain")
 
@@ -326,6 +339,8 @@ def build_app(runtime: NodeRuntime) -> web.Application:
     app.router.add_delete("/ttl/{key}", delete_ttl)
     app.router.add_get("/cluster", cluster)
     app.router.add_post("/cluster/{action:leave|replace}", cluster_change)
+    if fault_injection:
+        app.router.add_post("/debug/partition", partition)
     app.router.add_get("/metrics", metrics_text)
     app.router.add_get("/openapi.json", openapi)
     return app

@@ -61,6 +61,7 @@ class ServerConfig:
     join: Address | None = None  # a member's internode address: join the cluster through it
     # Hold frames to members of a region this long (ms): a stand-in for distance, on one machine.
     region_delay_ms: tuple[tuple[str, int], ...] = ()
+    fault_injection: bool = False  # POST /debug/partition: for tests, never in production
 
     def __post_init__(self) -> None:
         names = [m.node for m in self.members]
@@ -106,7 +107,8 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
 
         from eventual.server.http import build_app  # noqa: PLC0415
 
-        app_runner = web.AppRunner(build_app(runtime), access_log=None)
+        app = build_app(runtime, fault_injection=config.fault_injection)
+        app_runner = web.AppRunner(app, access_log=None)
         await app_runner.setup()
         await web.TCPSite(app_runner, config.http.host, config.http.port).start()
     stop = asyncio.Event()

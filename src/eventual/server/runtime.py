@@ -189,6 +189,9 @@ class NodeRuntime:
         }
         self._membership_seen = -1
         self.region_delay_ms = dict(region_delay_ms or {})
+        # Peers cut off by a test (POST /debug/partition, with --fault-injection): frames to
+        # and from them are dropped, as a network partition would.
+        self.blocked: set[str] = set()
         self.pending_replies: dict[int, Callable[[Result], None]] = {}
         self.next_request = 1
         self._buffer = Effects()
@@ -274,6 +277,8 @@ class NodeRuntime:
         self._guarded(lambda: self.node.request(request, wall_ms()))
 
     def receive(self, peer: str, message: Message) -> None:
+        if peer in self.blocked:
+            return
         self._guarded(lambda: self.node.receive(peer, message, wall_ms()))
 
     def _timer(self, timer: Timer) -> None:
@@ -308,7 +313,7 @@ class NodeRuntime:
         delayed: dict[int, list[tuple[_PeerLink, bytes]]] = {}
         for send in effects.sends:
             link = self.links.get(send.to)
-            if link is None:
+            if link is None or send.to in self.blocked:
                 continue
             delay = self.region_delay_ms.get(self.node.region_of.get(send.to, ""), 0)
             if delay:
