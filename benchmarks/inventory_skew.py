@@ -1,14 +1,14 @@
 """Skewed demand on the global inventory: how often is a sale refused while stock remains?
 
-    python benchmarks/inventory_skew.py [--skus 4] [--stock 300] [--sellers 30]
-                                        [--latency 50] [--pace-ms 20] [--no-rebalance] [--borrow]
+    python benchmarks/inventory_skew.py [--skus 4] [--stock 300] [--sellers 30] [--latency 50]
+                                        [--pace-ms 20] [--no-rebalance] [--local-only]
 
 Starts a 3-region ``eventual dev`` cluster (regions ``--latency`` ms apart, durability
 ``os``), puts ``--stock`` units of each product in, split evenly over the regions, and runs
 ``--sellers`` concurrent clients until everything is sold. 80% of sales come from region-1
 and 10% from each of the others. The rebalancer (``eventual.inventory.policy``) moves
-rights toward demand every 100 ms, unless ``--no-rebalance``. With ``--borrow``, a region that
-runs out also borrows from the richest other region and tries once more.
+rights toward demand every 100 ms, unless ``--no-rebalance``. A region out of rights sells
+from another region's (one cross-region trip), unless ``--local-only``.
 
 Printed: sales made, sales refused, and the share of sales refused while the product still
 had stock somewhere (the number rebalancing is for; the target is below 1%). At the end the
@@ -31,7 +31,7 @@ WEIGHTS = (0.8, 0.1, 0.1)
 
 
 async def run(args: argparse.Namespace, urls: dict[str, str]) -> int:
-    inventory = Inventory(urls, borrow=args.borrow)
+    inventory = Inventory(urls, elsewhere=not args.local_only)
     await inventory.connect()
     skus = [f"sku{i}" for i in range(args.skus)]
     left = {}
@@ -76,8 +76,9 @@ async def run(args: argparse.Namespace, urls: dict[str, str]) -> int:
     )
     every = f"every {REBALANCE_EVERY_S * 1000:.0f} ms"
     print(
-        f"rebalancing: {'off' if args.no_rebalance else every}; borrowing on refusal: "
-        f"{'on' if args.borrow else 'off'} ({inventory.borrowed} rights borrowed)"
+        f"rebalancing: {'off' if args.no_rebalance else every}; selling from another "
+        f"region's rights when out: {'off' if args.local_only else 'on'} "
+        f"({inventory.sold_elsewhere} sold so)"
     )
     print(f"sold {inventory.sold} in {elapsed:.1f} s ({inventory.sold / elapsed:.0f}/s)")
     print(
@@ -95,7 +96,7 @@ def main() -> None:
     parser.add_argument("--sellers", type=int, default=30)
     parser.add_argument("--latency", type=int, default=50)
     parser.add_argument("--no-rebalance", action="store_true")
-    parser.add_argument("--borrow", action="store_true")
+    parser.add_argument("--local-only", action="store_true")
     parser.add_argument(
         "--pace-ms", type=int, default=20, help="each seller waits up to this between sales"
     )

@@ -9,7 +9,7 @@
   the reservation is unknown or about to expire.
 - ``GET /products/{sku}?region=R&consistency=ONE``: 200 ``{value, rights}``, with rights per
   region.
-- ``GET /stats``: sold, refused, held, borrowed.
+- ``GET /stats``: sold (and of those, sold from another region's rights), refused, held.
 
 In the background it rebalances every product it has seen (``policy.plan_transfers``) and
 returns expired reservations (one sweeper per region: run one service per cluster, or give
@@ -111,7 +111,7 @@ def build_inventory_app(inventory: Inventory) -> web.Application:
                 "sold": inventory.sold,
                 "refused": inventory.refused,
                 "held": inventory.held,
-                "borrowed": inventory.borrowed,
+                "sold_elsewhere": inventory.sold_elsewhere,
                 "demand_per_s": inventory.demand_per_s(),
             }
         )

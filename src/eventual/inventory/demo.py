@@ -6,10 +6,11 @@ After each step it prints what each region reads, so every claim shows as a meas
 
 1. Restock: every region gets its own rights.
 2. A sale in US-EAST: US-EAST reads it at once. A read at ONE in the other regions still
-   shows the old stock; a read at ALL shows the sale. The stale read shows in the table
-   rather than being asserted.
-3. AP-SOUTH is cut off (the transport's partition switch) and keeps selling against its own
-   rights until it has none left, then refuses. It never oversells.
+   shows the old stock, and the demo measures how long until EU-WEST sees the sale (the
+   replication lag). A read at ALL right after the next change shows it at once. The stale
+   read shows in the table rather than being asserted.
+3. AP-SOUTH is cut off, its shop included (the transport's partition switch). It keeps
+   selling against its own rights until it has none left, then refuses. It never oversells.
 4. The partition heals and the replicas converge.
 5. Rebalancing moves rights to where the demand is.
 6. The books: stock left plus sales equals stock put in, in every region.
@@ -111,19 +112,34 @@ async def _play(urls: dict[str, str], latency_ms: int, echo: Callable[[str], Non
         f"  -> US-EAST sees {stale['lamp'][us]}; EU-WEST still sees {stale['lamp'][eu]} at ONE "
         f"{'(stale: the sale is on its way)' if stale['lamp'][eu] != stale['lamp'][us] else ''}"
     )
-    fresh = await story.table("the same moment, at ALL", "ALL")
-    echo(f"  -> at ALL, EU-WEST sees {fresh['lamp'][eu]}: it waited for every region")
+    sold_at = time.monotonic()
+    while (await inventory.view("lamp", eu, "LOCAL_ONE")).value != stale["lamp"][us]:
+        if time.monotonic() - sold_at > 10:
+            break
+        await asyncio.sleep(0.005)
+    lag_ms = (time.monotonic() - sold_at) * 1000
+    echo(f"  -> replication lag: EU-WEST saw the sale {lag_ms:.0f} ms later")
+    await inventory.restock("desk", 1, us)  # a second change, to show ALL at work
+    story.put_in += 1
+    fresh = await story.table("right after a desk restock in US-EAST, at ALL", "ALL")
+    echo(f"  -> at ALL, EU-WEST sees {fresh['desk'][eu]} desks at once: it waited for every region")
 
     echo("\n3. AP-SOUTH is cut off from the others. It keeps selling chairs on its own rights.")
     await asyncio.to_thread(partition, urls[ap], ["n1", "n2"])
     for region in (us, eu):
         await asyncio.to_thread(partition, urls[region], ["n3"])
+    # AP-SOUTH's shop talks to AP-SOUTH's node only: the partition cuts it off too.
+    ap_shop = Inventory({ap: urls[ap]})
+    await ap_shop.connect()
     sold = refused = 0
     for _ in range(STOCK_PER_REGION + 3):
-        if await inventory.sell("chair", 1, ap):
+        if await ap_shop.sell("chair", 1, ap):
             sold += 1
         else:
             refused += 1
+    await ap_shop.close()
+    inventory.sold += ap_shop.sold  # one set of books
+    inventory.refused += ap_shop.refused
     echo(f"  -> AP-SOUTH sold {sold} chairs while cut off, then refused {refused}: no rights")
     await story.table("during the partition")
 

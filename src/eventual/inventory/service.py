@@ -12,9 +12,9 @@ nobody may sell stock that does not exist.
   region and never oversells.
 - ``restock`` increments in a region (the new rights are that region's).
 - ``rebalance`` moves rights toward the regions that are selling (``policy.plan_transfers``),
-  ahead of need. A region that runs out anyway borrows from the richest reachable region
-  and tries once more. Each transfer is run by the giving region's replica, the only one that
-  may spend those rights.
+  ahead of need. Each transfer is run by the giving region's replica, the only one that may
+  spend those rights. A region that runs out anyway sells from another region's rights,
+  through that region's replica, if it can reach it.
 
 The service keeps no state of its own beyond a window of recent sales per region (its
 demand estimate); every count lives in Eventual.
@@ -40,8 +40,9 @@ DEMAND_WINDOW_S = 2.0  # sales rate is measured over this much recent history
 # this long after: confirm and reclaim never race, for clocks within this of each other.
 RESERVATION_MARGIN_S = 2.0
 RESERVATION_TTL_S_MAX = 24 * 3600
-BORROW_BATCH = 5  # rights a region out of them asks for at once
-BORROW_RETRY_WAITS_S = (0.02, 0.05, 0.1, 0.2)  # then refuse: the donor may be cut off
+# Refused everywhere, a sale looks once more after this: a transfer's rights in flight
+# between regions (one trip) are in no region's count meanwhile.
+IN_FLIGHT_WAIT_S = 0.1
 DEMAND_EVENTS_MAX = 100_000  # per region: the window's memory is bounded whatever the load
 
 
@@ -88,15 +89,13 @@ class _Region:
 class Inventory:
     """``urls``: for each region, the HTTP address of an Eventual node in that region."""
 
-    def __init__(self, urls: dict[str, str], borrow: bool = False) -> None:
+    def __init__(self, urls: dict[str, str], elsewhere: bool = True) -> None:
         self.regions = {
             region: _Region(AsyncClient(url, retries=1)) for region, url in urls.items()
         }
-        # Out of rights: borrow and retry. Off by default until it measurably helps: under
-        # skewed demand (benchmarks/inventory_skew.py) its runs and rebalancing-only runs
-        # overlap (0.7% to 5% refused either way).
-        self.borrow = borrow
-        self.borrowed = 0
+        # Out of rights: sell from another region's (see ``sell``).
+        self.elsewhere = elsewhere
+        self.sold_elsewhere = 0
         self.held = 0  # units in open reservations made through this service
         self.ring: list[list[str]] = []  # preference list per partition
         self.region_of: dict[str, str] = {}
@@ -138,19 +137,24 @@ class Inventory:
     async def sell(self, sku: str, quantity: int, region: str) -> bool:
         """Sell from ``region``'s own rights: True if sold, False if refused.
 
-        Out of rights, the region borrows once from the region holding the most (if it can
-        reach it) and tries again: stock anywhere reachable is stock to sell. Cut off from
-        the others, it refuses, and never oversells."""
+        With ``elsewhere``, a region out of rights sells from another region's instead,
+        through that region's replica (the only one that may spend them): one cross-region
+        trip, paid only then. Cut off from the others, it refuses, and never oversells."""
         place = self.regions[region]
         place.sales.append(time.monotonic())
         if await self._decrement(sku, quantity, region):
             return True
-        if self.borrow and await self._borrow(sku, quantity, region):
-            # The rights replicate to this region's replica from the donor's: a trip away.
-            for wait_s in BORROW_RETRY_WAITS_S:
+        if self.elsewhere:
+            # Twice: rights a rebalancing transfer has in flight land within a trip.
+            for attempt, wait_s in enumerate((0.0, IN_FLIGHT_WAIT_S)):
                 await asyncio.sleep(wait_s)
-                if await self._decrement(sku, quantity, region):
+                if attempt and await self._decrement(sku, quantity, region):
                     return True
+                for donor in await self._richest_others(sku, region):
+                    with contextlib.suppress(ClientError):  # unreachable: try the next one
+                        if await self._decrement(sku, quantity, donor):
+                            self.sold_elsewhere += quantity
+                            return True
         self.refused += 1
         return False
 
@@ -166,44 +170,15 @@ class Inventory:
         self.sold += quantity
         return True
 
-    async def _borrow(self, sku: str, quantity: int, region: str) -> bool:
-        """Ask the richest other region for rights: ``BORROW_BATCH`` sales' worth at once,
-        so one borrow serves the next few sales too."""
-        to_node = self.replica_in(sku, region)
-        if to_node is None:
-            return False
+    async def _richest_others(self, sku: str, region: str) -> list[str]:
+        """Other regions, by the rights this region last saw them hold, most first."""
         try:
-            view = await self.view(sku, region, "ONE")
+            view = await self.view(sku, region, "LOCAL_ONE")
         except ClientError:
-            return False
-        # A batch from regions selling less than this one; from busier ones, only what this
-        # sale needs: taking a batch from them moved their refusals here and back (measured).
-        demand = self.demand_per_s()
-        donors = sorted(
-            (r for r in view.rights if r != region and view.rights[r] > 0),
-            key=lambda r: (demand.get(r, 0) >= demand[region], -view.rights[r], r),
-        )
-        for donor in donors:
-            try:  # the donor's own replica knows its rights exactly: ask there
-                held = (await self.view(sku, donor, "LOCAL_ONE")).rights[donor]
-            except ClientError:
-                continue
-            batch = BORROW_BATCH if demand.get(donor, 0) < demand[region] else quantity
-            amount = min(held, max(quantity, batch))
-            if amount < quantity:
-                continue
-            try:
-                await self.regions[donor].client.update(
-                    "bcounter",
-                    self.key(sku),
-                    {"transfer": {"to": to_node, "amount": amount}},
-                    "LOCAL_QUORUM",
-                )
-            except ClientError:
-                continue  # unreachable, or its rights are spent since the read: the next
-            self.borrowed += amount
-            return True
-        return False
+            return []
+        # All of them, the richest first: rights seen as spent may have just moved in.
+        others = [r for r in view.rights if r != region]
+        return sorted(others, key=lambda r: (-view.rights[r], r))
 
     # --- reservations: stock held for a customer, returned if not confirmed in time ---
 
