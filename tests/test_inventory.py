@@ -3,6 +3,8 @@ regions at once."""
 
 import asyncio
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 from hypothesis import given
@@ -10,7 +12,7 @@ from hypothesis import strategies as st
 
 from eventual.inventory import Inventory, plan_transfers
 from eventual.inventory.demo import partition
-from test_server import start_cluster, stop_cluster
+from test_server import free_base_port, start_cluster, stop_cluster, wait_until
 
 regions = st.sampled_from(["us", "eu", "ap"])
 
@@ -177,4 +179,35 @@ def test_reservations_and_the_http_api(tmp_path: Path) -> None:
     try:
         asyncio.run(story())
     finally:
+        stop_cluster(cluster)
+
+
+def test_the_inventory_command_line(tmp_path: Path) -> None:
+    """eventual inventory serve, then add, restock, sell (until refused) and stock."""
+    cluster = start_cluster(tmp_path, 3, "--regions", "3")
+    port = free_base_port(1)
+    service = f"http://127.0.0.1:{port}"
+    regions = [f"--region=r{i + 1}=http://127.0.0.1:{cluster.http_ports[i]}" for i in range(3)]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "eventual", "inventory", "serve", *regions,
+         "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "eventual", "inventory", *args, "--service", service]
+        return subprocess.run(command, capture_output=True, text=True, check=False, timeout=30)
+
+    try:
+        wait_until(lambda: cli("stock", "lamp", "--region", "r1").returncode == 0)
+        assert cli("add", "lamp", "Desk lamp", "--region", "r1").returncode == 0
+        assert "2 in stock" in cli("restock", "lamp", "2", "--region", "r2").stdout
+        assert cli("sell", "lamp", "--region", "r2").stdout.strip() == "sold"
+        assert cli("sell", "lamp", "--region", "r2").returncode == 0
+        refused = cli("sell", "lamp", "--region", "r2")
+        assert refused.returncode == 1 and "refused" in refused.stdout
+        wait_until(lambda: "lamp: 0 " in cli("stock", "lamp", "--region", "r3").stdout)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
         stop_cluster(cluster)

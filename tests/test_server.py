@@ -45,9 +45,14 @@ def wait_until(condition: Callable[[], object], deadline_s: float = DEADLINE_S) 
     raise AssertionError(f"condition not met within {deadline_s} s (last error: {last_error})")
 
 
+# Below Linux's ephemeral range (32768-60999): a port there can be taken at any moment as
+# the source port of some outgoing connection, and a node that cannot bind it dies.
+PORTS = (20_000, 32_700)
+
+
 def free_base_port(count: int) -> int:
     for _ in range(200):
-        base = random.randrange(20_000, 60_000 - count)
+        base = random.randrange(PORTS[0], PORTS[1] - count)
         sockets = []
         try:
             for port in range(base, base + count):

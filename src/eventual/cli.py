@@ -635,6 +635,86 @@ def inventory_serve(regions: tuple[str, ...], listen: str) -> None:
     )
 
 
+SERVICE_OPTION = click.option(
+    "--service",
+    default="http://127.0.0.1:8100",
+    show_default=True,
+    help="The inventory service (eventual inventory serve).",
+)
+REGION_ARGUMENT = click.option("--region", required=True, help="Where it happens.")
+
+
+def _service(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+    import json  # noqa: PLC0415
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        if error.code == 409:  # refused: a normal answer, not a failure of the command
+            return json.loads(error.read())
+        text = error.read().decode(errors="replace")
+        raise click.ClickException(f"{error.code}: {text}") from None
+    except urllib.error.URLError as error:
+        raise click.ClickException(f"cannot reach {url}: {error.reason}") from None
+
+
+@inventory.command("add")
+@click.argument("sku")
+@click.argument("name")
+@REGION_ARGUMENT
+@SERVICE_OPTION
+def inventory_add(sku: str, name: str, region: str, service: str) -> None:
+    """Add product SKU, called NAME, to the catalog."""
+    _service("PUT", f"{service}/products/{sku}", {"region": region, "name": name})
+    click.echo(f"{sku}: {name}")
+
+
+@inventory.command("restock")
+@click.argument("sku")
+@click.argument("quantity", type=click.IntRange(1))
+@REGION_ARGUMENT
+@SERVICE_OPTION
+def inventory_restock(sku: str, quantity: int, region: str, service: str) -> None:
+    """Put QUANTITY units of SKU in stock in a region (the rights are the region's)."""
+    found = _service(
+        "POST", f"{service}/products/{sku}/restock", {"region": region, "quantity": quantity}
+    )
+    click.echo(f"{sku}: {found['value']} in stock")
+
+
+@inventory.command("sell")
+@click.argument("sku")
+@click.argument("quantity", type=click.IntRange(1), default=1)
+@REGION_ARGUMENT
+@SERVICE_OPTION
+def inventory_sell(sku: str, quantity: int, region: str, service: str) -> None:
+    """Sell QUANTITY units of SKU in a region; exit status 1 if refused."""
+    found = _service(
+        "POST", f"{service}/products/{sku}/sell", {"region": region, "quantity": quantity}
+    )
+    click.echo("sold" if found["sold"] else "refused: no stock this region can sell")
+    if not found["sold"]:
+        raise SystemExit(1)
+
+
+@inventory.command("stock")
+@click.argument("sku")
+@REGION_ARGUMENT
+@click.option("--consistency", default="ONE", show_default=True)
+@SERVICE_OPTION
+def inventory_stock(sku: str, region: str, consistency: str, service: str) -> None:
+    """Show SKU's stock as a region reads it, and the rights each region holds."""
+    found = _service("GET", f"{service}/products/{sku}?region={region}&consistency={consistency}")
+    rights = ", ".join(f"{r} {n}" for r, n in sorted(found["rights"].items()))
+    click.echo(f"{sku}: {found['value']} (rights: {rights})")
+
+
 @main.group()
 def cluster() -> None:
     """Change the cluster's membership (start new nodes with `eventual node --join`)."""

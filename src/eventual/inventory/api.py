@@ -1,5 +1,7 @@
 """The inventory service's HTTP API (``eventual inventory serve``).
 
+- ``PUT /products/{sku}`` ``{region, name}``: add the product to the catalog.
+- ``GET /products?region=R``: the catalog, ``{sku: name}``.
 - ``POST /products/{sku}/restock`` ``{region, quantity}``: 200 ``{value}``.
 - ``POST /products/{sku}/sell`` ``{region, quantity}``: 200 ``{sold: true}``, or 409
   ``{sold: false}`` when the region has no rights left.
@@ -31,6 +33,7 @@ from eventual.inventory.service import Inventory
 __all__ = ["build_inventory_app"]
 
 QUANTITY_MAX = 1_000_000  # per request: a typo, not an order
+NAME_CHARS_MAX = 200
 BACKGROUND_EVERY_S = 0.25
 
 
@@ -62,6 +65,22 @@ def _quantity(body: dict[str, Any]) -> int:
 
 def build_inventory_app(inventory: Inventory) -> web.Application:
     seen: set[str] = set()
+
+    async def add_product(request: web.Request) -> web.Response:
+        sku = request.match_info["sku"]
+        region, body = await _body(request, inventory)
+        name = body.get("name")
+        if not isinstance(name, str) or not name or len(name) > NAME_CHARS_MAX:
+            raise _bad(f"name must be a string of 1 to {NAME_CHARS_MAX} characters")
+        await inventory.add_product(sku, name, region)
+        seen.add(sku)
+        return web.json_response({"sku": sku, "name": name})
+
+    async def catalog(request: web.Request) -> web.Response:
+        region = request.query.get("region", next(iter(inventory.regions)))
+        if region not in inventory.regions:
+            raise _bad(f"region must be one of {', '.join(sorted(inventory.regions))}")
+        return web.json_response(await inventory.products(region))
 
     async def restock(request: web.Request) -> web.Response:
         sku = request.match_info["sku"]
@@ -147,6 +166,8 @@ def build_inventory_app(inventory: Inventory) -> web.Application:
 
     app = web.Application(middlewares=[unavailable])
     app.cleanup_ctx.append(background)
+    app.router.add_put("/products/{sku}", add_product)
+    app.router.add_get("/products", catalog)
     app.router.add_post("/products/{sku}/restock", restock)
     app.router.add_post("/products/{sku}/sell", sell)
     app.router.add_post("/products/{sku}/reserve", reserve)

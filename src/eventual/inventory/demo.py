@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import re
 import shutil
 import socket
@@ -44,16 +45,23 @@ STOCK_PER_REGION = 10
 STARTUP_S_MAX = 30.0
 
 
-def _free_base(count: int) -> int:
-    for base in range(21_000, 60_000, 37):
+def _free_bases(groups: int, count: int) -> list[int]:
+    """``groups`` runs of ``count`` free ports, below the ephemeral range (32768 and up on
+    Linux), where outgoing connections cannot take them."""
+    rng = random.Random()
+    found: list[int] = []
+    while len(found) < groups:
+        base = rng.randrange(21_000, 32_700 - count)
+        if any(abs(base - other) < count for other in found):
+            continue
         try:
             for port in range(base, base + count):
                 with socket.socket() as s:
                     s.bind(("127.0.0.1", port))
         except OSError:
             continue
-        return base
-    raise RuntimeError("no free ports")
+        found.append(base)
+    return found
 
 
 def partition(url: str, block: list[str]) -> None:
@@ -186,7 +194,7 @@ def region_cluster(
     """A 3-node ``eventual dev`` cluster, one node per region, ``latency_ms`` apart, in a
     temporary folder; yields each region's HTTP address once the cluster is healthy."""
     data = Path(tempfile.mkdtemp(prefix="eventual-regions-"))
-    resp, http, peer = _free_base(3), _free_base(3) + 100, _free_base(3) + 200
+    resp, http, peer = _free_bases(3, 3)
     command = [
         sys.executable, "-m", "eventual", "dev", "--nodes", "3", "--regions", "3",
         "--region-latency", str(latency_ms), "--data-dir", str(data),

@@ -40,6 +40,7 @@ DEMAND_WINDOW_S = 2.0  # sales rate is measured over this much recent history
 # this long after: confirm and reclaim never race, for clocks within this of each other.
 RESERVATION_MARGIN_S = 2.0
 RESERVATION_TTL_S_MAX = 24 * 3600
+CATALOG_KEY = "catalog"
 # Refused everywhere, a sale looks once more after this: a transfer's rights in flight
 # between regions (one trip) are in no region's count meanwhile.
 IN_FLIGHT_WAIT_S = 0.1
@@ -127,6 +128,17 @@ class Inventory:
             return None
         partition = (key_hash(self.key(sku).encode()) * len(self.ring)) >> 64
         return next((n for n in self.ring[partition] if self.region_of.get(n) == region), None)
+
+    # --- the catalog: product names, in the hash ``catalog`` (field: sku) ---
+
+    async def add_product(self, sku: str, name: str, region: str) -> None:
+        await self.regions[region].client.update(
+            "hash", CATALOG_KEY, {"set": {sku: name}}, "LOCAL_QUORUM"
+        )
+
+    async def products(self, region: str) -> dict[str, str]:
+        found = await self.regions[region].client.read("hash", CATALOG_KEY, "LOCAL_ONE")
+        return dict(found.get("value") or {})
 
     async def restock(self, sku: str, quantity: int, region: str) -> int:
         result = await self.regions[region].client.update(
