@@ -174,7 +174,7 @@ def main() -> None:
             sys.exit(f"{tool} is missing: apt-get install redis-server redis-tools")
     header = (
         f"{'pair':<13}{'test':<5}{'-P':>4}{'redis req/s':>13}{'p50':>7}{'p99':>7}"
-        f"{'eventual req/s':>16}{'p50':>7}{'p99':>7}{'ratio':>8}{'target':>8}"
+        f"{'eventual req/s':>16}{'p50':>8}{'p99':>9}{'ratio':>8}{'target':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -194,7 +194,7 @@ def main() -> None:
                 target = (TARGETS if pipeline == 1 else TARGETS_PIPELINED)[pair]
                 print(
                     f"{pair:<13}{test:<5}{pipeline:>4}{r_rps:>13,.0f}{r_p50:>7.2f}{r_p99:>7.2f}"
-                    f"{e_rps:>16,.0f}{e_p50:>7.2f}{e_p99:>7.2f}{e_rps / r_rps:>7.0%}{target:>8.0%}"
+                    f"{e_rps:>16,.0f}{e_p50:>8.2f}{e_p99:>9.2f}{e_rps / r_rps:>7.0%}{target:>8.0%}"
                 )
 
 
