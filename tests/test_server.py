@@ -135,8 +135,12 @@ def start_cluster(data_dir: Path, nodes: int = 3, *options: str) -> Cluster:
         members,
     )
     password = options[options.index("--password") + 1] if "--password" in options else None
-    for i in range(nodes):
-        wait_until(lambda i=i: found.client(i, password=password).ping())
+    try:
+        for i in range(nodes):
+            wait_until(lambda i=i: found.client(i, password=password).ping())
+    except BaseException:
+        stop_cluster(found)  # a cluster that did not come up must not outlive the test
+        raise
     return found
 
 
