@@ -252,7 +252,7 @@ def test_hyperloglogs_count_and_merge_across_nodes(cluster: Cluster) -> None:
     assert 950 <= c.pfcount("visitors:mon", "visitors:tue", "absent") <= 1050  # the union
     assert c.pfmerge("visitors:week", "visitors:mon", "visitors:tue")
     assert a.pfcount("visitors:week") == c.pfcount("visitors:mon", "visitors:tue")
-    assert b.pfadd("visitors:week", "newcomer") in (0, 1)
+    b.pfadd("visitors:week", "newcomer")  # 0 or 1: a sketch need not change for one more
     assert a.pfcount("visitors:week") >= c.pfcount("visitors:mon", "visitors:tue")
     a.set("not-a-sketch", "x")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):

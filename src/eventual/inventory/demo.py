@@ -43,6 +43,7 @@ REGIONS = {"region-1": "US-EAST", "region-2": "EU-WEST", "region-3": "AP-SOUTH"}
 PRODUCTS = ("lamp", "chair", "desk")
 STOCK_PER_REGION = 10
 STARTUP_S_MAX = 30.0
+CONVERGE_S_MAX = 10.0  # the story waits this long for a change to reach every region
 
 
 def _free_bases(groups: int, count: int) -> list[int]:
@@ -122,7 +123,7 @@ async def _play(urls: dict[str, str], latency_ms: int, echo: Callable[[str], Non
     )
     sold_at = time.monotonic()
     while (await inventory.view("lamp", eu, "LOCAL_ONE")).value != stale["lamp"][us]:
-        if time.monotonic() - sold_at > 10:
+        if time.monotonic() - sold_at > CONVERGE_S_MAX:
             break
         await asyncio.sleep(0.005)
     lag_ms = (time.monotonic() - sold_at) * 1000
@@ -154,7 +155,7 @@ async def _play(urls: dict[str, str], latency_ms: int, echo: Callable[[str], Non
     echo("\n4. The partition heals; the replicas converge.")
     for url in urls.values():
         await asyncio.to_thread(partition, url, [])
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + CONVERGE_S_MAX
     while time.monotonic() < deadline:
         await asyncio.sleep(latency_ms * 2 / 1000)
         seen = await story.table("after healing")

@@ -83,7 +83,6 @@ class Reservation:
 @dataclass
 class _Region:
     client: AsyncClient
-    nodes: set[str] = field(default_factory=set)
     sales: deque[float] = field(default_factory=lambda: deque(maxlen=DEMAND_EVENTS_MAX))
 
 
@@ -110,9 +109,6 @@ class Inventory:
             self.ring = state["ring"]
             for member in state["members"]:
                 self.region_of[member["node"]] = member["region"]
-        for node, name in self.region_of.items():
-            if name in self.regions:
-                self.regions[name].nodes.add(node)
 
     async def close(self) -> None:
         for region in self.regions.values():
@@ -277,13 +273,13 @@ class Inventory:
             rates[name] = len(region.sales) / DEMAND_WINDOW_S
         return rates
 
-    async def rebalance(self, sku: str, **policy: float) -> list[Transfer]:
+    async def rebalance(self, sku: str) -> list[Transfer]:
         """Move rights toward demand; the transfers made."""
         demand = self.demand_per_s()
         busiest = max(demand, key=lambda r: (demand[r], r))
         current = await self.view(sku, busiest, "ONE")
         done = []
-        for transfer in plan_transfers(current.rights, demand, **policy):  # type: ignore[arg-type]
+        for transfer in plan_transfers(current.rights, demand):
             to_node = self.replica_in(sku, transfer.target)
             if to_node is None:
                 continue

@@ -211,10 +211,8 @@ class NodeRuntime:
 
     def _sync_links(self) -> None:
         """Dial members the cluster state names (new ones, or ones at a new address)."""
-        if self.node.membership_version == self._membership_seen and all(
-            link.task is not None for link in self.links.values()
-        ):
-            return
+        if self.node.membership_version == self._membership_seen:
+            return  # every turn comes here: nothing changed, nothing to do
         self._membership_seen = self.node.membership_version
         for entry in self.node.cluster.entries.values():
             if entry.node == self.node.id or not entry.address:

@@ -167,7 +167,7 @@ class SQLiteStore:
     def scan(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         keys = sorted(self._partitions.get(partition, {}))
         for key in keys:
-            data = self.get(key) if key in self._keydir else None
+            data = self.get(key)  # None if dropped since the scan began
             if data is not None:
                 yield key, data
 
@@ -191,10 +191,6 @@ class SQLiteStore:
     def count(self) -> int:
         """Records held (tombstones included)."""
         return len(self._keydir)
-
-    def keys(self) -> Iterator[bytes]:
-        """Every key held, in no particular order."""
-        return iter(list(self._keydir))
 
     @property
     def dead_rows(self) -> int:

@@ -390,10 +390,10 @@ class Simulation:
         for hint in victim.hints():
             held.setdefault(hint.key, []).append(hint.record)
         for key, datas in held.items():
+            hints = [store.hint(key) for store in survivors]
             known = merged(
-                copy
-                for store in survivors
-                for copy in [store.get(key)] + [h.record for h in store.hints() if h.key == key]
+                [store.get(key) for store in survivors]
+                + [hint.record for hint in hints if hint is not None]
             )
             for data in datas:
                 combined = merged([None if known is None else known.to_bytes(), data])
