@@ -142,7 +142,8 @@ def sim(
     """Run the deterministic cluster simulator and its checkers.
 
     Each seed drives a cluster of real core nodes on a faulty virtual network through a
-    fault phase under load, heals everything, and checks convergence, that no acknowledged
+    fault phase under load (nodes joining, leaving and being replaced among the faults),
+    heals everything, and checks that the ring settled, convergence, that no acknowledged
     write was lost, and that no bounded counter ever went below zero. A violation prints its
     seed and the trace of the key it concerns, and the command exits 1.
     """
