@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from eventual.core import Level, Record, ops
+from eventual.core.records import stored_bytes
 from eventual.sim import Faults, SimConfig, Simulation
 
 NO_FAULTS = Faults(frozenset())
@@ -40,7 +41,7 @@ def values(sim: Simulation, key: bytes) -> list[object]:
 
 
 def converged(sim: Simulation, key: bytes) -> bool:
-    data = {sim.stores[node].get(key) for node in sim.primaries(key)}
+    data = {stored_bytes(sim.stores[node], key) for node in sim.primaries(key)}
     return len(data) == 1 and None not in data
 
 

@@ -324,9 +324,22 @@ def test_oversized_keys_and_values_get_a_clear_error(cluster: Cluster) -> None:
     a = cluster.client(0)
     with pytest.raises(redis.ResponseError, match="key is 9000 bytes, more than the limit of 8192"):
         a.set(b"k" * 9000, "v")
-    with pytest.raises(redis.ResponseError, match="more than 1048576"):
-        a.set("big", b"x" * (2 * 1024 * 1024))
+    with pytest.raises(redis.ResponseError, match="more than the limit of 67108864"):
+        a.set("big", b"x" * (64 * 1024 * 1024 + 1))
+    with pytest.raises(
+        redis.ResponseError, match=r"hash value is .* more than the limit of 1048576"
+    ):
+        a.hset("h", "field", b"x" * (1024 * 1024 + 1))
     assert a.set("small", "fine")
+    # The largest string works, and replicates. Written at ONE: a 64 MiB write costs each
+    # replica about a second of CPU, more than a busy test machine leaves a QUORUM write.
+    largest = bytes(range(256)) * (64 * 1024 * 1024 // 256)
+    one = cluster.client(0)
+    one.execute_command("CONSISTENCY", "ONE")
+    assert one.set("largest", largest) and one.get("largest") == largest
+    other = cluster.client(1)
+    other.execute_command("CONSISTENCY", "ONE")
+    wait_until(lambda: other.get("largest") == largest)
 
 
 def test_sigkill_under_write_load_loses_no_acknowledged_write(own_cluster: Cluster) -> None:

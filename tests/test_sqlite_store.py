@@ -5,28 +5,49 @@ from pathlib import Path
 
 import pytest
 
-from eventual.core.store import Batch, Hint
+from eventual.core.store import Batch, Hint, RecordWrite
 from eventual.server.sqlite_store import SCHEMA_VERSION, SQLiteStore, StoreError
+
+
+def put(
+    key: bytes,
+    partition: int,
+    head: bytes | None,
+    cells: dict[bytes, bytes | None] | None = None,
+    reset: bool = False,
+) -> Batch:
+    batch = Batch()
+    batch.write(key, RecordWrite(partition, head, dict(cells or {}), reset))
+    return batch
+
+
+def drop(key: bytes, partition: int) -> Batch:
+    batch = Batch()
+    batch.drop(key, partition)
+    return batch
+
+
+def scan(store: SQLiteStore, partition: int) -> list[tuple[bytes, bytes | None]]:
+    return [(key, store.head(key)) for key in store.keys(partition)]
 
 
 def test_records_hints_and_meta_survive_reopening(tmp_path: Path) -> None:
     path = tmp_path / "node.db"
     store = SQLiteStore(path, "fsync")
-    batch = Batch()
-    batch.records[b"a"] = (3, b"record-a")
-    batch.records[b"b"] = (3, b"record-b")
-    batch.records[b"c"] = (5, b"record-c")
+    batch = put(b"a", 3, b"record-a")
+    batch.write(b"b", RecordWrite(3, b"record-b"))
+    batch.write(b"c", RecordWrite(5, b"record-c"))
     batch.hints[b"h"] = Hint(b"h", 1, b"hinted", frozenset({"n2", "n3"}))
     batch.meta["epoch"] = b"7"
     store.apply(batch)
-    assert store.get(b"a") == b"record-a"  # visible in the same turn, before the commit
+    assert store.head(b"a") == b"record-a"  # visible in the same turn, before the commit
     assert store.commit() and not store.commit()
-    store.apply(Batch(records={b"b": (3, None)}, hints={}))
+    store.apply(drop(b"b", 3))
     store.close()
 
     reopened = SQLiteStore(path, "os")
-    assert reopened.get(b"a") == b"record-a" and reopened.get(b"b") is None
-    assert list(reopened.scan(3)) == [(b"a", b"record-a")]
+    assert reopened.head(b"a") == b"record-a" and reopened.head(b"b") is None
+    assert scan(reopened, 3) == [(b"a", b"record-a")]
     assert reopened.hint(b"h") == Hint(b"h", 1, b"hinted", frozenset({"n2", "n3"}))
     assert reopened.meta("epoch") == b"7" and reopened.count() == 2
     reopened.close()
@@ -53,7 +74,7 @@ def test_overwrites_append_and_compaction_reclaims_the_dead_rows(tmp_path: Path)
     store = SQLiteStore(path, "none")
     for version in range(3):
         for i in range(100):
-            store.apply(Batch(records={b"k%d" % i: (i % 4, b"v%d-%d" % (version, i))}))
+            store.apply(put(b"k%d" % i, i % 4, b"v%d-%d" % (version, i)))
         store.commit()
     assert store.count() == 100 and store.dead_rows == 200 and log_rows(path) == 300
     assert store.compact() == 0  # below COMPACT_DEAD_MIN: not worth a pass yet
@@ -62,8 +83,8 @@ def test_overwrites_append_and_compaction_reclaims_the_dead_rows(tmp_path: Path)
     store.close()
     reopened = SQLiteStore(path, "none")  # newest row per key wins; the rest is dead again
     assert reopened.count() == 100 and reopened.dead_rows == 50
-    assert [key for key, _ in reopened.scan(1)] == sorted(b"k%d" % i for i in range(1, 100, 4))
-    assert all(reopened.get(b"k%d" % i) == b"v2-%d" % i for i in range(100))
+    assert list(reopened.keys(1)) == sorted(b"k%d" % i for i in range(1, 100, 4))
+    assert all(reopened.head(b"k%d" % i) == b"v2-%d" % i for i in range(100))
     reopened.close()
 
 
@@ -71,16 +92,19 @@ def test_a_dropped_key_never_comes_back_whatever_compaction_has_done(tmp_path: P
     """The deletion marker outlives every older row of its key: ascending compaction."""
     path = tmp_path / "node.db"
     store = SQLiteStore(path, "none")
-    store.apply(Batch(records={b"gone": (0, b"old"), b"kept": (0, b"x")}))
-    store.apply(Batch(records={b"gone": (0, b"newer")}))
-    store.apply(Batch(records={b"gone": (0, None)}))
+    store.apply(put(b"gone", 0, b"old", {b"m": b"cell"}))
+    store.apply(put(b"kept", 0, b"x"))
+    store.apply(put(b"gone", 0, b"newer"))
+    store.apply(drop(b"gone", 0))
     store.commit()
-    assert store.get(b"gone") is None and store.dead_rows == 3  # two versions and the marker
-    for step in range(4):  # reopen after each single-row compaction: never resurrected
+    # two versions of the head, the cell, and the marker
+    assert store.head(b"gone") is None and store.dead_rows == 4
+    for step in range(5):  # reopen after each single-row compaction: never resurrected
         store.close()
         store = SQLiteStore(path, "none")
-        assert store.get(b"gone") is None and store.get(b"kept") == b"x", step
-        assert list(store.scan(0)) == [(b"kept", b"x")]
+        assert store.head(b"gone") is None and store.head(b"kept") == b"x", step
+        assert list(store.cells(b"gone")) == [], step
+        assert scan(store, 0) == [(b"kept", b"x")]
         store.compact(limit=1, force=True)
         store.commit()
     assert store.dead_rows == 0 and log_rows(path) == 1
@@ -102,8 +126,55 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
             """
         )
     store = SQLiteStore(path)
-    assert store.get(b"a") == b"\x01\x02" and list(store.scan(9)) == [(b"b", b"\x03")]
+    assert store.head(b"a") == b"\x01\x02" and scan(store, 9) == [(b"b", b"\x03")]
     assert store.meta("epoch") == b"3" and store.count() == 2
     store.close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_member_cells_are_written_one_by_one_and_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "node.db"
+    store = SQLiteStore(path, "none")
+    store.apply(put(b"s", 2, b"head-1", {b"a": b"A1", b"b": b"B1", b"c": b"C1"}))
+    store.commit()
+    rows = log_rows(path)
+    store.apply(put(b"s", 2, b"head-2", {b"b": b"B2", b"c": None}))  # one changed, one gone
+    store.commit()
+    assert log_rows(path) == rows + 3  # the head, one cell, one member's deletion marker
+    assert dict(store.cells(b"s")) == {b"a": b"A1", b"b": b"B2"}
+    store.close()
+    reopened = SQLiteStore(path, "none")
+    assert reopened.head(b"s") == b"head-2"
+    assert dict(reopened.cells(b"s")) == {b"a": b"A1", b"b": b"B2"}
+    # A reset forgets every cell stored before it, in the same batch as the new state.
+    reopened.apply(put(b"s", 2, b"head-3", {b"z": b"Z"}, reset=True))
+    assert dict(reopened.cells(b"s")) == {b"z": b"Z"}
+    reopened.close()
+    again = SQLiteStore(path, "none")
+    assert again.head(b"s") == b"head-3" and dict(again.cells(b"s")) == {b"z": b"Z"}
+    again.compact(force=True, limit=1000)
+    again.close()
+    assert dict(SQLiteStore(path, "none").cells(b"s")) == {b"z": b"Z"}
+
+
+def test_a_version_2_store_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "node.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            """
+            CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+            CREATE TABLE record_log (
+                seq INTEGER PRIMARY KEY, partition INTEGER NOT NULL, key BLOB NOT NULL, data BLOB
+            );
+            INSERT INTO record_log VALUES (1, 4, x'61', x'01'), (2, 4, x'61', x'0102');
+            PRAGMA user_version=2;
+            """
+        )
+    store = SQLiteStore(path)
+    assert store.head(b"a") == b"\x01\x02" and store.dead_rows == 1
+    store.apply(put(b"a", 4, b"h", {b"m": b"c"}))
+    store.close()
+    reopened = SQLiteStore(path)
+    assert reopened.head(b"a") == b"h" and dict(reopened.cells(b"a")) == {b"m": b"c"}
+    reopened.close()

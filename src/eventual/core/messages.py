@@ -68,6 +68,7 @@ class Result:
     kind: str | None = None  # reads of a present key: its type ("string", "set", ...)
     expire_at: int | None = None  # reads of a present key: its expiry time in ms, if any
     state: bytes | None = None  # reads of a HyperLogLog or bounded counter: its encoded state
+    size: int | None = None  # reads of a collection's size (ops.Get with members=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,14 +106,22 @@ class WriteAck:
 
 @dataclass(frozen=True, slots=True)
 class ReplicaRead:
+    """Send back the record of ``key`` (``members``: projected to them, ``ops.Get``)."""
+
     id: int
     key: bytes
+    members: tuple[bytes, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ReadReply:
+    """``size`` and ``digest`` of the whole record come with a projection: replicas whose
+    digests agree agree on the size too."""
+
     id: int
     record: bytes | None
+    size: int = 0
+    digest: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,10 +101,13 @@ from eventual.core.ops import (
     Expire,
     Get,
     Mutation,
+    ObjectPut,
     Persist,
+    StringSet,
     apply,
 )
-from eventual.core.record import Kind, Record, WrongTypeError
+from eventual.core.record import COLLECTIONS, Kind, Record, WrongTypeError
+from eventual.core.records import Records
 from eventual.core.ring import DEFAULT_N, DEFAULT_PARTITIONS, Member, key_hash
 from eventual.core.store import Batch, Hint, Store
 from eventual.core.swim import Swim, SwimAck, SwimConfig, SwimMessage, SwimPing, SwimPingReq
@@ -113,13 +116,21 @@ from eventual.crdt.ormap import WrongType
 
 __all__ = ["Node", "NodeConfig"]
 
-# Limits, each with its reason.
+# Limits, each with its reason. (What one operation may carry: ops.STRING_BYTES_MAX and
+# ops.MEMBER_BYTES_MAX; a collection has no size limit, its members travel one by one.)
 KEY_BYTES_MAX = 8 * 1024  # keys are names, not data; Redis allows more but nobody needs it
-VALUE_BYTES_MAX = 1024 * 1024  # one record in one message; larger objects belong in chunks
+# An object's siblings together: it is stored and replicated whole, as one value.
+OBJECT_BYTES_MAX = 64 * 1024 * 1024
+# A request carrying a big value gets this much more time per byte: each replica hop copies
+# and hashes the value several times (decode, check, store), about 100 ms per 64 MiB on this
+# class of machine, so a 64 MiB write at QUORUM gets 2 s more than the base timeout.
+TIMEOUT_BYTES_PER_MS = 32 * 1024
+HANDOFF_BYTES_PER_TICK_MAX = 16 * 1024 * 1024  # hinted bytes sent per handoff tick
 SIBLINGS_MAX = 100  # Riak's max_siblings: past this, clients are not resolving conflicts
 PENDING_MAX = 10_000  # requests in flight at one coordinator; beyond it, refuse (overload)
 HANDOFF_PER_TICK_MAX = 64  # hints sent per handoff tick: handoff must not starve clients
 AE_KEYS_MAX = 512  # records exchanged per anti-entropy round; the next round does the rest
+AE_BYTES_MAX = 8 * 1024 * 1024  # ...and bytes: a round stops adding records past this
 REAP_PER_TICK_MAX = 64  # tombstones checked per reap tick
 SYNC_SESSIONS_PER_TICK_MAX = 8  # partitions a pending replica pulls per anti-entropy tick
 SYNC_TICK_MS = 200  # ...with ticks this often while it has some: at most 40 sessions a second
@@ -127,6 +138,13 @@ SYNC_TICK_MS = 200  # ...with ticks this often while it has some: at most 40 ses
 # and must not run twice. A forward's answer comes within seconds, so this many ids (a few
 # seconds of a busy node's forwards) is far more than the window a duplicate can arrive in.
 FORWARDS_REMEMBERED_MAX = 10_000
+
+
+def _carried_bytes(op: Mutation) -> int:
+    """Roughly how many bytes of value an operation carries."""
+    if isinstance(op, ObjectPut | StringSet):
+        return len(op.value)
+    return 0
 
 
 def _handler_name(message_type: type) -> str:
@@ -189,7 +207,10 @@ class _PendingRead:
     need: Requirement
     primaries: list[str]
     targets: list[str]
+    members: tuple[bytes, ...] | None = None  # a projected read (ops.Get)
     replies: dict[str, Record | None] = field(default_factory=dict)
+    # Projected reads: each replica's (size, digest) of its whole record.
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
     replied: bool = False
 
 
@@ -212,6 +233,7 @@ class Node:
         self.config = config
         self.id = config.node
         self.store = store
+        self.records = Records(store)  # this node's own records, decoded (the hot state)
         self.hlc = HybridLogicalClock(config.max_drift_ms)
         self.now = now_ms
         me = next(m for m in config.members if m.node == self.id)
@@ -242,7 +264,7 @@ class Node:
         self.tombstones: dict[bytes, int] = {}  # key -> when it was first seen deleted
         self._own_partitions()
         for partition in range(config.partitions):  # a handoff a crash interrupted: again
-            if partition not in self.trees and next(iter(store.scan(partition)), None):
+            if partition not in self.trees and next(store.keys(partition), None):
                 self._build_tree(partition)
                 self.handing_off[partition] = self._new_replicas(partition)
         self.stats = {
@@ -337,6 +359,9 @@ class Node:
             return f"{self.id}~{self.epoch}"
         return f"{self.id}.{self.epoch}" if self.epoch else self.id
 
+    def _timeout_ms(self, carried_bytes: int) -> int:
+        return self.config.request_timeout_ms + carried_bytes // TIMEOUT_BYTES_PER_MS
+
     def _n(self, request: Request) -> int:
         return request.n if request.n is not None else self.config.n
 
@@ -355,8 +380,9 @@ class Node:
         return None
 
     def _load(self, key: bytes) -> Record | None:
-        data = self.store.get(key)
-        return None if data is None else Record.from_stored(data)
+        """This node's own record of ``key``: the cached object, not to be changed but
+        through ``_store_record``."""
+        return self.records.get(key)
 
     def _track_tombstone(self, key: bytes, record: Record | None) -> None:
         reapable = (
@@ -371,30 +397,40 @@ class Node:
             self.tombstones.pop(key, None)
 
     def _store_record(
-        self, batch: Batch, partition: int, key: bytes, record: Record, data: bytes | None = None
-    ) -> bytes:
-        """Stage ``record`` (already encoded as ``data``, if given) and index it."""
-        if data is None:
-            data = record.to_bytes()
-        batch.records[key] = (partition, data)
+        self,
+        batch: Batch,
+        partition: int,
+        key: bytes,
+        record: Record,
+        *,
+        whole: bool = False,
+        head: bytes | None = None,
+    ) -> None:
+        """Stage what changed in ``record`` (all of it, if ``whole``: new to this store, or
+        reset) and index it."""
+        digest = self.records.stage(batch, partition, key, record, whole=whole, head=head)
         tree = self.trees.get(partition)
         if tree is not None:
-            tree.update(key, record_hash(data))
+            tree.update(key, digest)
         self._track_tombstone(key, record)
-        return data
 
     def _merge_local(self, batch: Batch, key: bytes, incoming: Record) -> bool:
         """Merge into this node's own record of ``key``; True if it changed."""
         partition = self.ring.partition_of(key)
         current = self._load(key)
         if current is None:
-            self._store_record(batch, partition, key, incoming)
+            self._store_record(batch, partition, key, incoming, whole=True)
             return True
-        before = current.to_bytes()
+        generation = (current.incarnation, current.kind)
+        before = self.records.digest(key)
         current.merge(incoming)
-        if current.to_bytes() == before:
+        if (current.incarnation, current.kind) != generation:
+            self._store_record(batch, partition, key, current, whole=True)  # replaced whole
+            return True
+        head = current.head_bytes()
+        if not current.members_changed() and current.digest(head) == before:
             return False
-        self._store_record(batch, partition, key, current)
+        self._store_record(batch, partition, key, current, head=head)
         return True
 
     def _merge_hint(self, batch: Batch, key: bytes, incoming: Record, target: str) -> None:
@@ -451,7 +487,8 @@ class Node:
                 self.pending[forward_id] = _PendingForward(origin, live[0])
                 effects.send(live[0], Forward(forward_id, request))
                 # The primary may itself wait a full request timeout for its replicas.
-                effects.after(self.config.request_timeout_ms * 2, Timer("timeout", forward_id))
+                timeout = self._timeout_ms(_carried_bytes(op)) * 2
+                effects.after(timeout, Timer("timeout", forward_id))
             else:
                 self._coordinate(effects, origin, request, partition, primaries, fallback=True)
 
@@ -472,6 +509,9 @@ class Node:
             record = None if hint is None else Record.from_stored(hint.record)
         else:
             record = self._load(op.key)
+            if record is not None and record.kind is Kind.OBJECT:
+                # Objects are applied to a copy: the siblings limit is known only after.
+                record = record.copy()
         if record is None and isinstance(op, Delete | Expire | Persist):
             self._finish(effects, origin, Result(True, 0, answered=1))
             return
@@ -510,26 +550,29 @@ class Node:
                 ),
             )
             return
-        encoded = new.to_bytes()
-        if len(encoded) > VALUE_BYTES_MAX:
-            self._finish(
-                effects,
-                origin,
-                Result(
-                    False,
-                    error=(
-                        f"ERR the value would be {len(encoded)} bytes, more than {VALUE_BYTES_MAX}"
+        if new.kind is Kind.OBJECT:
+            size = sum(len(v) for v in new.data.value() if isinstance(v, bytes))
+            if size > OBJECT_BYTES_MAX:
+                self._finish(
+                    effects,
+                    origin,
+                    Result(
+                        False,
+                        error=(
+                            f"ERR the object's siblings would hold {size} bytes, more than "
+                            f"{OBJECT_BYTES_MAX}: resolve them (write back with the context)"
+                        ),
                     ),
-                ),
-            )
-            return
+                )
+                return
         batch = Batch()
         if fallback:
             # The hint holds our fallback history of the key: we owe it to every primary.
             owed = set(primaries) | (hint.targets if hint is not None else frozenset())
-            batch.hints[op.key] = Hint(op.key, partition, encoded, frozenset(owed))
+            batch.hints[op.key] = Hint(op.key, partition, new.to_bytes(), frozenset(owed))
         else:
-            self._store_record(batch, partition, op.key, new, encoded)
+            whole = new is not record  # created, or reset: nothing stored before counts
+            self._store_record(batch, partition, op.key, new, whole=whole)
         targets: dict[str, str | None] = {}
         spare = [
             node
@@ -569,7 +612,7 @@ class Node:
                 effects.send(pending_replica, ReplicaWrite(0, op.key, delta, hlc))
         self._check_write(effects, write_id, pending)
         if write_id in self.pending:
-            effects.after(self.config.request_timeout_ms, Timer("timeout", write_id))
+            effects.after(self._timeout_ms(len(delta)), Timer("timeout", write_id))
 
     def _check_write(self, effects: Effects, write_id: int, pending: _PendingWrite) -> None:
         if not pending.replied and pending.need.met(pending.acks, self.region_of, self.region):
@@ -603,37 +646,56 @@ class Node:
             elif spare:
                 targets.append(spare.pop(0))
         read_id = self._id()
-        pending = _PendingRead(origin, request.op.key, partition, need, primaries, targets)
+        op = request.op
+        assert isinstance(op, Get)
+        pending = _PendingRead(
+            origin, op.key, partition, need, primaries, targets, members=op.members
+        )
         self.pending[read_id] = pending
-        for target in targets:
-            if target == self.id:
-                pending.replies[self.id] = self._local_for_read(request.op.key, partition)
-            else:
-                effects.send(target, ReplicaRead(read_id, request.op.key))
+        self._ask_replicas(effects, read_id, pending)
         self._check_read(effects, read_id, pending)
         if read_id in self.pending:
             effects.after(self.config.request_timeout_ms, Timer("timeout", read_id))
 
+    def _ask_replicas(self, effects: Effects, read_id: int, pending: _PendingRead) -> None:
+        for target in pending.targets:
+            if target == self.id:
+                local = self._local_for_read(pending.key, pending.partition)
+                if local is not None and pending.members is not None:
+                    pending.sizes[self.id] = (local.size(), self._local_digest(pending, local))
+                    local = local.project(pending.members)
+                pending.replies[self.id] = local
+            else:
+                effects.send(target, ReplicaRead(read_id, pending.key, pending.members))
+
     def _local_for_read(self, key: bytes, partition: int) -> Record | None:
+        """This node's record of ``key`` (its own, or the hint it holds): not to be changed."""
         if partition in self.trees:
             return self._load(key)
         hint = self.store.hint(key)
         return None if hint is None else Record.from_bytes(hint.record)
 
+    def _local_digest(self, pending: _PendingRead, record: Record) -> int:
+        if pending.partition in self.trees:
+            return self.records.digest(pending.key) or 0
+        return record.digest()
+
     def _merged(self, records: list[Record | None]) -> Record | None:
-        merged: Record | None = None
-        for record in records:
-            if record is None:
-                continue
-            if merged is None:
-                merged = record.copy()
-            else:
-                merged.merge(record)
+        """The merge of the records read (one alone is returned as it is: not to be
+        changed, it may be this node's own)."""
+        present = [record for record in records if record is not None]
+        if len(present) <= 1:
+            return present[0] if present else None
+        merged = present[0].copy()
+        for record in present[1:]:
+            merged.merge(record)
         return merged
 
-    def _read_result(self, merged: Record | None, answered: int) -> Result:
+    def _read_result(self, merged: Record | None, answered: int, pending: _PendingRead) -> Result:
         if merged is None:
             return Result(True, None, answered=answered)
+        if pending.members is not None and merged.kind in COLLECTIONS:
+            return self._projected_result(merged, answered, pending)
         context = merged.context().to_bytes() if merged.kind is Kind.OBJECT else None
         if not merged.present(self.now):
             return Result(True, None, context=context, answered=answered)
@@ -647,6 +709,27 @@ class Node:
             # Sketches (PFMERGE) and bounded counters (rights per node) travel whole.
             state=merged.data.to_bytes() if merged.kind in (Kind.HLL, Kind.BCOUNTER) else None,
         )
+
+    def _projected_result(self, merged: Record, answered: int, pending: _PendingRead) -> Result:
+        """A read of a few members (or of the size) of a collection."""
+        if merged.expired(self.now):
+            return Result(True, None, answered=answered, size=0)
+        sizes = {size for size, _ in pending.sizes.values()}
+        return Result(
+            True,
+            merged.value(),
+            answered=answered,
+            kind=merged.kind.name.lower(),
+            expire_at=merged.expire_at(),
+            size=sizes.pop() if len(sizes) == 1 else None,
+        )
+
+    def _sizes_disagree(self, pending: _PendingRead) -> bool:
+        """A size read whose replicas hold different records: the size of their merge is
+        not known from the parts, so the read is asked again, whole."""
+        digests = {digest for _, digest in pending.sizes.values()}
+        found = sum(record is not None for record in pending.replies.values())
+        return pending.members == () and (len(digests) > 1 or len(pending.sizes) != found)
 
     def _read_met(self, pending: _PendingRead) -> bool:
         """Found answers count toward R at once; "not found" counts only once a majority of
@@ -663,9 +746,21 @@ class Node:
 
     def _check_read(self, effects: Effects, read_id: int, pending: _PendingRead) -> None:
         if not pending.replied and self._read_met(pending):
+            if self._sizes_disagree(pending):
+                # Again under a new id, so a late projected reply is not taken as whole.
+                del self.pending[read_id]
+                whole = dataclasses.replace(pending, members=None, replies={}, sizes={})
+                whole_id = self._id()
+                self.pending[whole_id] = whole
+                self._ask_replicas(effects, whole_id, whole)
+                self._check_read(effects, whole_id, whole)
+                if whole_id in self.pending:
+                    effects.after(self.config.request_timeout_ms, Timer("timeout", whole_id))
+                return
             pending.replied = True
             merged = self._merged(list(pending.replies.values()))
-            self._finish(effects, pending.origin, self._read_result(merged, len(pending.replies)))
+            result = self._read_result(merged, len(pending.replies), pending)
+            self._finish(effects, pending.origin, result)
         if len(pending.replies) == len(pending.targets):
             if not pending.replied:
                 self._fail_read(effects, pending)
@@ -678,6 +773,9 @@ class Node:
             return  # one answer: nothing to compare it with
         merged = self._merged(records)
         if merged is None:
+            return
+        if pending.members is not None and merged.kind in COLLECTIONS:
+            self._repair_members(effects, pending, merged)
             return
         data = merged.to_bytes()
         stale = [
@@ -695,6 +793,30 @@ class Node:
                 self.store.apply(batch)
             else:
                 effects.send(node, ReplicaWrite(0, pending.key, data, hlc))
+
+    def _repair_members(self, effects: Effects, pending: _PendingRead, merged: Record) -> None:
+        """Read repair of a projected read: the members read, and nothing else."""
+        members = pending.members
+        assert members is not None
+        data = merged.to_bytes()
+        stale = [
+            node
+            for node, record in pending.replies.items()
+            if node in pending.primaries and (record is None or record.to_bytes() != data)
+        ]
+        found = [record for record in pending.replies.values() if record is not None]
+        delta = merged.member_delta(members, found) if stale else None
+        if delta is None:
+            return
+        hlc = self.hlc.now(self.now)
+        encoded = delta.to_bytes()
+        for node in stale:
+            if node == self.id:
+                batch = Batch()
+                self._merge_local(batch, pending.key, Record.from_bytes(encoded))
+                self.store.apply(batch)
+            else:
+                effects.send(node, ReplicaWrite(0, pending.key, encoded, hlc))
 
     def _fail_write(self, effects: Effects, pending: _PendingWrite) -> None:
         note = "; the write is applied where it landed and will spread"
@@ -806,7 +928,21 @@ class Node:
     def _on_replica_read(self, effects: Effects, sender: str, message: ReplicaRead) -> None:
         partition = self.ring.partition_of(message.key)
         record = self._local_for_read(message.key, partition)
-        effects.send(sender, ReadReply(message.id, None if record is None else record.to_bytes()))
+        if record is None:
+            effects.send(sender, ReadReply(message.id, None))
+        elif message.members is None:
+            effects.send(sender, ReadReply(message.id, record.to_bytes()))
+        else:
+            digest = self.records.digest(message.key) if partition in self.trees else None
+            effects.send(
+                sender,
+                ReadReply(
+                    message.id,
+                    record.project(message.members).to_bytes(),
+                    record.size(),
+                    record.digest() if digest is None else digest,
+                ),
+            )
 
     def _on_read_reply(self, effects: Effects, sender: str, message: ReadReply) -> None:
         pending = self.pending.get(message.id)
@@ -817,6 +953,8 @@ class Node:
         except DecodeError:
             return  # a replica that sends garbage has not answered
         pending.replies[sender] = record
+        if record is not None and pending.members is not None:
+            pending.sizes[sender] = (message.size, message.digest)
         self._check_read(effects, message.id, pending)
 
     # --- membership (core/membership.py) ---
@@ -862,7 +1000,7 @@ class Node:
             # Ownership handoff (Riak's): writes acknowledged here may not have reached the
             # new replicas, so push the partition to each of them before letting it go.
             # The data stays in the store; it is no longer ours to serve.
-            if next(iter(self.store.scan(partition)), None) is None:
+            if next(self.store.keys(partition), None) is None:
                 del self.trees[partition]  # nothing held: nothing to hand over
             else:
                 self.handing_off[partition] = self._new_replicas(partition)
@@ -877,9 +1015,11 @@ class Node:
 
     def _build_tree(self, partition: int) -> None:
         tree = self.trees[partition] = MerkleTree(self.config.partitions)
-        for key, data in self.store.scan(partition):
-            tree.update(key, record_hash(data))
-            self._track_tombstone(key, Record.from_stored(data))
+        for key in self.store.keys(partition):
+            record = self._load(key)
+            assert record is not None, "the store listed a key it does not hold"
+            tree.update(key, self.records.digest(key) or 0)
+            self._track_tombstone(key, record)
 
     def _handed_off(self, partition: int, peer: str) -> None:
         targets = self.handing_off.get(partition)
@@ -1021,7 +1161,7 @@ class Node:
     # --- hinted handoff ---
 
     def _handoff(self, effects: Effects) -> None:
-        sent = 0
+        sent = sent_bytes = 0
         members = {self.id, *self.peers}
         for stored in self.store.hints():
             hint = stored
@@ -1032,9 +1172,15 @@ class Node:
                 hint = Hint(hint.key, hint.partition, hint.record, targets)
                 self.store.apply(Batch(hints={hint.key: hint}))
             for target in sorted(hint.targets):
-                if target != self.id and self.up(target) and sent < HANDOFF_PER_TICK_MAX:
+                if (
+                    target != self.id
+                    and self.up(target)
+                    and sent < HANDOFF_PER_TICK_MAX
+                    and sent_bytes < HANDOFF_BYTES_PER_TICK_MAX
+                ):
                     effects.send(target, HintHandoff(hint.key, hint.record))
                     sent += 1
+                    sent_bytes += len(hint.record)
             if self.id in hint.targets:  # a hint for ourselves: we are back in charge
                 batch = Batch()
                 self._merge_local(batch, hint.key, Record.from_bytes(hint.record))
@@ -1141,15 +1287,19 @@ class Node:
             return
         push: list[tuple[bytes, bytes]] = []
         want: list[bytes] = []
+        size = 0
         for leaf, entries in message.leaves:
             theirs = dict(entries)
             mine = tree.leaf_entries(leaf) if 0 <= leaf < LEAVES else {}
             for key in sorted(set(mine) | set(theirs)):
                 if mine.get(key) == theirs.get(key) or len(push) + len(want) >= AE_KEYS_MAX:
                     continue
-                data = self.store.get(key) if key in mine else None
+                if size >= AE_BYTES_MAX:
+                    break
+                data = self.records.encoded(key) if key in mine else None
                 if data is not None:
                     push.append((key, data))
+                    size += len(data)
                 if key in theirs:
                     want.append(key)
         if push or want:
@@ -1171,12 +1321,16 @@ class Node:
         self._merge_records(message.records, message.partition)
         pushed = dict(message.records)
         records = []
+        size = 0
         for key in message.want[:AE_KEYS_MAX]:
-            data = self.store.get(key)
+            if size >= AE_BYTES_MAX:
+                break  # the next round asks again
+            data = self.records.encoded(key)
             # Send ours back only if it holds something theirs lacked: after the merge above,
             # equal bytes mean their version already covered ours.
             if data is not None and pushed.get(key) != data:
                 records.append((key, data))
+                size += len(data)
         if records:
             effects.send(sender, AeRecords(message.partition, tuple(records)))
 
@@ -1200,25 +1354,20 @@ class Node:
                 continue
             if any(isinstance(p, _PendingReap) and p.key == key for p in self.pending.values()):
                 continue
-            data = self.store.get(key)
-            if data is None:
+            digest = self._digest(key)
+            if digest is None:
                 self.tombstones.pop(key, None)
                 continue
             checked += 1
             reap_id = self._id()
             others = {p for p in primaries if p != self.id}
-            self.pending[reap_id] = _PendingReap(key, record_hash(data), others)
+            self.pending[reap_id] = _PendingReap(key, digest, others)
             for peer in sorted(others):
-                effects.send(peer, ReapCheck(key, record_hash(data)))
+                effects.send(peer, ReapCheck(key, digest))
             effects.after(self.config.request_timeout_ms, Timer("timeout", reap_id))
 
     def _on_reap_check(self, effects: Effects, sender: str, message: ReapCheck) -> None:
-        data = self.store.get(message.key)
-        same = (
-            data is not None
-            and record_hash(data) == message.record_hash
-            and message.key in self.tombstones
-        )
+        same = message.key in self.tombstones and self._digest(message.key) == message.record_hash
         effects.send(sender, ReapAck(message.key, message.record_hash, same))
 
     def _on_reap_ack(self, effects: Effects, sender: str, message: ReapAck) -> None:
@@ -1240,12 +1389,11 @@ class Node:
         self._drop_record(message.key, message.record_hash)
 
     def _drop_record(self, key: bytes, expected_hash: int) -> None:
-        data = self.store.get(key)
-        if data is None or record_hash(data) != expected_hash:
+        if self._digest(key) != expected_hash:
             return
         partition = self.ring.partition_of(key)
         batch = Batch()
-        batch.records[key] = (partition, None)
+        self.records.drop(batch, partition, key)
         self.store.apply(batch)
         tree = self.trees.get(partition)
         if tree is not None:
@@ -1256,9 +1404,14 @@ class Node:
 
     # --- for the driver and tests ---
 
+    def _digest(self, key: bytes) -> int | None:
+        """The anti-entropy digest of this node's own record of ``key`` (None: no record)."""
+        return self.records.digest(key)
+
     def record(self, key: bytes) -> Record | None:
-        """This node's own record of ``key`` (tests and checkers)."""
-        return self._load(key)
+        """A copy of this node's own record of ``key`` (tests and checkers)."""
+        record = self._load(key)
+        return None if record is None else record.copy()
 
 
 _HANDLERS: dict[type, str] = {

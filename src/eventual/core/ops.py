@@ -1,10 +1,14 @@
 """Client operations and how a coordinating replica applies them.
 
 Every operation is a frozen dataclass naming its key. ``apply(record, op, actor, now_ms,
-timestamp)`` runs a mutation against the coordinator's record and returns the new record, the
-*delta* to replicate (a ``Record`` at the same incarnation, or a new one after a hard reset)
-and the result for the client. It raises ``WrongTypeError``, ``InsufficientRights`` or
-``ValueError`` before changing anything when the operation cannot apply.
+timestamp)`` runs a mutation against the coordinator's record *in place* and returns the
+record (the same object, or a new one after a hard reset), the *delta* to replicate (a
+``Record`` at the same incarnation, or a new one after a hard reset) and the result for the
+client. It raises ``WrongTypeError``, ``InsufficientRights``, ``ValueError`` or
+``TypeError`` before changing anything when the operation cannot apply: every argument is
+checked first (``_check``), so a record held in memory is never left half changed. In place
+is what keeps a write to one member of a big set as cheap as one to a small set: nothing is
+copied.
 
 ``actor`` is the coordinator's actor id (it names the dots and counter entries this write
 creates); ``timestamp`` is the coordinator's HLC time for LWW writes and resets.
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventual.clocks import DVVSet, VersionVector
+from eventual.codec import check_element
 from eventual.core.record import TOMBSTONE, Kind, Record, WrongTypeError
 from eventual.crdt import (
     BoundedCounter,
@@ -30,6 +35,8 @@ from eventual.crdt import (
 from eventual.lattice import Lattice
 
 __all__ = [
+    "MEMBER_BYTES_MAX",
+    "STRING_BYTES_MAX",
     "Applied",
     "BcounterDecr",
     "BcounterIncr",
@@ -57,9 +64,20 @@ __all__ = [
 ]
 
 
+# Limits on what one operation carries. A collection has no size limit: its members are
+# stored and replicated one by one, so only one member must fit in a message.
+STRING_BYTES_MAX = 64 * 1024 * 1024  # a string value (a cached page, an image); Redis: 512 MiB
+MEMBER_BYTES_MAX = 1024 * 1024  # a set member, a hash field or a hash value
+
+
 @dataclass(frozen=True, slots=True)
 class Get:
+    """Read a key. ``members``: read only these members of a set or fields of a hash (a
+    record of any other kind is read whole); ``()``: read only a collection's size
+    (``Result.size``). Either costs the same whatever the collection's size."""
+
     key: bytes
+    members: tuple[bytes, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,16 +331,49 @@ def _check_amount(amount: int) -> None:
         raise ValueError("the amount must be a non-zero integer")
 
 
+def _check_size(what: str, value: bytes, limit: int) -> None:
+    if len(value) > limit:
+        raise ValueError(f"the {what} is {len(value)} bytes, more than the limit of {limit}")
+
+
+def _check_members(what: str, members: tuple[bytes, ...]) -> None:
+    for member in members:
+        check_element(member)
+        if isinstance(member, bytes):
+            _check_size(what, member, MEMBER_BYTES_MAX)
+
+
+def _check(op: Mutation, record: Record | None) -> None:
+    """Every way ``op`` can fail, checked before anything changes."""
+    if isinstance(op, CounterAdd | HashIncr | MapIncr):
+        _check_amount(op.amount)
+    if isinstance(op, StringSet):
+        _check_size("string value", op.value, STRING_BYTES_MAX)
+    elif isinstance(op, ObjectPut):
+        _check_size("object value", op.value, STRING_BYTES_MAX)
+    elif isinstance(op, SetAdd | SetRemove):
+        _check_members("set member", op.members)
+    elif isinstance(op, HashDel):
+        _check_members("hash field", op.fields)
+    elif isinstance(op, HashIncr | MapIncr | MapRemove):
+        _check_members("hash field", (op.field,))
+    elif isinstance(op, HashSet):
+        _check_members("hash field", tuple(field for field, _ in op.pairs))
+        _check_members("hash value", tuple(value for _, value in op.pairs))
+        if record is not None and isinstance(record.data, ORMap):
+            for field, _ in op.pairs:  # HSET over a field HINCRBY made: refuse them all
+                record.data.check_type(field, LWWRegister)
+
+
 def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestamp: int) -> Applied:
-    """Apply a mutation at the coordinator. ``record`` is not changed: a copy is."""
+    """Apply a mutation at the coordinator, in place (see the module's docstring)."""
     wanted: Kind | None = op.kind
+    _check(op, record)
     if record is None:
         if isinstance(op, Delete | Expire | Persist):
             return Applied(Record(Kind.OBJECT), Record(Kind.OBJECT), 0)
         assert wanted is not None
         record = Record(wanted)
-    else:
-        record = record.copy()
     change = _Change(record, actor, now_ms, timestamp)
     present = record.present(now_ms)
     if wanted is not None and record.kind is not wanted:
@@ -358,7 +409,6 @@ def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestam
             change.ttl(None)
         result = "OK"
     elif isinstance(op, CounterAdd):
-        _check_amount(op.amount)
         assert isinstance(data, PNCounter)
         if op.amount > 0:
             absorb(data.increment(actor, op.amount))
@@ -397,7 +447,6 @@ def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestam
         for field in op.fields:
             absorb(data.remove(field))
     elif isinstance(op, HashIncr | MapIncr):
-        _check_amount(op.amount)
         assert isinstance(data, ORMap)
         absorb(data.update(actor, op.field, PNCounter, _counter_adder(actor, op.amount)))
         nested = data.get(op.field)

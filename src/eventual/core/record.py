@@ -30,10 +30,19 @@ is a hard reset too.
 
 Expired keys read as absent as soon as their time passes, at every replica that knows the
 expiry; a write to an expired key first resets it, as Redis does.
+
+Stored form (``head_bytes``, ``member_cells``, ``from_cells``). A record of a scalar kind is
+stored whole: its *head* is its encoding. A collection (set, hash, map) is stored as a head
+(the record with every member taken out: kind, incarnation, causal context, TTL) plus one
+cell per member (``crdt._keyed``), so a change to one member writes one cell and the head,
+whatever the collection's size. ``digest(head)`` is the record's hash for anti-entropy:
+the head's hash mixed with the XOR of the members' dots, kept up to date member by member,
+so equal records have equal digests and computing one never walks the members.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum
 from typing import Any, Self, TypeVar
 
@@ -43,11 +52,13 @@ from eventual.codec import (
     Scalar,
     TypeTag,
     decode_frame,
+    encode_frame,
     expect_bytes,
     expect_int,
     expect_list,
     expect_str,
 )
+from eventual.core.merkle import record_hash
 from eventual.crdt import (
     BoundedCounter,
     EWFlag,
@@ -58,9 +69,10 @@ from eventual.crdt import (
     ORSet,
     PNCounter,
 )
+from eventual.crdt._keyed import member_id
 from eventual.lattice import Lattice
 
-__all__ = ["TOMBSTONE", "Kind", "Record", "WrongTypeError"]
+__all__ = ["COLLECTIONS", "TOMBSTONE", "Kind", "Record", "WrongTypeError"]
 
 # The sibling value that marks an object deleted (values of user objects are bytes).
 TOMBSTONE: Scalar = None
@@ -92,6 +104,9 @@ _DATA_TYPES: dict[Kind, type[Lattice]] = {
     Kind.FLAG: EWFlag,
     Kind.HLL: HyperLogLog,
 }
+
+# Kinds stored as a head plus a cell per member (see the module's docstring).
+COLLECTIONS = frozenset({Kind.SET, Kind.HASH, Kind.MAP})
 
 Incarnation = tuple[int, str]
 L = TypeVar("L", bound=Lattice)
@@ -186,6 +201,108 @@ class Record(Lattice):
         """For objects: the causal context a client gets with what it read."""
         assert isinstance(self.data, DVVSet)
         return self.data.context()
+
+    def weight(self) -> int:
+        """Roughly how many entries this record holds in memory (1 + its members)."""
+        data = self.data
+        return 1 + len(data) if isinstance(data, ORSet | ORMap) else 1
+
+    # --- projections (reads of a few members of a collection) ---
+
+    def project(self, members: tuple[bytes, ...]) -> Self:
+        """A collection restricted to ``members`` (see ``KeyedCausal.project``); a record of
+        any other kind, whole. Never merge a projection into a replica: ``member_delta``."""
+        data = self.data
+        if not isinstance(data, ORSet | ORMap):
+            return self
+        projection = type(self)(self.kind, self.incarnation)
+        projection.data = data.project(members)
+        projection.baseline = self.baseline.copy()
+        projection.ttl = self.ttl.copy()
+        return projection
+
+    def member_delta(self, members: tuple[bytes, ...], replies: list[Self]) -> Self | None:
+        """The repair that brings every replica's ``members`` to this merged projection
+        of ``replies`` (None when they are not all of this record's generation: a replica
+        reset or retyped is left to anti-entropy)."""
+        data = self.data
+        if not isinstance(data, ORSet | ORMap) or any(
+            (r.incarnation, r.kind) != (self.incarnation, self.kind) for r in replies
+        ):
+            return None
+        seen = [dot for r in replies for dot in r.data.live_dots(members)]  # type: ignore[attr-defined]
+        delta = type(self)(self.kind, self.incarnation)
+        delta.data = data.member_delta(members, seen)
+        delta.baseline = self.baseline.copy()
+        delta.ttl = self.ttl.copy()
+        return delta
+
+    def size(self) -> int:
+        """Members of a collection; 1 for anything else that holds data, 0 otherwise."""
+        data = self.data
+        if isinstance(data, ORSet | ORMap):
+            return len(data)
+        return 1 if self.has_data() else 0
+
+    # --- stored form: a head and member cells ---
+
+    def head_bytes(self) -> bytes:
+        """The encoding of everything but the members (of a scalar kind: the whole record)."""
+        data = self.data
+        if not isinstance(data, ORSet | ORMap):
+            return self.to_bytes()
+        return encode_frame(
+            self.TAG,
+            self.VERSION,
+            [
+                int(self.kind),
+                self.incarnation[0],
+                self.incarnation[1],
+                encode_frame(data.TAG, data.VERSION, data.head_payload()),
+                _optional(self.baseline),
+                _optional(self.ttl),
+            ],
+        )
+
+    def digest(self, head: bytes | None = None) -> int:
+        """This record's hash for anti-entropy (``head``: its ``head_bytes``, if at hand)."""
+        if head is None:
+            head = self.head_bytes()
+        data = self.data
+        if not isinstance(data, ORSet | ORMap):
+            return record_hash(head)
+        return record_hash(head + data.digest().to_bytes(8, "big"))
+
+    def take_changed_members(self) -> dict[bytes, bytes | None]:
+        """The cells of the members changed since last asked (None: the member is gone),
+        by member id."""
+        data = self.data
+        if not isinstance(data, ORSet | ORMap):
+            return {}
+        return {member_id(m): data.member_cell(m) for m in data.take_touched()}
+
+    def members_changed(self) -> bool:
+        """Whether any member changed since ``take_changed_members`` was last called."""
+        data = self.data
+        return isinstance(data, ORSet | ORMap) and bool(data._dots.touched)
+
+    def touch_all(self) -> None:
+        """Mark every member changed: the next ``take_changed_members`` gives them all."""
+        if isinstance(self.data, ORSet | ORMap):
+            self.data.touch_all()
+
+    @classmethod
+    def from_cells(cls, head: bytes, cells: Iterable[tuple[bytes, bytes]]) -> Self:
+        """Rebuild a record from this node's store: its head, then its member cells."""
+        record = cls.from_stored(head)
+        data = record.data
+        if isinstance(data, ORSet | ORMap):
+            if len(data):
+                # A head holding members inline was stored whole (before collections were
+                # decomposed, or received whole): its next write splits it into cells.
+                data.touch_all()
+            data.load_members(cells)
+        return record
 
     # --- lattice ---
 

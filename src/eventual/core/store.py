@@ -2,10 +2,13 @@
 
 A node keeps three things on disk:
 
-- *records*: key -> encoded ``Record``, with the key's partition, so a partition can be
-  scanned (anti-entropy, handoff);
+- *records*, each as a *head* and zero or more *member cells* (``core/record.py`` says
+  what goes where: a scalar record is all head; a set, hash or map keeps one cell per
+  member), with the key's partition, so a partition's keys can be listed (anti-entropy,
+  handoff). A write stores the head and only the cells that changed, so writing one member
+  of a collection of ten million costs what it costs in one of ten;
 - *hints*: for writes a node took for another (sloppy quorum): key -> the merged record it
-  holds for that key, and the set of primaries it still owes it to;
+  holds for that key, encoded whole, and the set of primaries it still owes it to;
 - *metadata*: a few named values (the node's fallback epoch, ...).
 
 ``apply(batch)`` is the only write and it is atomic: a record and the hint that goes with it
@@ -21,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["Batch", "Hint", "MemoryStore", "Store"]
+__all__ = ["Batch", "Hint", "MemoryStore", "RecordWrite", "Store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,22 +35,55 @@ class Hint:
     targets: frozenset[str]
 
 
+@dataclass(slots=True)
+class RecordWrite:
+    """What a batch does to one record.
+
+    ``reset``: first forget everything stored for the key (a dropped record, a hard reset,
+    a record stored whole for the first time); then store ``head`` (None: nothing, the
+    record is gone) and ``cells`` (member id -> cell, None deleting that member)."""
+
+    partition: int
+    head: bytes | None
+    cells: dict[bytes, bytes | None] = field(default_factory=dict)
+    reset: bool = False
+
+
 @dataclass
 class Batch:
-    """Changes to apply atomically. A ``None`` record deletes the key (a reaped tombstone)."""
+    """Changes to apply atomically."""
 
-    records: dict[bytes, tuple[int, bytes | None]] = field(default_factory=dict)
+    records: dict[bytes, RecordWrite] = field(default_factory=dict)
     hints: dict[bytes, Hint | None] = field(default_factory=dict)
     meta: dict[str, bytes] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.records or self.hints or self.meta)
 
+    def write(self, key: bytes, write: RecordWrite) -> None:
+        """Stage ``write``, folding it into what the batch already holds for ``key``."""
+        staged = self.records.get(key)
+        if staged is None or write.reset:
+            if staged is not None and staged.reset:
+                write.reset = True  # what the batch dropped earlier stays dropped
+            self.records[key] = write
+            return
+        staged.head = write.head
+        staged.cells.update(write.cells)
+
+    def drop(self, key: bytes, partition: int) -> None:
+        """Forget the record of ``key`` (a reaped tombstone)."""
+        self.records[key] = RecordWrite(partition, None, reset=True)
+
 
 class Store(Protocol):
-    def get(self, key: bytes) -> bytes | None: ...
+    def head(self, key: bytes) -> bytes | None: ...
 
-    def scan(self, partition: int) -> Iterator[tuple[bytes, bytes]]: ...
+    def cells(self, key: bytes) -> Iterator[tuple[bytes, bytes]]: ...
+
+    def keys(self, partition: int) -> Iterator[bytes]:
+        """The keys of ``partition``, in order."""
+        ...
 
     def hint(self, key: bytes) -> Hint | None: ...
 
@@ -62,18 +98,24 @@ class MemoryStore:
     """A dict-backed store. ``writes`` counts applied batches (the simulator's fsyncs)."""
 
     def __init__(self) -> None:
-        self._records: dict[bytes, bytes] = {}
+        self._heads: dict[bytes, bytes] = {}
+        self._cells: dict[bytes, dict[bytes, bytes]] = {}
         self._partitions: dict[int, dict[bytes, None]] = {}
         self._hints: dict[bytes, Hint] = {}
         self._meta: dict[str, bytes] = {}
         self.writes = 0
 
-    def get(self, key: bytes) -> bytes | None:
-        return self._records.get(key)
+    def head(self, key: bytes) -> bytes | None:
+        return self._heads.get(key)
 
-    def scan(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
-        for key in sorted(self._partitions.get(partition, {})):
-            yield key, self._records[key]
+    def cells(self, key: bytes) -> Iterator[tuple[bytes, bytes]]:
+        yield from sorted(self._cells.get(key, {}).items())
+
+    def keys(self, partition: int) -> Iterator[bytes]:
+        yield from sorted(self._partitions.get(partition, {}))
+
+    def all_keys(self) -> list[bytes]:
+        return sorted(self._heads)
 
     def hint(self, key: bytes) -> Hint | None:
         return self._hints.get(key)
@@ -86,13 +128,23 @@ class MemoryStore:
         return self._meta.get(name)
 
     def apply(self, batch: Batch) -> None:
-        for key, (partition, data) in batch.records.items():
-            if data is None:
-                if self._records.pop(key, None) is not None:
-                    del self._partitions[partition][key]
-            else:
-                self._records[key] = data
-                self._partitions.setdefault(partition, {})[key] = None
+        for key, write in batch.records.items():
+            if write.reset:
+                self._cells.pop(key, None)
+                if self._heads.pop(key, None) is not None:
+                    self._partitions[write.partition].pop(key, None)
+            if write.head is not None:
+                self._heads[key] = write.head
+                self._partitions.setdefault(write.partition, {})[key] = None
+            if write.cells:
+                cells = self._cells.setdefault(key, {})
+                for member, cell in write.cells.items():
+                    if cell is None:
+                        cells.pop(member, None)
+                    else:
+                        cells[member] = cell
+                if not cells:
+                    del self._cells[key]
         for key, hint in batch.hints.items():
             if hint is None:
                 self._hints.pop(key, None)
@@ -100,6 +152,3 @@ class MemoryStore:
                 self._hints[key] = hint
         self._meta.update(batch.meta)
         self.writes += 1
-
-    def keys(self) -> list[bytes]:
-        return sorted(self._records)

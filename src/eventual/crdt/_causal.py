@@ -15,8 +15,11 @@ sets of seen dots always have the same representation and the same encoding.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
+
+import msgpack
 
 from eventual.codec import DecodeError, expect_int, expect_list, expect_str
 from eventual.lattice import merge_max
@@ -28,6 +31,7 @@ __all__ = [
     "KeyedDots",
     "check_dots_seen",
     "decode_dot",
+    "dot_digest",
     "join_dot_maps",
 ]
 
@@ -181,6 +185,15 @@ def join_dot_maps(
     return joined
 
 
+def dot_digest(key: object, dot: Dot) -> int:
+    """The 64-bit share of one live ``(key, dot)`` in a dot store's digest.
+
+    A dot names one event, so it determines the value it carries: hashing the key and the
+    dot is enough to tell two dot stores apart, and costs the same whatever the value."""
+    packed: bytes = msgpack.packb((key, dot[0], dot[1]), use_bin_type=True)
+    return int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(), "big")
+
+
 class KeyedDots(Generic[K, V]):
     """A dot store keyed by element or map key: ``key -> {dot: value}``, with an index from
     each live dot to its key.
@@ -188,26 +201,67 @@ class KeyedDots(Generic[K, V]):
     The index is what keeps merging a small delta cheap in a large set or map: the dots the
     other side has seen but no longer holds (the ones it removed) are found by walking its
     context when that is smaller than ours, instead of scanning every key we hold.
+
+    Two things are kept up to date on every change, in O(1) per dot changed, so that a big
+    set or map never has to be walked or re-encoded whole after a small change:
+
+    - ``digest``: the XOR of ``dot_digest(key, dot)`` over every live dot. Equal dot stores
+      have equal digests, whatever order their dots arrived in (anti-entropy's leaf hash).
+    - ``touched``: the keys whose live dots changed since the owner last took them
+      (``take_touched``): what a store must write again, member by member.
     """
 
-    __slots__ = ("entries", "owner")
+    __slots__ = ("_digest", "entries", "owner", "touched")
 
     def __init__(self) -> None:
         self.entries: dict[K, dict[Dot, V]] = {}
         self.owner: dict[Dot, K] = {}
+        # Computed on first use (a decoded state that is only read never pays for it), then
+        # kept up to date dot by dot.
+        self._digest: int | None = 0
+        self.touched: set[K] = set()
+
+    @property
+    def digest(self) -> int:
+        if self._digest is None:
+            digest = 0
+            for dot, key in self.owner.items():
+                digest ^= dot_digest(key, dot)
+            self._digest = digest
+        return self._digest
+
+    def _flip(self, key: K, dot: Dot) -> None:
+        if self._digest is not None:
+            self._digest ^= dot_digest(key, dot)
 
     def replace(self, key: K, dot: Dot, value: V) -> dict[Dot, V]:
         """Make ``dot`` the one live dot of ``key``; return the dots it replaced."""
         old = self.pop(key)
         self.entries[key] = {dot: value}
         self.owner[dot] = key
+        self._flip(key, dot)
+        self.touched.add(key)
         return old
 
     def pop(self, key: K) -> dict[Dot, V]:
         old = self.entries.pop(key, {})
-        for dot in old:
-            del self.owner[dot]
+        if old:
+            for dot in old:
+                del self.owner[dot]
+                self._flip(key, dot)
+            self.touched.add(key)
         return old
+
+    def clear(self) -> dict[Dot, K]:
+        """Drop every live dot; return them (a DEL's delta context)."""
+        owner = self.owner
+        self.touched.update(self.entries)
+        self.entries, self.owner, self._digest = {}, {}, 0
+        return owner
+
+    def take_touched(self) -> set[K]:
+        touched, self.touched = self.touched, set()
+        return touched
 
     def merge(
         self,
@@ -221,8 +275,9 @@ class KeyedDots(Generic[K, V]):
         A dot survives if both sides hold it, or one side holds it and the other never saw
         it. ``adopt`` copies a value taken from ``other`` so no mutable state is shared.
         """
-        owner, entries = self.owner, self.entries
+        owner, entries, touched = self.owner, self.entries, self.touched
         their_owner = other.owner
+        flip = self._flip
         # 1. Our live dots that the other side has seen but does not hold: it removed them.
         # (A dot lives under one key only, so "they hold it" is a lookup in their index.)
         if their_context.size() < len(owner):
@@ -235,11 +290,15 @@ class KeyedDots(Generic[K, V]):
             del live[dot]
             if not live:
                 del entries[key]
+            flip(key, dot)
+            touched.add(key)
         # 2. Their live dots that we have never seen: new to us.
         for dot, key in their_owner.items():
             if dot not in owner and dot not in my_context:
                 entries.setdefault(key, {})[dot] = adopt(other.entries[key][dot])
                 owner[dot] = key
+                flip(key, dot)
+                touched.add(key)
 
     def copy(self, copy_value: Callable[[V], V]) -> KeyedDots[K, V]:
         clone: KeyedDots[K, V] = KeyedDots()
@@ -248,12 +307,16 @@ class KeyedDots(Generic[K, V]):
             for key, live in self.entries.items()
         }
         clone.owner = dict(self.owner)
+        clone._digest = self._digest
         return clone
 
     def add_decoded(self, key: K, live: dict[Dot, V], what: str) -> None:
         """Add a decoded entry; a dot live under two keys cannot come from a real history."""
+        if key in self.entries:
+            raise DecodeError(f"{what}: key {key!r} is stored twice")
         for dot in live:
             if dot in self.owner:
                 raise DecodeError(f"{what}: dot {dot} is live under two keys")
             self.owner[dot] = key
+            self._flip(key, dot)
         self.entries[key] = live

@@ -39,7 +39,8 @@ from eventual.codec import (
     expect_element,
     expect_list,
 )
-from eventual.crdt._causal import ActorTable, CausalContext, Dot, KeyedDots, check_dots_seen
+from eventual.crdt._causal import ActorTable, CausalContext, Dot, check_dots_seen
+from eventual.crdt._keyed import KeyedCausal
 from eventual.crdt.bcounter import BoundedCounter
 from eventual.crdt.ewflag import EWFlag
 from eventual.crdt.gcounter import GCounter
@@ -70,13 +71,10 @@ def _merged(states: Iterator[Lattice]) -> Lattice:
     return first
 
 
-class ORMap(Lattice):
+class ORMap(KeyedCausal[Lattice]):
     TAG = TypeTag.ORMAP
-    __slots__ = ("_context", "_dots")
-
-    def __init__(self) -> None:
-        self._dots: KeyedDots[Element, Lattice] = KeyedDots()
-        self._context = CausalContext()
+    __slots__ = ()
+    _CELL_VALUE_ITEMS = 1  # each dot carries the nested state it wrote
 
     # --- reading ---
 
@@ -92,14 +90,16 @@ class ORMap(Lattice):
             for key in sorted(entries, key=element_key)
         }
 
+    def check_type(self, key: Element, crdt_type: type[Lattice]) -> None:
+        """Raise ``WrongType`` if ``key`` holds a CRDT of another type."""
+        states = self._dots.entries.get(key)
+        if states:
+            held = type(next(iter(states.values())))
+            if held is not crdt_type:
+                raise WrongType(f"key {key!r} holds a {held.__name__}, not a {crdt_type.__name__}")
+
     def keys(self) -> list[Element]:
         return sorted(self._dots.entries, key=element_key)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._dots.entries
-
-    def __len__(self) -> int:
-        return len(self._dots.entries)
 
     def depth(self) -> int:
         """1 for a map of plain CRDTs, 2 if it holds maps of plain CRDTs, and so on."""
@@ -125,15 +125,9 @@ class ORMap(Lattice):
         check_element(key)
         if crdt_type not in _NESTED_TYPES.values():
             raise TypeError(f"{crdt_type.__name__} cannot be nested in an ORMap")
+        self.check_type(key, crdt_type)
         current = self.get(key)
-        if current is None:
-            nested: N = crdt_type()
-        elif type(current) is crdt_type:
-            nested = current
-        else:
-            raise WrongType(
-                f"key {key!r} holds a {type(current).__name__}, not a {crdt_type.__name__}"
-            )
+        nested: N = crdt_type() if current is None else current  # type: ignore[assignment]
         fn(nested)
         if isinstance(nested, ORMap) and nested.depth() + 1 > ORMAP_DEPTH_MAX:
             raise ValueError(f"maps nest at most {ORMAP_DEPTH_MAX} deep")
@@ -145,32 +139,21 @@ class ORMap(Lattice):
         delta._context = CausalContext.of((*old, dot))
         return delta
 
-    def remove(self, key: Element) -> ORMap:
-        """Remove what this replica has observed of ``key``; absent: an empty delta."""
-        check_element(key)
-        delta = ORMap()
-        old = self._dots.pop(key)
-        if old:
-            delta._context = CausalContext.of(old)
-        return delta
-
-    def clear(self) -> ORMap:
-        """Remove everything this replica has observed (a DEL); concurrent adds survive."""
-        delta = ORMap()
-        delta._context = CausalContext.of(self._dots.owner)
-        self._dots = KeyedDots()
-        return delta
-
-    def merge(self, other: Self) -> None:
-        self._check_same_type(other)
-        self._dots.merge(other._dots, self._context, other._context, _copy)
-        self._context.merge(other._context)
+    @staticmethod
+    def _adopt(value: Lattice) -> Lattice:
+        return value.copy()
 
     def copy(self) -> Self:
         clone = type(self)()
-        clone._dots = self._dots.copy(_copy)
+        clone._dots = self._dots.copy(self._adopt)
         clone._context = self._context.copy()
         return clone
+
+    def _cell_values(self, value: Lattice) -> list[Any]:
+        return [value.to_bytes()]
+
+    def _cell_value(self, items: list[Any]) -> Lattice:
+        return _decode_nested(expect_bytes(items[0], "ormap nested state"), 1)
 
     # --- encoding ---
 
@@ -196,6 +179,7 @@ class ORMap(Lattice):
         context, actors, rows = expect_list(payload, "ormap", 3)
         result = cls()
         result._context = CausalContext.from_payload(context)
+        result._dots._digest = None  # computed if it is ever needed
         table = ActorTable.decode(actors)
         for row in expect_list(rows, "ormap entries"):
             if len(expect_list(row, "ormap entry")) < 4 or (len(row) - 1) % 3:
@@ -211,10 +195,6 @@ class ORMap(Lattice):
             check_dots_seen(states, result._context, "ormap")
             result._dots.add_decoded(key, states, "ormap")
         return result
-
-
-def _copy(state: Lattice) -> Lattice:
-    return state.copy()
 
 
 def _decode_nested(data: bytes, depth: int) -> Lattice:

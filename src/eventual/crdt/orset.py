@@ -23,34 +23,20 @@ from eventual.codec import (
     expect_element,
     expect_list,
 )
-from eventual.crdt._causal import ActorTable, CausalContext, Dot, KeyedDots
-from eventual.lattice import Lattice
+from eventual.crdt._causal import ActorTable, CausalContext, Dot
+from eventual.crdt._keyed import KeyedCausal
 
 __all__ = ["ORSet"]
 
 
-def _same(value: None) -> None:
-    return value
-
-
-class ORSet(Lattice):
+class ORSet(KeyedCausal[None]):
     TAG = TypeTag.ORSET
-    __slots__ = ("_context", "_dots")
-
-    def __init__(self) -> None:
-        self._dots: KeyedDots[Element, None] = KeyedDots()
-        self._context = CausalContext()
+    __slots__ = ()
 
     # --- reading ---
 
     def value(self) -> set[Element]:
         return set(self._dots.entries)
-
-    def __contains__(self, element: object) -> bool:
-        return element in self._dots.entries
-
-    def __len__(self) -> int:
-        return len(self._dots.entries)
 
     def __iter__(self) -> Iterator[Element]:
         return iter(sorted(self._dots.entries, key=element_key))
@@ -68,32 +54,14 @@ class ORSet(Lattice):
         delta._context = CausalContext.of((*old, dot))
         return delta
 
-    def remove(self, element: Element) -> ORSet:
-        """Remove what this replica has observed of ``element``; absent: an empty delta."""
-        check_element(element)
-        delta = ORSet()
-        old = self._dots.pop(element)
-        if old:
-            delta._context = CausalContext.of(old)
-        return delta
-
-    def clear(self) -> ORSet:
-        """Remove everything this replica has observed (a DEL); concurrent adds survive."""
-        delta = ORSet()
-        delta._context = CausalContext.of(self._dots.owner)
-        self._dots = KeyedDots()
-        return delta
-
-    def merge(self, other: Self) -> None:
-        self._check_same_type(other)
-        self._dots.merge(other._dots, self._context, other._context, _same)
-        self._context.merge(other._context)
-
     def copy(self) -> Self:
         clone = type(self)()
-        clone._dots = self._dots.copy(_same)
+        clone._dots = self._dots.copy(self._adopt)
         clone._context = self._context.copy()
         return clone
+
+    def _cell_value(self, items: list[Any]) -> None:
+        return None
 
     # --- encoding ---
 
@@ -115,6 +83,7 @@ class ORSet(Lattice):
         result = cls()
         result._context = seen = CausalContext.from_payload(context)
         table = ActorTable.decode(actors)
+        result._dots._digest = None  # computed if it is ever needed
         owner, elements = result._dots.owner, result._dots.entries
         # The hot loop of reading a large set: checks inlined, errors spelled out below.
         for item in expect_list(entries, "orset entries"):
@@ -124,7 +93,7 @@ class ORSet(Lattice):
             live: dict[Dot, None] = {}
             for position in range(1, len(item), 2):
                 dot = table.dot(item[position], item[position + 1])
-                if dot in owner or dot in live:
+                if dot in owner:
                     raise DecodeError(f"orset: dot {dot} is live twice")
                 if dot not in seen:
                     raise DecodeError(f"orset: live dot {dot} is missing from the context")

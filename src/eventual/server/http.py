@@ -28,12 +28,14 @@ from eventual.clocks import VersionVector
 from eventual.codec import DecodeError
 from eventual.core import Level, Request, Result
 from eventual.core import ops as O  # noqa: N812
+from eventual.core.ops import STRING_BYTES_MAX
 from eventual.crdt import BoundedCounter
 from eventual.server.runtime import NodeRuntime, wall_ms
 
 __all__ = ["build_app", "decode_object", "encode_object"]
 
-BODY_BYTES_MAX = 1024 * 1024  # the record limit of the core
+# The largest string or object value the core takes, plus room for a JSON body around it.
+BODY_BYTES_MAX = STRING_BYTES_MAX + 1024 * 1024
 CONTEXT_HEADER = "X-Causal-Context"
 
 

@@ -32,7 +32,7 @@ from typing import Any, cast
 from eventual import __version__
 from eventual.core import Level, Request, Result
 from eventual.core import ops as O  # noqa: N812  (short: the command table reads better)
-from eventual.core.record import Record
+from eventual.core.ops import STRING_BYTES_MAX
 from eventual.crdt import BoundedCounter, HyperLogLog
 from eventual.server.runtime import NodeRuntime, wall_ms
 
@@ -41,7 +41,9 @@ __all__ = ["RespServerProtocol"]
 log = logging.getLogger("eventual.resp")
 
 MULTIBULK_MAX = 1024 * 1024  # Redis's limit on arguments per command
-BULK_BYTES_MAX = 8 * 1024 * 1024  # far above a record (1 MiB); beyond: protocol error
+# Twice the largest string a node stores: a value over that limit (ops.STRING_BYTES_MAX) still
+# parses and gets a clear error; past this one, Redis too answers a protocol error and closes.
+BULK_BYTES_MAX = 2 * STRING_BYTES_MAX
 INLINE_BYTES_MAX = 64 * 1024  # Redis's limit on an inline command line
 PIPELINE_MAX = 10_000  # commands awaiting a reply per connection; beyond, reading pauses
 
@@ -801,14 +803,20 @@ def _smembers(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     c.call(O.Get(args[0]), lambda r: c.collection([c.bulk(m) for m in _members(r)], b"~"), done)
 
 
+def _size(r: Result, kind: str) -> int:
+    """A collection's size from a size read (``O.Get(key, ())``)."""
+    expect_kind(r, kind)
+    return r.size if r.size is not None else len(r.value or ())
+
+
 @command("SISMEMBER", 3)
 def _sismember(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    c.call(O.Get(args[0]), lambda r: integer(int(args[1] in _members(r))), done)
+    c.call(O.Get(args[0], (args[1],)), lambda r: integer(int(args[1] in _members(r))), done)
 
 
 @command("SCARD", 2)
 def _scard(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    c.call(O.Get(args[0]), lambda r: integer(len(_members(r))), done)
+    c.call(O.Get(args[0], ()), lambda r: integer(_size(r, "set")), done)
 
 
 def _fields(r: Result) -> dict[bytes, Any]:
@@ -836,7 +844,7 @@ def _hget(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
         value = _fields(r).get(args[1])
         return c.bulk(None if value is None else as_bytes(value))
 
-    c.call(O.Get(args[0]), field, done)
+    c.call(O.Get(args[0], (args[1],)), field, done)
 
 
 @command("HDEL", -3)
@@ -857,19 +865,19 @@ def _hgetall(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
 def _hincrby(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     amount = parse_int(args[2])
     if amount == 0:
-        c.call(O.Get(args[0]), lambda r: integer(int(_fields(r).get(args[1], 0))), done)
+        c.call(O.Get(args[0], (args[1],)), lambda r: integer(int(_fields(r).get(args[1], 0))), done)
         return
     c.call(O.HashIncr(args[0], args[1], amount), lambda r: integer(int(r.value)), done)
 
 
 @command("HLEN", 2)
 def _hlen(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    c.call(O.Get(args[0]), lambda r: integer(len(_fields(r))), done)
+    c.call(O.Get(args[0], ()), lambda r: integer(_size(r, "hash")), done)
 
 
 @command("HEXISTS", 3)
 def _hexists(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    c.call(O.Get(args[0]), lambda r: integer(int(args[1] in _fields(r))), done)
+    c.call(O.Get(args[0], (args[1],)), lambda r: integer(int(args[1] in _fields(r))), done)
 
 
 @command("PFADD", -2)
@@ -921,13 +929,17 @@ def _pfmerge(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
 
 def _local_keys(c: RespServerProtocol, pattern: bytes) -> list[bytes]:
     store = c.runtime.store
+    records = c.runtime.node.records
     now = wall_ms()
     wanted = pattern.decode(errors="replace")
     keys = []
     for partition in range(c.runtime.node.config.partitions):
-        for key, data in store.scan(partition):
+        for key in store.keys(partition):
             name = key.decode(errors="replace")
-            if fnmatch.fnmatchcase(name, wanted) and Record.from_bytes(data).present(now):
+            if not fnmatch.fnmatchcase(name, wanted):
+                continue
+            record = records.get(key)
+            if record is not None and record.present(now):
                 keys.append(key)
     return sorted(keys)
 

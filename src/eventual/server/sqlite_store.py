@@ -5,9 +5,12 @@ Implements ``core.store.Store``. ``apply`` writes into an open transaction; the 
 that depend on those writes (group commit: many writes, one fsync).
 
 Records are kept the way Bitcask (Riak's default backend) keeps them, on top of SQLite: an
-append-only log table and an in-memory *keydir* from each key to its newest row.
+append-only log table and an in-memory *keydir* from each key to its newest rows. A record
+is a head row plus a row per member cell (``core/store.py``): a write appends the head and
+the cells it changed, never the rest of a collection, as Cassandra writes a wide row's
+changed cells only.
 
-- A write appends a row (``INSERT`` at the end of a rowid table touches the last page only);
+- A write appends rows (``INSERT`` at the end of a rowid table touches the last page only);
   updating a B-tree keyed by the user's key instead dirties a random page per write, which
   measured 55-90 µs a write against 10 µs for the append, at 20 writes a commit.
 - A read is a cache hit or one lookup by row id.
@@ -15,12 +18,17 @@ append-only log table and an in-memory *keydir* from each key to its newest row.
   order, a bounded number per call (``compact``, driven by the runtime's timer), once there
   are at least ``COMPACT_DEAD_MIN`` of them and as many as a quarter of the live rows: the
   log is at most about 1.25 times the live data, plus what awaits the next compaction.
-- Dropping a key (a reaped tombstone) appends a *deletion marker* (a row with no data). It
-  is dead at once, and ascending-order compaction deletes it only after every older row of
-  its key, so no older version can come back after a restart.
-- Opening the store reads the log once, newest row per key wins, and queues the rest for
-  compaction. The keydir costs memory per key (~150 bytes with the partition index): like
-  Bitcask, this backend wants the keys, not the values, to fit in memory.
+- Dropping a key (a reaped tombstone, a reset) appends a *deletion marker* (a head row with
+  no data): it drops the key's head and every cell older than it. Deleting one member
+  appends a marker for that cell. A marker is dead at once, and ascending-order compaction
+  deletes it only after every older row it covers, so nothing older can come back after a
+  restart.
+- Opening the store reads the log once (row ids and keys, not data), newest row per cell
+  wins, and queues the rest for compaction. The keydir costs memory per key and per member
+  (~150 bytes): like Bitcask, this backend wants the keys and members, not the values, to
+  fit in memory.
+- Nothing is cached here: the node keeps the records it serves decoded
+  (``core/records.py``).
 
 Hints (rare: written only while a replica is down) and metadata are ordinary tables.
 
@@ -32,15 +40,16 @@ Durability (``durability``):
 | ``os`` | ``synchronous=NORMAL``: to the OS at commit, fsynced at checkpoints | SIGKILL |
 | ``none`` | ``synchronous=OFF`` | a process crash, most of the time |
 
-The schema carries a version (``PRAGMA user_version``). Version 1 (records in a table keyed
-by the user's key) is upgraded in place on opening; a store written by a newer version is
-refused with a clear error rather than guessed at.
+The schema carries a version (``PRAGMA user_version``). Versions 1 (records in a table keyed
+by the user's key) and 2 (whole records in the log) are upgraded in place on opening: their
+rows are heads holding their members inline, which the node splits into cells at the key's
+next write. A store written by a newer version is refused with a clear error rather than
+guessed at.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,14 +57,14 @@ from eventual.core.store import Batch, Hint
 
 __all__ = ["DURABILITY", "SCHEMA_VERSION", "SQLiteStore", "StoreError"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DURABILITY = {"fsync": "FULL", "os": "NORMAL", "none": "OFF"}
 # Checkpoint the WAL into the database once it holds this many pages (~16 MiB of 4 KiB
 # pages): large enough to batch, small enough that recovery after a crash stays quick.
 WAL_AUTOCHECKPOINT_PAGES = 4096
-# Records kept in memory, most recently used first out last: hot keys are read without a
-# SELECT. 50,000 records of a few hundred bytes is tens of MiB at most.
-RECORD_CACHE_ENTRIES_MAX = 50_000
+# Cells read by one SELECT when a record is loaded (SQLite's default bound on variables is
+# 32,766; 500 keeps each statement small).
+CELLS_PER_SELECT = 500
 # Compaction starts once this many rows are dead and they are a quarter of the live rows...
 COMPACT_DEAD_MIN = 10_000
 # ...and deletes at most this many per call, so one call holds the event loop for a few ms.
@@ -64,7 +73,8 @@ COMPACT_ROWS_PER_CALL = 2_000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS record_log (
-    seq INTEGER PRIMARY KEY, partition INTEGER NOT NULL, key BLOB NOT NULL, data BLOB
+    seq INTEGER PRIMARY KEY, partition INTEGER NOT NULL, key BLOB NOT NULL, data BLOB,
+    member BLOB
 );
 CREATE TABLE IF NOT EXISTS hints (
     key BLOB PRIMARY KEY, partition INTEGER NOT NULL, record BLOB NOT NULL, targets TEXT NOT NULL
@@ -75,6 +85,8 @@ _UPGRADE_FROM_1 = """
 INSERT INTO record_log (partition, key, data) SELECT partition, key, data FROM records;
 DROP TABLE records;
 """
+# Version 2 had no member column: its rows are heads (member NULL).
+_UPGRADE_FROM_2 = "ALTER TABLE record_log ADD COLUMN member BLOB"
 
 
 class StoreError(RuntimeError):
@@ -103,6 +115,8 @@ class SQLiteStore:
         db.execute(f"PRAGMA synchronous={DURABILITY[durability]}")
         db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         db.execute("BEGIN")
+        if version == 2:
+            db.execute(_UPGRADE_FROM_2)
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 db.execute(statement)
@@ -116,60 +130,81 @@ class SQLiteStore:
         self.durability = durability
         self._in_transaction = False
         self.commits = 0
-        self._cache: OrderedDict[bytes, bytes] = OrderedDict()
-        self._keydir: dict[bytes, int] = {}  # key -> seq of its newest row
+        self._keydir: dict[bytes, int] = {}  # key -> seq of its head row
+        self._celldir: dict[bytes, dict[bytes, int]] = {}  # key -> member -> seq of its cell
         self._partitions: dict[int, dict[bytes, None]] = {}
         self._dead: list[int] = []  # rows superseded or deletion markers, awaiting compaction
         self._next_seq = 1
         self._load_keydir()
 
     def _load_keydir(self) -> None:
-        keydir = self._keydir
         rows = self._db.execute(
-            "SELECT seq, partition, key, data IS NULL FROM record_log ORDER BY seq"
+            "SELECT seq, partition, key, member, data IS NULL FROM record_log ORDER BY seq"
         )
-        for seq, partition, raw_key, deleted in rows:
+        for seq, partition, raw_key, member, deleted in rows:
             key = bytes(raw_key)
-            previous = keydir.get(key)
-            if previous is not None:
-                self._dead.append(previous)
-            if deleted:
-                self._dead.append(seq)
-                if previous is not None:
-                    del keydir[key]
-                    self._partitions[partition].pop(key, None)
+            if member is None:
+                if deleted:
+                    self._dead.append(seq)
+                    self._forget(key, partition)
+                else:
+                    previous = self._keydir.get(key)
+                    if previous is not None:
+                        self._dead.append(previous)
+                    self._keydir[key] = seq
+                    self._partitions.setdefault(partition, {})[key] = None
             else:
-                keydir[key] = seq
-                self._partitions.setdefault(partition, {})[key] = None
+                self._set_cell(key, bytes(member), None if deleted else seq)
+                if deleted:
+                    self._dead.append(seq)
             self._next_seq = seq + 1
+
+    def _forget(self, key: bytes, partition: int) -> None:
+        """Mark every row of ``key`` dead and drop it from the keydir."""
+        head = self._keydir.pop(key, None)
+        if head is not None:
+            self._dead.append(head)
+            self._partitions[partition].pop(key, None)
+        cells = self._celldir.pop(key, None)
+        if cells:
+            self._dead.extend(cells.values())
+
+    def _set_cell(self, key: bytes, member: bytes, seq: int | None) -> None:
+        cells = self._celldir.get(key)
+        if cells is None:
+            if seq is None:
+                return
+            cells = self._celldir[key] = {}
+        previous = cells.pop(member, None) if seq is None else cells.get(member)
+        if previous is not None:
+            self._dead.append(previous)
+        if seq is not None:
+            cells[member] = seq
+        elif not cells:
+            del self._celldir[key]
 
     # --- reading (sees this turn's uncommitted writes: same connection) ---
 
-    def get(self, key: bytes) -> bytes | None:
-        cached = self._cache.get(key)
-        if cached is not None:
-            self._cache.move_to_end(key)
-            return cached
+    def head(self, key: bytes) -> bytes | None:
         seq = self._keydir.get(key)
         if seq is None:
             return None
         row = self._db.execute("SELECT data FROM record_log WHERE seq = ?", (seq,)).fetchone()
-        data = bytes(row[0])
-        self._remember(key, data)
-        return data
+        return bytes(row[0])
 
-    def _remember(self, key: bytes, data: bytes) -> None:
-        self._cache[key] = data
-        self._cache.move_to_end(key)
-        if len(self._cache) > RECORD_CACHE_ENTRIES_MAX:
-            self._cache.popitem(last=False)
+    def cells(self, key: bytes) -> Iterator[tuple[bytes, bytes]]:
+        seqs = sorted(self._celldir.get(key, {}).values())
+        for start in range(0, len(seqs), CELLS_PER_SELECT):
+            chunk = seqs[start : start + CELLS_PER_SELECT]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT member, data FROM record_log WHERE seq IN ({marks})", chunk
+            ).fetchall()
+            for member, data in rows:
+                yield bytes(member), bytes(data)
 
-    def scan(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
-        keys = sorted(self._partitions.get(partition, {}))
-        for key in keys:
-            data = self.get(key)  # None if dropped since the scan began
-            if data is not None:
-                yield key, data
+    def keys(self, partition: int) -> Iterator[bytes]:
+        yield from sorted(self._partitions.get(partition, {}))
 
     def hint(self, key: bytes) -> Hint | None:
         row = self._db.execute(
@@ -192,6 +227,9 @@ class SQLiteStore:
         """Records held (tombstones included)."""
         return len(self._keydir)
 
+    def all_keys(self) -> list[bytes]:
+        return sorted(self._keydir)
+
     @property
     def dead_rows(self) -> int:
         return len(self._dead)
@@ -207,28 +245,38 @@ class SQLiteStore:
         """Write a batch into the current transaction (atomic with the rest of the turn)."""
         self._begin()
         db = self._db
-        keydir = self._keydir
-        for key, (partition, data) in batch.records.items():
-            previous = keydir.get(key)
-            if data is None and previous is None:
-                continue
-            seq = self._next_seq
-            self._next_seq = seq + 1
-            db.execute(
-                "INSERT INTO record_log (seq, partition, key, data) VALUES (?, ?, ?, ?)",
-                (seq, partition, key, data),
-            )
-            if previous is not None:
-                self._dead.append(previous)
-            if data is None:
+        rows: list[tuple[int, int, bytes, bytes | None, bytes | None]] = []
+        for key, write in batch.records.items():
+            partition = write.partition
+            if write.reset and (key in self._keydir or key in self._celldir):
+                seq = self._next_seq
+                self._next_seq = seq + 1
+                rows.append((seq, partition, key, None, None))
+                self._forget(key, partition)
                 self._dead.append(seq)
-                del keydir[key]
-                self._partitions[partition].pop(key, None)
-                self._cache.pop(key, None)
-            else:
-                keydir[key] = seq
+            if write.head is not None:
+                seq = self._next_seq
+                self._next_seq = seq + 1
+                rows.append((seq, partition, key, write.head, None))
+                previous = self._keydir.get(key)
+                if previous is not None:
+                    self._dead.append(previous)
+                self._keydir[key] = seq
                 self._partitions.setdefault(partition, {})[key] = None
-                self._remember(key, data)
+            for member, cell in write.cells.items():
+                if cell is None and member not in self._celldir.get(key, {}):
+                    continue
+                seq = self._next_seq
+                self._next_seq = seq + 1
+                rows.append((seq, partition, key, cell, member))
+                self._set_cell(key, member, None if cell is None else seq)
+                if cell is None:
+                    self._dead.append(seq)
+        if rows:
+            db.executemany(
+                "INSERT INTO record_log (seq, partition, key, data, member) VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
         for key, hint in batch.hints.items():
             if hint is None:
                 db.execute("DELETE FROM hints WHERE key = ?", (key,))

@@ -22,9 +22,11 @@ from eventual.core import membership, messages, ops, swim
 
 __all__ = ["FRAME_BYTES_MAX", "WireError", "decode_message", "encode_message"]
 
-# One record is at most 1 MiB (core VALUE_BYTES_MAX); anti-entropy batches carry up to 512
-# records. 64 MiB bounds what one frame can make a node buffer.
-FRAME_BYTES_MAX = 64 * 1024 * 1024
+# The largest thing one frame carries is one record of the largest value (a 64 MiB string,
+# or an object's siblings up to as much: core ops.STRING_BYTES_MAX, node.OBJECT_BYTES_MAX);
+# anti-entropy batches stop adding records past node.AE_BYTES_MAX. This bounds what one
+# frame can make a node buffer.
+FRAME_BYTES_MAX = 80 * 1024 * 1024
 _SET, _VERSION_VECTOR = 1, 2
 
 

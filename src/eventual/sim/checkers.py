@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventual.clocks import VersionVector
 from eventual.core import Record
+from eventual.core.records import load_record, stored_bytes
 from eventual.crdt import BoundedCounter
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def _final(sim: Simulation, key: bytes) -> tuple[Record | None, bool]:
     """The merged record of the key's primaries, and whether they hold identical bytes."""
     partition = sim.ring.partition_of(key)
     primaries = sim.ring.preference_list(partition, sim.config.n)
-    datas = [sim.stores[node].get(key) for node in primaries]
+    datas = [stored_bytes(sim.stores[node], key) for node in primaries]
     same = all(d == datas[0] for d in datas)
     record = merged(datas)
     if not same:
@@ -94,9 +95,7 @@ def check_run(sim: Simulation) -> int:
         if not same:
             partition = sim.ring.partition_of(key)
             holders = {
-                node: (
-                    None if (d := sim.stores[node].get(key)) is None else repr(Record.from_bytes(d))
-                )
+                node: (repr(load_record(sim.stores[node], key)))
                 for node in sim.ring.preference_list(partition, sim.config.n)
             }
             violation(sim, "convergence", key, f"replicas differ after healing: {holders}")

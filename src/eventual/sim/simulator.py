@@ -39,6 +39,7 @@ from eventual.core import (
     ops,
 )
 from eventual.core.membership import ClusterState, MemberStatus
+from eventual.core.records import load_record, stored_bytes
 from eventual.crdt import BoundedCounter
 from eventual.sim.checkers import check_run, merged, violation
 from eventual.sim.network import Faults, Network
@@ -112,9 +113,9 @@ class CheckedStore(MemoryStore):
         self.on_negative = on_negative
 
     def apply(self, batch: Batch) -> None:
-        for key, (_, data) in batch.records.items():
-            if data is not None and key.startswith(b"bc:"):
-                record = Record.from_bytes(data)
+        for key, write in batch.records.items():
+            if write.head is not None and key.startswith(b"bc:"):
+                record = Record.from_bytes(write.head)  # a scalar kind: the head is all of it
                 if isinstance(record.data, BoundedCounter) and record.data.value() < 0:
                     self.on_negative(self.node, key, record.data.value())
         for key, hint in batch.hints.items():
@@ -333,8 +334,7 @@ class Simulation:
         self._boot(node)
 
     def record(self, node: str, key: bytes) -> Record | None:
-        data = self.stores[node].get(key)
-        return None if data is None else Record.from_bytes(data)
+        return load_record(self.stores[node], key)
 
     def primaries(self, key: bytes) -> list[str]:
         ring = self.current_ring()
@@ -383,8 +383,8 @@ class Simulation:
         victim = self.stores[node]
         survivors = [self.stores[n] for n in self.node_ids]
         held: dict[bytes, list[bytes]] = {}
-        for key in victim.keys():  # noqa: SIM118  (a store, not a dict)
-            data = victim.get(key)
+        for key in victim.all_keys():
+            data = stored_bytes(victim, key)
             if data is not None:
                 held.setdefault(key, []).append(data)
         for hint in victim.hints():
@@ -392,7 +392,7 @@ class Simulation:
         for key, datas in held.items():
             hints = [store.hint(key) for store in survivors]
             known = merged(
-                [store.get(key) for store in survivors]
+                [stored_bytes(store, key) for store in survivors]
                 + [hint.record for hint in hints if hint is not None]
             )
             for data in datas:

@@ -1,0 +1,131 @@
+"""A node's own records, decoded in memory: the hot state (DESIGN.md §3).
+
+The store holds each record as a head and member cells (``core/record.py``); this layer
+keeps the records a node serves *decoded*, so a read of a cached key decodes nothing and a
+write changes the decoded record in place and stores only what changed (``stage``): the
+head and the cells of the members it touched. Nothing here is the only copy of anything:
+every change is staged into the batch the node applies before it answers, so dropping a
+record from memory (eviction, a crash) loses nothing, and the next use loads it again.
+
+Bound. ``RECORDS_WEIGHT_MAX`` counts records plus their members (``Record.weight``); past
+it, the least recently used records are dropped from memory until the total is back under
+it. A node whose data is larger than that serves the rest from disk: a miss costs one load
+of that record (its head and all its cells, one ``SELECT`` per 500 cells on SQLite), as a
+cache miss does in Riak's and Cassandra's row caches. The one record being used is never
+dropped, so a single collection larger than the bound is still served, from memory, and is
+the first to go once another key is used; how much memory one member costs is measured by
+``benchmarks/collections_bench.py``.
+
+Reads hand out the cached object itself: callers must not change it except through the
+write path that stages it (``stage``) in the same event.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from eventual.core.record import Record
+from eventual.core.store import Batch, RecordWrite, Store
+
+__all__ = ["RECORDS_WEIGHT_MAX", "Records", "load_record", "stored_bytes"]
+
+# Records plus members held decoded. A member of a set costs a few hundred bytes decoded, so
+# 4 million is on the order of a GiB: what a node of a few GiB can spare for its hot set.
+RECORDS_WEIGHT_MAX = 4_000_000
+
+
+def load_record(store: Store, key: bytes) -> Record | None:
+    """Decode ``key``'s record from ``store`` (no cache): checkers and tests."""
+    head = store.head(key)
+    return None if head is None else Record.from_cells(head, store.cells(key))
+
+
+def stored_bytes(store: Store, key: bytes) -> bytes | None:
+    """``key``'s record as ``store`` holds it, encoded whole (checkers compare these)."""
+    record = load_record(store, key)
+    return None if record is None else record.to_bytes()
+
+
+class Records:
+    __slots__ = ("_digests", "_hot", "_weights", "loads", "store", "weight", "weight_max")
+
+    def __init__(self, store: Store, weight_max: int = RECORDS_WEIGHT_MAX) -> None:
+        self.store = store
+        self.weight_max = weight_max
+        self._hot: OrderedDict[bytes, Record] = OrderedDict()
+        self._weights: dict[bytes, int] = {}
+        self._digests: dict[bytes, int] = {}  # of the cached records, as last staged
+        self.weight = 0
+        self.loads = 0  # misses that decoded a record from the store
+
+    def get(self, key: bytes) -> Record | None:
+        """The decoded record of ``key`` (the cached object itself), or None."""
+        record = self._hot.get(key)
+        if record is not None:
+            self._hot.move_to_end(key)
+            return record
+        record = load_record(self.store, key)
+        if record is not None:
+            self.loads += 1
+            self._keep(key, record)
+        return record
+
+    def digest(self, key: bytes) -> int | None:
+        """The anti-entropy digest of ``key``'s record as stored (None: no record)."""
+        digest = self._digests.get(key)
+        if digest is None:
+            record = self.get(key)
+            if record is None:
+                return None
+            digest = self._digests[key] = record.digest()
+        return digest
+
+    def encoded(self, key: bytes) -> bytes | None:
+        """The whole record, encoded (anti-entropy, handoff, reads of a whole record)."""
+        record = self.get(key)
+        return None if record is None else record.to_bytes()
+
+    def stage(
+        self,
+        batch: Batch,
+        partition: int,
+        key: bytes,
+        record: Record,
+        *,
+        whole: bool = False,
+        head: bytes | None = None,
+    ) -> int:
+        """Stage what changed in ``record`` (everything, and forget what was stored before,
+        if ``whole``), make it the cached record of ``key``, and return its digest.
+        ``head``: ``record.head_bytes()``, if the caller has it already."""
+        if whole:
+            record.touch_all()
+        if head is None:
+            head = record.head_bytes()
+        batch.write(key, RecordWrite(partition, head, record.take_changed_members(), whole))
+        self._keep(key, record)
+        digest = self._digests[key] = record.digest(head)
+        return digest
+
+    def drop(self, batch: Batch, partition: int, key: bytes) -> None:
+        batch.drop(key, partition)
+        self._forget(key)
+
+    def _keep(self, key: bytes, record: Record) -> None:
+        weight = record.weight()
+        self.weight += weight - self._weights.get(key, 0)
+        self._weights[key] = weight
+        self._hot[key] = record
+        self._hot.move_to_end(key)
+        while self.weight > self.weight_max and len(self._hot) > 1:
+            old, _ = self._hot.popitem(last=False)
+            self.weight -= self._weights.pop(old)
+            self._digests.pop(old, None)
+
+    def _forget(self, key: bytes) -> None:
+        if self._hot.pop(key, None) is not None:
+            self.weight -= self._weights.pop(key)
+            self._digests.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._hot)

@@ -1,0 +1,196 @@
+"""The shared body of the keyed causal CRDTs (ORSet, ORMap): a ``KeyedDots`` store under one
+causal context, and its decomposition into *members* for storage.
+
+A big set or map is never stored or rewritten whole (DESIGN.md §3, "collections are
+decomposed", after Riak's big sets, Brown et al., PaPoC 2016, and Cassandra's wide rows).
+It is stored as
+
+- a *head*: the state with every live dot taken out, which keeps the causal context (the
+  compact record of every dot seen), and
+- one *member cell* per key: that key's live dots and the values they carry.
+
+A change to one member rewrites that member's cell and the head (whose context is a vector
+per actor plus the dots seen out of order: small), so its cost does not grow with the
+collection. ``take_touched`` says which members changed since the last time it was asked;
+``member_cell`` encodes one; ``load_member`` puts one back, with the same checks as a full
+decode (every live dot seen by the context, no dot live twice).
+
+A member cell is ``msgpack([actor, n, *value, actor, n, *value, ...])``, dots in order; its
+store key is ``member_id(key)``, the msgpack encoding of the element, which tells bytes,
+strings and integers apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Generic, Self, TypeVar
+
+import msgpack
+
+from eventual.codec import DecodeError, Element, check_element, expect_element
+from eventual.crdt._causal import CausalContext, Dot, KeyedDots
+from eventual.lattice import Lattice
+
+__all__ = ["KeyedCausal", "member_id", "member_of"]
+
+V = TypeVar("V")
+
+
+def member_id(element: Element) -> bytes:
+    """The store key of a member: its msgpack encoding (injective over bytes, str, int)."""
+    packed: bytes = msgpack.packb(element, use_bin_type=True)
+    return packed
+
+
+def member_of(identifier: bytes) -> Element:
+    """The element a ``member_id`` encodes; DecodeError if it encodes none."""
+    try:
+        element = msgpack.unpackb(identifier, raw=False)
+    except Exception as error:  # msgpack's many error types: one boundary
+        raise DecodeError(f"bad member id: {error}") from None
+    return expect_element(element, "member id")
+
+
+class KeyedCausal(Lattice, Generic[V]):
+    """Add-wins keyed dots under one causal context. Subclasses say how a value encodes in
+    a member cell (``_cell_values`` / ``_cell_value``) and how it is copied (``_adopt``)."""
+
+    __slots__ = ("_context", "_dots")
+
+    # Each dot in a member cell is followed by this many items (0: a set's dots carry nothing).
+    _CELL_VALUE_ITEMS: int = 0
+
+    def __init__(self) -> None:
+        self._dots: KeyedDots[Element, V] = KeyedDots()
+        self._context = CausalContext()
+
+    # --- reading ---
+
+    def __contains__(self, element: object) -> bool:
+        return element in self._dots.entries
+
+    def __len__(self) -> int:
+        return len(self._dots.entries)
+
+    def digest(self) -> int:
+        """The XOR of every live (key, dot)'s share: kept up to date per change."""
+        return self._dots.digest
+
+    # --- changing (what DEL and HDEL/SREM share) ---
+
+    def remove(self, element: Element) -> Self:
+        """Remove what this replica has observed of ``element``; absent: an empty delta."""
+        check_element(element)
+        delta = type(self)()
+        old = self._dots.pop(element)
+        if old:
+            delta._context = CausalContext.of(old)
+        return delta
+
+    def clear(self) -> Self:
+        """Remove everything this replica has observed (a DEL); concurrent adds survive."""
+        delta = type(self)()
+        delta._context = CausalContext.of(self._dots.clear())
+        return delta
+
+    def merge(self, other: Self) -> None:
+        self._check_same_type(other)
+        self._dots.merge(other._dots, self._context, other._context, self._adopt)
+        self._context.merge(other._context)
+
+    @staticmethod
+    def _adopt(value: V) -> V:
+        return value
+
+    # --- projections: a few members, for reads and their repair ---
+
+    def project(self, elements: Iterable[Element]) -> Self:
+        """This state restricted to ``elements``: their live dots, and the whole context.
+
+        Projection commutes with merge (whether a dot of a member survives a join depends
+        on that member's dots and the two contexts only), so the merge of several replicas'
+        projections is the projection of their merge: what a read of a few members of a big
+        collection needs, at the cost of those members. A projection is *not* a state to
+        merge into a replica (its context would remove every other member): repair with
+        ``member_delta``."""
+        projection = type(self)()
+        projection._context = self._context.copy()
+        entries = self._dots.entries
+        for element in elements:
+            live = entries.get(element)
+            if live:
+                projection._dots.add_decoded(
+                    element, {dot: self._adopt(value) for dot, value in live.items()}, "project"
+                )
+        return projection
+
+    def live_dots(self, elements: Iterable[Element]) -> list[Dot]:
+        """The live dots of ``elements``."""
+        entries = self._dots.entries
+        return [dot for element in elements for dot in entries.get(element, ())]
+
+    def member_delta(self, elements: Iterable[Element], seen: Iterable[Dot]) -> Self:
+        """A delta that brings a replica's ``elements`` to what this state holds of them:
+        their live dots here, under a context of ``seen`` (every dot of those elements some
+        replica held) plus those dots, so a replica drops the ones this state dropped and
+        no other member is touched."""
+        delta = self.project(elements)
+        delta._context = CausalContext.of([*seen, *delta._dots.owner])
+        return delta
+
+    # --- decomposition into a head and member cells ---
+
+    def take_touched(self) -> set[Element]:
+        """The members whose live dots changed since the last call."""
+        return self._dots.take_touched()
+
+    def touch_all(self) -> None:
+        """Mark every member changed: the next write stores them all (a state that was
+        stored whole, or is new to this store)."""
+        self._dots.touched.update(self._dots.entries)
+
+    def head_payload(self) -> Any:
+        """The payload of this state with no live dots: its context alone."""
+        return [self._context.payload(), [], []]
+
+    def member_cell(self, element: Element) -> bytes | None:
+        """The encoded live dots of ``element`` (None: it is absent)."""
+        live = self._dots.entries.get(element)
+        if not live:
+            return None
+        flat: list[Any] = []
+        for dot in sorted(live):
+            flat += dot
+            flat += self._cell_values(live[dot])
+        packed: bytes = msgpack.packb(flat, use_bin_type=True)
+        return packed
+
+    def load_member(self, element: Element, cell: bytes) -> None:
+        """Put a stored member back (the head, with its context, is loaded first)."""
+        try:
+            flat = msgpack.unpackb(cell, raw=False)
+        except Exception as error:
+            raise DecodeError(f"member cell of {element!r}: {error}") from None
+        step = 2 + self._CELL_VALUE_ITEMS
+        if type(flat) is not list or not flat or len(flat) % step:
+            raise DecodeError(f"member cell of {element!r}: expected dots")
+        live: dict[Dot, V] = {}
+        for position in range(0, len(flat), step):
+            actor, n = flat[position], flat[position + 1]
+            if type(actor) is not str or type(n) is not int or n < 1:
+                raise DecodeError(f"member cell of {element!r}: a bad dot")
+            dot = (actor, n)
+            if dot not in self._context or dot in live:
+                raise DecodeError(f"member cell of {element!r}: dot {dot} unseen or twice")
+            live[dot] = self._cell_value(flat[position + 2 : position + step])
+        self._dots.add_decoded(element, live, type(self).__name__)
+
+    def load_members(self, cells: Iterable[tuple[bytes, bytes]]) -> None:
+        for identifier, cell in cells:
+            self.load_member(member_of(identifier), cell)
+
+    def _cell_values(self, value: V) -> list[Any]:
+        return []
+
+    def _cell_value(self, items: list[Any]) -> V:
+        raise NotImplementedError
