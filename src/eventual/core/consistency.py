@@ -52,6 +52,8 @@ class Requirement:
         answered = list(answered)
         if len(answered) < self.total:
             return False
+        if not self.local and not self.per_region:
+            return True  # ONE, QUORUM, ALL...: a count, whatever the regions
         regions = Counter(region_of.get(node, "") for node in answered)
         if regions[local_region] < self.local:
             return False

@@ -138,6 +138,12 @@ SYNC_TICK_MS = 200  # ...with ticks this often while it has some: at most 40 ses
 # and must not run twice. A forward's answer comes within seconds, so this many ids (a few
 # seconds of a busy node's forwards) is far more than the window a duplicate can arrive in.
 FORWARDS_REMEMBERED_MAX = 10_000
+# Requirements worked out per (level, preference list, count): partitions x levels is a few
+# thousand at most; past this the cache starts over.
+REQUIREMENTS_CACHED_MAX = 4096
+
+
+_WRITE_NOTE = "; the write is applied where it landed and will spread"
 
 
 def _carried_bytes(op: Mutation) -> int:
@@ -262,6 +268,7 @@ class Node:
         self.trees: dict[int, MerkleTree] = {}
         self.handing_off: dict[int, set[str]] = {}  # partition -> new replicas not yet synced
         self.tombstones: dict[bytes, int] = {}  # key -> when it was first seen deleted
+        self.requirements: dict[tuple[object, ...], Requirement] = {}  # see _requirement
         self._own_partitions()
         for partition in range(config.partitions):  # a handoff a crash interrupted: again
             if partition not in self.trees and next(store.keys(partition), None):
@@ -388,7 +395,7 @@ class Node:
         reapable = (
             record is not None
             and not record.has_data()
-            and not record.ttl.value()
+            and not record.ttl.has_values()
             and record.incarnation == (0, "")
         )
         if reapable:
@@ -452,11 +459,19 @@ class Node:
         count: int | None,
     ) -> Requirement | None:
         """What the request's level (or r/w ``count``) needs; None after answering an error."""
+        cache_key = (request.level, tuple(primaries), count)
+        need = self.requirements.get(cache_key)
+        if need is not None:
+            return need
         try:
-            return requirement(request.level, primaries, self.region_of, self.region, count)
+            need = requirement(request.level, primaries, self.region_of, self.region, count)
         except ValueError as error:
             self._finish(effects, origin, Result(False, error=f"ERR {error}"))
             return None
+        if len(self.requirements) >= REQUIREMENTS_CACHED_MAX:
+            self.requirements.clear()
+        self.requirements[cache_key] = need
+        return need
 
     def _finish(self, effects: Effects, origin: Origin, result: Result) -> None:
         peer, request_id = origin
@@ -574,17 +589,20 @@ class Node:
             whole = new is not record  # created, or reset: nothing stored before counts
             self._store_record(batch, partition, op.key, new, whole=whole)
         targets: dict[str, str | None] = {}
-        spare = [
-            node
-            for node in self.ring.walk(partition)
-            if node not in primaries and node != self.id and self.up(node)
-        ]
+        spare: list[str] | None = None  # fallbacks, worked out only if a primary is down
         for primary in primaries:
             if primary == self.id:
                 continue
             if self.up(primary) and not fallback:
                 targets[primary] = None
-            elif spare:
+                continue
+            if spare is None:
+                spare = [
+                    node
+                    for node in self.ring.walk(partition)
+                    if node not in primaries and node != self.id and self.up(node)
+                ]
+            if spare:
                 targets[spare.pop(0)] = primary
             elif not fallback:
                 self._merge_hint(batch, op.key, applied.delta, primary)
@@ -593,6 +611,29 @@ class Node:
         result = Result(
             True, applied.result, context=context, dot=applied.dot, supersedes=applied.supersedes
         )
+        n = self._n(request)
+        pending_replicas = [
+            node
+            for node in self.future.preference_list(partition, n)
+            # Uncounted: what it misses, its pull from the current replicas brings.
+            if node not in primaries and node not in targets and node != self.id
+            if self.up(node)
+        ]
+        if not targets and not pending_replicas:  # nobody else to send it to (N = 1, ...)
+            acks = {self.id}
+            if need.met(acks, self.region_of, self.region):
+                self._finish(effects, origin, self._answered(result, acks))
+            else:
+                self._fail(
+                    effects,
+                    _PendingWrite(
+                        origin, op.key, partition, applied.delta, need, targets, acks, result
+                    ),
+                    1,
+                    "request",
+                    _WRITE_NOTE,
+                )
+            return
         write_id = self._id()
         pending = _PendingWrite(
             origin, op.key, partition, applied.delta, need, targets, {self.id}, result
@@ -602,14 +643,8 @@ class Node:
         hlc = self.hlc.now(self.now)
         for target, hint_for in targets.items():
             effects.send(target, ReplicaWrite(write_id, op.key, delta, hlc, hint_for))
-        for pending_replica in self.future.preference_list(partition, self._n(request)):
-            # Uncounted: what it misses, its pull from the current replicas brings.
-            if (
-                pending_replica not in primaries
-                and pending_replica not in targets
-                and (pending_replica != self.id and self.up(pending_replica))
-            ):
-                effects.send(pending_replica, ReplicaWrite(0, op.key, delta, hlc))
+        for pending_replica in pending_replicas:
+            effects.send(pending_replica, ReplicaWrite(0, op.key, delta, hlc))
         self._check_write(effects, write_id, pending)
         if write_id in self.pending:
             effects.after(self._timeout_ms(len(delta)), Timer("timeout", write_id))
@@ -617,11 +652,7 @@ class Node:
     def _check_write(self, effects: Effects, write_id: int, pending: _PendingWrite) -> None:
         if not pending.replied and pending.need.met(pending.acks, self.region_of, self.region):
             pending.replied = True
-            self._finish(
-                effects,
-                pending.origin,
-                dataclasses.replace(pending.result, answered=len(pending.acks)),
-            )
+            self._finish(effects, pending.origin, self._answered(pending.result, pending.acks))
         if len(pending.acks) == len(pending.targets) + 1:
             if not pending.replied:  # everyone it could ask has answered: say so now
                 self._fail_write(effects, pending)
@@ -818,9 +849,19 @@ class Node:
             else:
                 effects.send(node, ReplicaWrite(0, pending.key, encoded, hlc))
 
+    @staticmethod
+    def _answered(result: Result, acks: set[str]) -> Result:
+        return Result(
+            True,
+            result.value,
+            context=result.context,
+            dot=result.dot,
+            supersedes=result.supersedes,
+            answered=len(acks),
+        )
+
     def _fail_write(self, effects: Effects, pending: _PendingWrite) -> None:
-        note = "; the write is applied where it landed and will spread"
-        self._fail(effects, pending, len(pending.acks), "request", note)
+        self._fail(effects, pending, len(pending.acks), "request", _WRITE_NOTE)
 
     def _fail_read(self, effects: Effects, pending: _PendingRead) -> None:
         self._fail(effects, pending, len(pending.replies), "read", "")
@@ -1037,6 +1078,7 @@ class Node:
         self.membership_version += 1  # the driver watches this to dial new members
         self.store.apply(Batch(meta={"cluster": self.cluster.encode()}))
         self.region_of = {e.node: e.region for e in self.cluster.entries.values()}
+        self.requirements.clear()
         before = (self.ring.order, self.future.order)
         self.ring, self.future = rings(self.cluster, self.config.partitions, self.me)
         if (self.ring.order, self.future.order) != before:

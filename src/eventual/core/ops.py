@@ -308,7 +308,7 @@ class _Change:
         else:  # HLL, BCOUNTER: see record.py
             self.hard_reset(kind)
             return
-        if record.ttl.value():
+        if record.ttl.has_values():
             self.ttl(None)
 
 
@@ -405,7 +405,7 @@ def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestam
         dot = (actor, timestamp)
         if op.expire_at_ms is not None:
             change.ttl(op.expire_at_ms)
-        elif not op.keep_ttl and change.record.ttl.value():
+        elif not op.keep_ttl and change.record.ttl.has_values():
             change.ttl(None)
         result = "OK"
     elif isinstance(op, CounterAdd):

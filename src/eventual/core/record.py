@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import IntEnum
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
 from eventual.clocks import DVVSet, VersionVector
 from eventual.codec import (
@@ -69,7 +69,7 @@ from eventual.crdt import (
     ORSet,
     PNCounter,
 )
-from eventual.crdt._keyed import member_id
+from eventual.crdt._keyed import KeyedCausal, member_id
 from eventual.lattice import Lattice
 
 __all__ = ["COLLECTIONS", "TOMBSTONE", "Kind", "Record", "WrongTypeError"]
@@ -154,6 +154,8 @@ class Record(Lattice):
 
     def expire_at(self) -> int | None:
         """The resolved expiry time in ms, or None when the key does not expire."""
+        if not self.ttl.has_values():
+            return None  # the common case, on every request's path: no TTL was ever set
         values = self.ttl.value()
         if not values or any(v is None for v in values):
             return None
@@ -202,18 +204,23 @@ class Record(Lattice):
         assert isinstance(self.data, DVVSet)
         return self.data.context()
 
+    def _collection(self) -> KeyedCausal[Any] | None:
+        """The set, hash or map this record holds (None: another kind). By kind, not by
+        ``isinstance``: this is on every write's path, and ABC checks are slow."""
+        return cast(KeyedCausal[Any], self.data) if self.kind in COLLECTIONS else None
+
     def weight(self) -> int:
         """Roughly how many entries this record holds in memory (1 + its members)."""
-        data = self.data
-        return 1 + len(data) if isinstance(data, ORSet | ORMap) else 1
+        data = self._collection()
+        return 1 if data is None else 1 + len(data)
 
     # --- projections (reads of a few members of a collection) ---
 
     def project(self, members: tuple[bytes, ...]) -> Self:
         """A collection restricted to ``members`` (see ``KeyedCausal.project``); a record of
         any other kind, whole. Never merge a projection into a replica: ``member_delta``."""
-        data = self.data
-        if not isinstance(data, ORSet | ORMap):
+        data = self._collection()
+        if data is None:
             return self
         projection = type(self)(self.kind, self.incarnation)
         projection.data = data.project(members)
@@ -225,12 +232,12 @@ class Record(Lattice):
         """The repair that brings every replica's ``members`` to this merged projection
         of ``replies`` (None when they are not all of this record's generation: a replica
         reset or retyped is left to anti-entropy)."""
-        data = self.data
-        if not isinstance(data, ORSet | ORMap) or any(
+        data = self._collection()
+        if data is None or any(
             (r.incarnation, r.kind) != (self.incarnation, self.kind) for r in replies
         ):
             return None
-        seen = [dot for r in replies for dot in r.data.live_dots(members)]  # type: ignore[attr-defined]
+        seen = [dot for r in replies for dot in cast(KeyedCausal[Any], r.data).live_dots(members)]
         delta = type(self)(self.kind, self.incarnation)
         delta.data = data.member_delta(members, seen)
         delta.baseline = self.baseline.copy()
@@ -239,8 +246,8 @@ class Record(Lattice):
 
     def size(self) -> int:
         """Members of a collection; 1 for anything else that holds data, 0 otherwise."""
-        data = self.data
-        if isinstance(data, ORSet | ORMap):
+        data = self._collection()
+        if data is not None:
             return len(data)
         return 1 if self.has_data() else 0
 
@@ -248,8 +255,8 @@ class Record(Lattice):
 
     def head_bytes(self) -> bytes:
         """The encoding of everything but the members (of a scalar kind: the whole record)."""
-        data = self.data
-        if not isinstance(data, ORSet | ORMap):
+        data = self._collection()
+        if data is None:
             return self.to_bytes()
         return encode_frame(
             self.TAG,
@@ -268,35 +275,36 @@ class Record(Lattice):
         """This record's hash for anti-entropy (``head``: its ``head_bytes``, if at hand)."""
         if head is None:
             head = self.head_bytes()
-        data = self.data
-        if not isinstance(data, ORSet | ORMap):
+        data = self._collection()
+        if data is None:
             return record_hash(head)
         return record_hash(head + data.digest().to_bytes(8, "big"))
 
     def take_changed_members(self) -> dict[bytes, bytes | None]:
         """The cells of the members changed since last asked (None: the member is gone),
         by member id."""
-        data = self.data
-        if not isinstance(data, ORSet | ORMap):
+        data = self._collection()
+        if data is None:
             return {}
         return {member_id(m): data.member_cell(m) for m in data.take_touched()}
 
     def members_changed(self) -> bool:
         """Whether any member changed since ``take_changed_members`` was last called."""
-        data = self.data
-        return isinstance(data, ORSet | ORMap) and bool(data._dots.touched)
+        data = self._collection()
+        return data is not None and bool(data._dots.touched)
 
     def touch_all(self) -> None:
         """Mark every member changed: the next ``take_changed_members`` gives them all."""
-        if isinstance(self.data, ORSet | ORMap):
-            self.data.touch_all()
+        data = self._collection()
+        if data is not None:
+            data.touch_all()
 
     @classmethod
     def from_cells(cls, head: bytes, cells: Iterable[tuple[bytes, bytes]]) -> Self:
         """Rebuild a record from this node's store: its head, then its member cells."""
         record = cls.from_stored(head)
-        data = record.data
-        if isinstance(data, ORSet | ORMap):
+        data = record._collection()
+        if data is not None:
             if len(data):
                 # A head holding members inline was stored whole (before collections were
                 # decomposed, or received whole): its next write splits it into cells.

@@ -71,20 +71,48 @@ class CausalContext:
                 highest = n
         return (actor, highest + 1)
 
+    # Invariant (the canonical form): no cloud dot is covered by the vector, and no actor's
+    # next dot (vector + 1) is in the cloud. Each change keeps it in time proportional to
+    # what it adds, not to the size of the cloud: a delta accumulating a thousand dots of a
+    # batch would otherwise re-sort its cloud a thousand times.
+
     def add(self, dot: Dot) -> None:
-        self._cloud.add(dot)
-        self._compact()
+        actor, n = dot
+        have = self._vector.get(actor, 0)
+        if n <= have:
+            return
+        if n == have + 1:
+            self._advance(actor, n)
+        else:
+            self._cloud.add(dot)
 
     def add_all(self, dots: Iterable[Dot]) -> None:
-        self._cloud.update(dots)
-        self._compact()
+        for dot in dots:
+            self.add(dot)
 
     def merge(self, other: CausalContext) -> None:
-        merge_max(self._vector, other._vector)
-        self._cloud |= other._cloud
-        self._compact()
+        vector, cloud = self._vector, self._cloud
+        raised = [actor for actor, n in other._vector.items() if n > vector.get(actor, 0)]
+        merge_max(vector, other._vector)
+        if raised and cloud:
+            # Cloud dots the raised vector now covers go; the vector may run on through it.
+            covered = {d for d in cloud if d[1] <= vector.get(d[0], 0)}
+            cloud -= covered
+            for actor in raised:
+                self._advance(actor, vector[actor])
+        for dot in other._cloud:
+            self.add(dot)
+
+    def _advance(self, actor: str, n: int) -> None:
+        """Set ``actor``'s contiguous prefix to ``n``, then run on through the cloud."""
+        cloud = self._cloud
+        while (actor, n + 1) in cloud:
+            n += 1
+            cloud.discard((actor, n))
+        self._vector[actor] = n
 
     def _compact(self) -> None:
+        """Bring an arbitrary vector and cloud (a decoded payload) to the canonical form."""
         if not self._cloud:
             return
         vector = self._vector

@@ -45,6 +45,9 @@ class DotFunction(Lattice):
     def is_empty(self) -> bool:
         return not self._values and not self._context
 
+    def has_values(self) -> bool:
+        return bool(self._values)
+
     def _sorted_values(self) -> list[Scalar]:
         return [value for _, value in sorted(self._values.items(), key=lambda item: item[0])]
 
