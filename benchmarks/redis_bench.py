@@ -57,14 +57,15 @@ def wait_for_port(port: int, deadline_s: float = 20.0) -> None:
 
 
 @contextmanager
-def processes(commands: list[list[str]], ports: list[int]) -> Iterator[None]:
+def processes(commands: list[list[str]], ports: list[int]) -> Iterator[list[int]]:
+    """Run ``commands`` until each of ``ports`` answers PING; yield their process ids."""
     started = [
         subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in commands
     ]
     try:
         for port in ports:
             wait_for_port(port)
-        yield
+        yield [process.pid for process in started]
     finally:
         for process in started:
             process.terminate()

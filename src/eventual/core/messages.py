@@ -18,6 +18,7 @@ from eventual.core.swim import SwimAck, SwimPing, SwimPingReq
 
 __all__ = [
     "AeGroups",
+    "AeKeySync",
     "AeLeaves",
     "AePush",
     "AeRecords",
@@ -168,6 +169,20 @@ class AeRecords:
 
 
 @dataclass(frozen=True, slots=True)
+class AeKeySync:
+    """Anti-entropy of one big collection, member by member (``Node._on_ae_key_sync``):
+    the sender's *head* of ``key`` (incarnation, causal context, TTL: what it has seen) and
+    its digest. The receiver sends back the members whose dots the sender has not seen
+    and, unless this is the ``answer``, its own AeKeySync, so the sender does the same."""
+
+    partition: int
+    key: bytes
+    head: bytes
+    digest: int
+    answer: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ReapCheck:
     """May this tombstone go? Yes if the receiver holds exactly the same bytes."""
 
@@ -216,6 +231,7 @@ Message = (
     | ReapAck
     | ReapCommit
     | ClusterGossip
+    | AeKeySync
 )
 
 

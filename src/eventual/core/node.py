@@ -71,6 +71,7 @@ from eventual.core.membership import (
 from eventual.core.merkle import LEAVES, LEAVES_PER_GROUP, MerkleTree, record_hash
 from eventual.core.messages import (
     AeGroups,
+    AeKeySync,
     AeLeaves,
     AePush,
     AeRecords,
@@ -131,6 +132,9 @@ PENDING_MAX = 10_000  # requests in flight at one coordinator; beyond it, refuse
 HANDOFF_PER_TICK_MAX = 64  # hints sent per handoff tick: handoff must not starve clients
 AE_KEYS_MAX = 512  # records exchanged per anti-entropy round; the next round does the rest
 AE_BYTES_MAX = 8 * 1024 * 1024  # ...and bytes: a round stops adding records past this
+# A collection with more members than this is repaired member by member (AeKeySync), not
+# shipped whole: below it, one message with the whole record is cheaper than the exchange.
+AE_MEMBERS_WHOLE_MAX = 256
 REAP_PER_TICK_MAX = 64  # tombstones checked per reap tick
 SYNC_SESSIONS_PER_TICK_MAX = 8  # partitions a pending replica pulls per anti-entropy tick
 SYNC_TICK_MS = 200  # ...with ticks this often while it has some: at most 40 sessions a second
@@ -1338,6 +1342,8 @@ class Node:
                     continue
                 if size >= AE_BYTES_MAX:
                     break
+                if key in mine and key in theirs and self._sync_members(effects, sender, key):
+                    continue
                 data = self.records.encoded(key) if key in mine else None
                 if data is not None:
                     push.append((key, data))
@@ -1346,6 +1352,47 @@ class Node:
                     want.append(key)
         if push or want:
             effects.send(sender, AePush(message.partition, tuple(push), tuple(want)))
+
+    def _sync_members(self, effects: Effects, peer: str, key: bytes) -> bool:
+        """Start repairing a big collection member by member; False if it is not one."""
+        record = self._load(key)
+        if record is None or record.weight() <= AE_MEMBERS_WHOLE_MAX:
+            return False
+        head = record.head_bytes()
+        partition = self.ring.partition_of(key)
+        effects.send(peer, AeKeySync(partition, key, head, self.records.digest(key) or 0))
+        return True
+
+    def _on_ae_key_sync(self, effects: Effects, sender: str, message: AeKeySync) -> None:
+        """Send the members the sender has not seen (``Record.unseen_by``), and ask for
+        those this node has not seen. Traffic grows with the difference, not the size."""
+        key, partition = message.key, message.partition
+        if partition not in self.trees or self.ring.partition_of(key) != partition:
+            return
+        try:
+            theirs = Record.from_bytes(message.head)
+        except DecodeError:
+            return
+        mine = self._load(key)
+        if mine is None:
+            effects.send(sender, AePush(partition, (), (key,)))  # send it whole
+            return
+        generation = (mine.incarnation, mine.kind)
+        if mine.kind not in COLLECTIONS or generation != (theirs.incarnation, theirs.kind):
+            # Reset or retyped on one side: the newer generation wins whole.
+            effects.send(sender, AePush(partition, ((key, mine.to_bytes()),), (key,)))
+            return
+        delta, _ = mine.unseen_by(theirs, AE_BYTES_MAX)  # the rest, next round
+        if delta is not None:
+            effects.send(sender, AeRecords(partition, ((key, delta.to_bytes()),)))
+        digest = self.records.digest(key) or 0
+        if not message.answer:
+            effects.send(sender, AeKeySync(partition, key, mine.head_bytes(), digest, True))
+        elif delta is None and message.digest != digest and mine.same_context(theirs):
+            # Both have seen the same dots, yet hold different ones: one side removed
+            # members the other still holds (a remove that reached one replica only).
+            # Rare; repaired by exchanging the record whole.
+            effects.send(sender, AePush(partition, ((key, mine.to_bytes()),), (key,)))
 
     def _merge_records(self, records: tuple[tuple[bytes, bytes], ...], partition: int) -> None:
         batch = Batch()
@@ -1479,5 +1526,6 @@ _HANDLERS: dict[type, str] = {
         ReapAck,
         ReapCommit,
         ClusterGossip,
+        AeKeySync,
     )
 }

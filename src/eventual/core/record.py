@@ -244,6 +244,28 @@ class Record(Lattice):
         delta.ttl = self.ttl.copy()
         return delta
 
+    def unseen_by(self, theirs: Record, bytes_max: int) -> tuple[Self | None, bool]:
+        """What of this collection a replica holding ``theirs`` (its head will do) has not
+        seen, as a delta (None: nothing), and whether that is all (see
+        ``KeyedCausal.unseen_by``). Both must be collections of one generation."""
+        data, their_data = self._collection(), theirs._collection()
+        assert data is not None and their_data is not None
+        assert (self.incarnation, self.kind) == (theirs.incarnation, theirs.kind)
+        members, complete = data.unseen_by(their_data._context, bytes_max)
+        if not len(members) and self.ttl == theirs.ttl and self.baseline == theirs.baseline:
+            return None, complete
+        delta = type(self)(self.kind, self.incarnation)
+        delta.data = members
+        delta.baseline = self.baseline.copy()
+        delta.ttl = self.ttl.copy()
+        return delta, complete
+
+    def same_context(self, other: Record) -> bool:
+        """Whether two collections have seen exactly the same dots."""
+        data, their_data = self._collection(), other._collection()
+        assert data is not None and their_data is not None
+        return bool(data.context_payload() == their_data.context_payload())
+
     def size(self) -> int:
         """Members of a collection; 1 for anything else that holds data, 0 otherwise."""
         data = self._collection()

@@ -138,6 +138,34 @@ class KeyedCausal(Lattice, Generic[V]):
         delta._context = CausalContext.of([*seen, *delta._dots.owner])
         return delta
 
+    def context_payload(self) -> Any:
+        return self._context.payload()
+
+    def unseen_by(self, context: CausalContext, bytes_max: int) -> tuple[Self, bool]:
+        """The live dots ``context`` has not seen, as a delta that adds them and nothing
+        else (its context is those dots), and whether that is all of them: the delta stops
+        growing at about ``bytes_max`` encoded bytes. One pass over the members; what it
+        sends grows with the difference only (member-level anti-entropy)."""
+        delta = type(self)()
+        delta._dots._digest = None  # computed if it is ever needed
+        entries = self._dots.entries
+        size = 0
+        for dot, element in self._dots.owner.items():
+            if dot in context:
+                continue
+            if size >= bytes_max:
+                return delta, False
+            value = entries[element][dot]
+            delta._dots.entries.setdefault(element, {})[dot] = self._adopt(value)
+            delta._dots.owner[dot] = element
+            delta._context.add(dot)
+            size += self._cell_bytes(element, value)
+        return delta, True
+
+    def _cell_bytes(self, element: Element, value: V) -> int:
+        """Roughly what one dot of ``element`` costs encoded."""
+        return (len(element) if isinstance(element, bytes | str) else 9) + 16
+
     # --- decomposition into a head and member cells ---
 
     def take_touched(self) -> set[Element]:

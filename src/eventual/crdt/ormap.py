@@ -149,6 +149,9 @@ class ORMap(KeyedCausal[Lattice]):
         clone._context = self._context.copy()
         return clone
 
+    def _cell_bytes(self, element: Element, value: Lattice) -> int:
+        return super()._cell_bytes(element, value) + len(value.to_bytes())
+
     def _cell_values(self, value: Lattice) -> list[Any]:
         return [value.to_bytes()]
 

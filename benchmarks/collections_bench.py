@@ -1,0 +1,159 @@
+"""Member operations on big sets and hashes, Eventual against redis-server, through redis-py.
+
+    python benchmarks/collections_bench.py [--sizes 10,1000,100000,1000000] [--samples 2000]
+    python benchmarks/collections_bench.py --sizes 10000000 --memory-only   # a 10M-member set
+
+Needs redis-server (Debian: ``apt-get install redis-server``). One redis-server (no
+persistence) and one Eventual node (N = 1, ``--durability os``), each on loopback. For every
+size, a set and a hash of that many members are filled (1,000 members a command), then each
+operation is timed ``--samples`` times, one request at a time, on one connection:
+
+- SADD of a new member (removed again, untimed, so the size stays put), SISMEMBER of a
+  present member, SCARD;
+- HSET of an existing field (a new value), HGET;
+- SMEMBERS, reported per member it returns.
+
+Printed: the median latency in µs of each, side by side, Eventual's latency at each size
+relative to its latency at the smallest size (the target: within 1.5x at 1,000,000 against
+10), and the node's resident memory per member.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from eventual.server.main import node_command
+
+sys.path.insert(0, str(Path(__file__).parent))
+from redis_bench import free_port, processes  # a sibling script
+
+FILL_BATCH = 1_000  # members per SADD / HSET while filling
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def fill(client: redis.Redis, size: int, hashes: bool) -> None:
+    pipe = client.pipeline(transaction=False)
+    for start in range(0, size, FILL_BATCH):
+        members = [b"member:%d" % i for i in range(start, min(size, start + FILL_BATCH))]
+        pipe.sadd(b"set:%d" % size, *members)
+        if hashes:
+            pipe.hset(b"hash:%d" % size, mapping={m: b"value" for m in members})
+        if len(pipe) >= 8:
+            pipe.execute()
+    pipe.execute()
+
+
+def timed(samples: int, call: Callable[[int], object], after: Callable[[int], object]) -> float:
+    """Median µs of ``call(i)``; ``after(i)`` runs untimed between calls."""
+    times = []
+    for i in range(samples):
+        start = time.perf_counter()
+        call(i)
+        times.append(time.perf_counter() - start)
+        after(i)
+    return statistics.median(times) * 1e6
+
+
+def measure(client: redis.Redis, size: int, samples: int) -> dict[str, float]:
+    s, h = b"set:%d" % size, b"hash:%d" % size
+
+    def nothing(i: int) -> None:
+        return None
+
+    present = [b"member:%d" % (i * 7919 % size) for i in range(samples)]
+    figures = {
+        "SADD": timed(
+            samples,
+            lambda i: client.sadd(s, b"new:%d" % i),
+            lambda i: client.srem(s, b"new:%d" % i),
+        ),
+        "SISMEMBER": timed(samples, lambda i: client.sismember(s, present[i]), nothing),
+        "SCARD": timed(samples, lambda i: client.scard(s), nothing),
+        "HSET": timed(samples, lambda i: client.hset(h, present[i], b"v%d" % i), nothing),
+        "HGET": timed(samples, lambda i: client.hget(h, present[i]), nothing),
+    }
+    rounds = max(1, min(20, 1_000_000 // size))
+    start = time.perf_counter()
+    for _ in range(rounds):
+        got = client.smembers(s)
+    figures["SMEMBERS/member"] = (time.perf_counter() - start) / rounds / len(got) * 1e6
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--sizes", default="10,1000,100000,1000000")
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--memory-only", action="store_true", help="fill, print memory, stop")
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        redis_port, node_port, peer_port = free_port(), free_port(), free_port()
+        redis_cmd = ["redis-server", "--port", str(redis_port), "--save", "", "--dir", tmp]
+        redis_cmd += ["--appendonly", "no", "--bind", "127.0.0.1", "--protected-mode", "no"]
+        node = node_command(
+            "n1",
+            base / "n1",
+            f"127.0.0.1:{node_port}",
+            [f"n1=default@127.0.0.1:{peer_port}"],
+            "--durability",
+            "os",
+            "--n",
+            "1",
+            "--consistency",
+            "ONE",
+        )
+        servers = [("redis", redis_port), ("eventual", node_port)]
+        with processes([redis_cmd, node], [redis_port, node_port]) as pids:
+            results: dict[str, dict[int, dict[str, float]]] = {}
+            for name, port in servers:
+                if args.memory_only and name == "redis":
+                    continue
+                client = redis.Redis(port=port)
+                results[name] = {}
+                for size in sizes:
+                    before = rss_bytes(pids[1]) if name == "eventual" else 0
+                    start = time.perf_counter()
+                    fill(client, size, hashes=not args.memory_only)
+                    took = time.perf_counter() - start
+                    if name == "eventual":
+                        grown = rss_bytes(pids[1]) - before
+                        members = size if args.memory_only else 2 * size
+                        what = "a set" if args.memory_only else "a set and a hash"
+                        print(
+                            f"eventual: filled {what} of {size:,} members in {took:.1f} s;"
+                            f" node memory +{grown / 2**20:,.0f} MiB,"
+                            f" {grown / members:,.0f} bytes per member",
+                            flush=True,
+                        )
+                    if not args.memory_only:
+                        results[name][size] = measure(client, size, args.samples)
+            if args.memory_only:
+                return
+    ops = list(next(iter(results["redis"].values())))
+    print(f"\nmedian µs per request, one connection, {args.samples} samples (SMEMBERS: per member)")
+    print(f"{'op':<16} {'size':>10} {'redis':>9} {'eventual':>9} {'ratio':>7} {'vs smallest':>12}")
+    for op in ops:
+        for size in sizes:
+            r, e = results["redis"][size][op], results["eventual"][size][op]
+            growth = e / results["eventual"][sizes[0]][op]
+            print(f"{op:<16} {size:>10,} {r:>9.1f} {e:>9.1f} {e / r:>6.1f}x {growth:>11.2f}x")
+
+
+if __name__ == "__main__":
+    main()
