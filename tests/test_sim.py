@@ -14,6 +14,7 @@ from eventual.cli import main
 from eventual.clocks import DVVSet
 from eventual.core.node import Node
 from eventual.crdt import BoundedCounter
+from eventual.crdt._keyed import KeyedCausal
 from eventual.sim import Faults, SimConfig, Simulation
 from eventual.sim.runner import run_seeds
 
@@ -99,6 +100,44 @@ def test_a_replica_that_ignores_deltas_is_caught(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(Node, "_on_replica_write", ignore)
     found = violations(range(1, 3), ops=150, anti_entropy=False)
     assert any(v["checker"] == "convergence" for v in found)
+
+
+def test_a_member_level_repair_that_drops_a_member_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Anti-entropy of a big collection sends only what the other side has not seen; if it
+    marks a member seen but leaves it out, that member is lost: the checkers say so."""
+    original = KeyedCausal.unseen_by
+
+    def lossy(self: KeyedCausal[Any], context: Any, bytes_max: int) -> Any:
+        delta, complete = original(self, context, bytes_max)
+        dropped = next(iter(delta._dots.entries), None)
+        if dropped is not None:  # its dots stay in the delta's context: "seen", but absent
+            for dot in delta._dots.pop(dropped):
+                delta._context.add(dot)
+        return delta, complete
+
+    monkeypatch.setattr(KeyedCausal, "unseen_by", lossy)
+    found = violations(range(1, 9), ops=300)
+    big = [v for v in found if v["key"].startswith(("bigset:", "bighash:"))]
+    assert big, "no violation on a big collection"
+    assert {v["checker"] for v in big} <= {"lost-write", "convergence"}
+
+
+def test_big_collections_grow_to_thousands_of_members_in_the_sweep() -> None:
+    """The mixed workload takes its big sets and hashes past AE_MEMBERS_WHOLE_MAX, so the
+    sweep below exercises member cells, projections and member-level anti-entropy."""
+    from eventual.core.node import AE_MEMBERS_WHOLE_MAX
+
+    sim = Simulation(SimConfig(seed=5))
+    sim.run()
+    sizes = [
+        record.size()
+        for key in (b"bigset:0", b"bigset:1", b"bighash:0", b"bighash:1")
+        for node in sim.primaries(key)
+        if (record := sim.record(node, key)) is not None
+    ]
+    assert max(sizes) >= 1_000 and min(sizes) > AE_MEMBERS_WHOLE_MAX
 
 
 def test_a_bounded_counter_that_decrements_without_rights_is_caught(

@@ -252,7 +252,7 @@ class Record(Lattice):
         assert data is not None and their_data is not None
         assert (self.incarnation, self.kind) == (theirs.incarnation, theirs.kind)
         members, complete = data.unseen_by(their_data._context, bytes_max)
-        if not len(members) and self.ttl == theirs.ttl and self.baseline == theirs.baseline:
+        if not members.seen() and self.ttl == theirs.ttl and self.baseline == theirs.baseline:
             return None, complete
         delta = type(self)(self.kind, self.incarnation)
         delta.data = members

@@ -63,6 +63,18 @@ class CausalContext:
                 yield (actor, counter)
         yield from self._cloud
 
+    def dots_not_in(self, other: CausalContext) -> Iterator[Dot]:
+        """The dots this context has seen and ``other`` has not, in time proportional to
+        how many there are (plus this context's actors and cloud)."""
+        their_vector = other._vector
+        for actor, n in self._vector.items():
+            for counter in range(their_vector.get(actor, 0) + 1, n + 1):
+                if (actor, counter) not in other._cloud:
+                    yield (actor, counter)
+        for dot in self._cloud:
+            if dot not in other:
+                yield dot
+
     def next_dot(self, actor: str) -> Dot:
         """The next fresh dot of ``actor``: one past every dot of it seen so far."""
         highest = self._vector.get(actor, 0)

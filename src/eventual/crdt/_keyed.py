@@ -72,6 +72,10 @@ class KeyedCausal(Lattice, Generic[V]):
     def __len__(self) -> int:
         return len(self._dots.entries)
 
+    def seen(self) -> bool:
+        """Whether this state has seen any dot at all."""
+        return bool(self._context)
+
     def digest(self) -> int:
         """The XOR of every live (key, dot)'s share: kept up to date per change."""
         return self._dots.digest
@@ -142,24 +146,31 @@ class KeyedCausal(Lattice, Generic[V]):
         return self._context.payload()
 
     def unseen_by(self, context: CausalContext, bytes_max: int) -> tuple[Self, bool]:
-        """The live dots ``context`` has not seen, as a delta that adds them and nothing
-        else (its context is those dots), and whether that is all of them: the delta stops
-        growing at about ``bytes_max`` encoded bytes. One pass over the members; what it
-        sends grows with the difference only (member-level anti-entropy)."""
+        """What a replica that has seen ``context`` lacks of this state, as a delta, and
+        whether that is all of it (the delta stops growing at about ``bytes_max`` encoded
+        bytes; the rest goes next time).
+
+        The delta's context is the dots this state has seen and ``context`` has not; its
+        members are those of them still live here. Merging it adds those members and
+        records the others as seen (so removed here); it cannot touch any dot the replica
+        already holds, since the replica never saw these. Its cost grows with how many dots
+        the replica has not seen, not with the size of the collection: member-level
+        anti-entropy."""
         delta = type(self)()
         delta._dots._digest = None  # computed if it is ever needed
-        entries = self._dots.entries
+        owner, entries = self._dots.owner, self._dots.entries
         size = 0
-        for dot, element in self._dots.owner.items():
-            if dot in context:
-                continue
+        for dot in self._context.dots_not_in(context):
             if size >= bytes_max:
                 return delta, False
-            value = entries[element][dot]
-            delta._dots.entries.setdefault(element, {})[dot] = self._adopt(value)
-            delta._dots.owner[dot] = element
             delta._context.add(dot)
-            size += self._cell_bytes(element, value)
+            size += 8
+            element = owner.get(dot)
+            if element is not None:
+                value = entries[element][dot]
+                delta._dots.entries.setdefault(element, {})[dot] = self._adopt(value)
+                delta._dots.owner[dot] = element
+                size += self._cell_bytes(element, value)
         return delta, True
 
     def _cell_bytes(self, element: Element, value: V) -> int:

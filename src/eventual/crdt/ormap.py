@@ -209,9 +209,11 @@ def _decode_nested(data: bytes, depth: int) -> Lattice:
         raise DecodeError(f"ormap: tag {data[0]} is not a nestable type") from None
     if nested_type is ORMap:
         return ORMap._decode(decode_frame(data, TypeTag.ORMAP, ORMap.VERSION), depth + 1)
-    # The outer re-encode check covers nested canonical form; from_bytes checks it again
-    # here, which is cheap and keeps every nested decoder honest on its own.
-    return nested_type.from_bytes(data)
+    # No canonical re-encode of each nested state: the outer ``from_bytes`` re-encodes the
+    # whole map, nested states included, and refuses any difference (checking each one again
+    # doubled the cost of decoding a big hash). Member cells come from this node's own store,
+    # trusted like ``Record.from_stored``.
+    return nested_type._from_payload(decode_frame(data, nested_type.TAG, nested_type.VERSION))
 
 
 _NESTED_TYPES: dict[TypeTag, type[Lattice]] = {

@@ -106,6 +106,8 @@ def check_run(sim: Simulation) -> int:
             _check_sum(sim, key, ops, value or 0, "counter")
         elif prefix == b"set":
             _check_set(sim, key, ops, value or set())
+        elif prefix in (b"bigset", b"bighash"):
+            _check_members(sim, key, ops, value or {})
         elif prefix == b"obj":
             _check_objects(sim, key, ops, record)
         elif prefix == b"map":
@@ -148,6 +150,30 @@ def _check_set(sim: Simulation, key: bytes, ops: list[OpLog], final: set[Any]) -
         if any(r.detail["element"] == element and r.issued_ms >= op.issued_ms for r in removes):
             continue
         violation(sim, "lost-write", key, f"acknowledged add of {element!r} (op{op.id}) is missing")
+
+
+def _check_members(sim: Simulation, key: bytes, ops: list[OpLog], final: Any) -> None:
+    """A big set or hash: every member an acknowledged write added is there (with the value
+    it wrote, for a hash) unless a removal of it was issued after that write."""
+    removed: dict[bytes, list[int]] = {}
+    for op in ops:
+        if op.kind in ("bigset_remove", "bighash_del"):
+            for element in op.detail["elements"]:
+                removed.setdefault(element, []).append(op.issued_ms)
+    for op in ops:
+        if op.kind not in ("bigset_add", "bighash_set") or not op.acked:
+            continue
+        for element in op.detail["elements"]:
+            if any(at >= op.issued_ms for at in removed.get(element, ())):
+                continue
+            if element not in final:
+                detail = f"acknowledged add of {element!r} (op{op.id}) is missing"
+                violation(sim, "lost-write", key, detail)
+                return
+            if isinstance(final, dict) and final[element] != f"v{op.id}".encode():
+                detail = f"field {element!r} holds {final[element]!r}, op{op.id} wrote it"
+                violation(sim, "lost-write", key, detail)
+                return
 
 
 def _check_objects(sim: Simulation, key: bytes, ops: list[OpLog], record: Record | None) -> None:

@@ -73,6 +73,10 @@ class SimConfig:
     max_drift_ms: int = 5_000
 
 
+BIG_COLLECTION_KEYS = 2  # keys of each big collection kind
+BIG_COLLECTION_BATCH = 150  # members a write adds: ~20 writes a key take it to thousands
+
+
 @dataclass
 class OpLog:
     """What a client saw of one operation."""
@@ -529,6 +533,14 @@ class Simulation:
             + ["persist"]
             + ["flag"]
             + ["hll"]
+            # Big collections: a few keys that grow to thousands of members, written and
+            # read member by member (member cells, projections, member-level anti-entropy).
+            + ["bigset_add"] * 3
+            + ["bigset_remove"]
+            + ["bigset_read"]
+            + ["bighash_set"] * 3
+            + ["bighash_del"]
+            + ["bighash_read"]
         )
 
     def _key(self, prefix: str) -> bytes:
@@ -611,15 +623,43 @@ class Simulation:
         elif kind == "flag":
             log.key = self._key("flag")
             op = ops.FlagSet(log.key, self.rng.random() < 0.6)
+        elif kind.startswith("big"):
+            op = self._big_collection_op(log, kind)
         else:
             log.key = self._key("hll")
             op = ops.HllAdd(log.key, (f"u{self.rng.randrange(50)}".encode(),))
         self._send_request(node, log, op, level)
 
+    def _big_collection_op(self, log: OpLog, kind: str) -> ops.Operation:
+        """Batches of members into a few sets and hashes, so they reach thousands."""
+        prefix = "bigset" if kind.startswith("bigset") else "bighash"
+        log.key = f"{prefix}:{self.rng.randrange(BIG_COLLECTION_KEYS)}".encode()
+        if kind in ("bigset_add", "bighash_set"):
+            elements = tuple(f"m{log.id}.{i}".encode() for i in range(BIG_COLLECTION_BATCH))
+            log.detail["elements"] = elements
+            if kind == "bigset_add":
+                return ops.SetAdd(log.key, elements)
+            return ops.HashSet(log.key, tuple((e, f"v{log.id}".encode()) for e in elements))
+        added = [
+            element
+            for o in self.ops.values()
+            if o.key == log.key and o.kind in ("bigset_add", "bighash_set")
+            for element in o.detail.get("elements", ())
+        ]
+        picked = tuple(sorted(set(self.rng.sample(added, min(len(added), 12))))) or (b"m0.0",)
+        if kind == "bigset_remove":
+            log.detail["elements"] = picked
+            return ops.SetRemove(log.key, picked)
+        if kind == "bighash_del":
+            log.detail["elements"] = picked
+            return ops.HashDel(log.key, picked)
+        # A read of a few members, or of the size alone.
+        return ops.Get(log.key, picked[:3] if self.rng.random() < 0.7 else ())
+
     def _send_request(self, node: str, log: OpLog, op: ops.Operation, level: Level) -> None:
         request_id = self.next_request
         self.next_request += 1
-        if isinstance(op, ops.Get):
+        if isinstance(op, ops.Get) and log.kind in ("obj_rmw", "obj_delete"):
             self.pending_reads[request_id] = log
         else:
             log.detail["request"] = request_id
