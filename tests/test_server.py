@@ -14,6 +14,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import typing
 import urllib.error
@@ -80,11 +81,13 @@ class Cluster:
     def client(self, index: int, **options: object) -> redis.Redis:
         return redis.Redis(port=self.resp_ports[index], socket_timeout=10, **options)  # type: ignore[arg-type]
 
-    def restart(self, index: int) -> subprocess.Popen[str]:
+    def restart(self, index: int, *options: str) -> subprocess.Popen[str]:
         """Start node ``index`` again by hand, as its dev cluster would have."""
         name = f"n{index + 1}"
         port = self.resp_ports[index]
-        command = node_command(name, self.data_dir / name, f"127.0.0.1:{port}", self.members)
+        command = node_command(
+            name, self.data_dir / name, f"127.0.0.1:{port}", self.members, *options
+        )
         return subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
         )
@@ -340,6 +343,70 @@ def test_oversized_keys_and_values_get_a_clear_error(cluster: Cluster) -> None:
     other = cluster.client(1)
     other.execute_command("CONSISTENCY", "ONE")
     wait_until(lambda: other.get("largest") == largest)
+
+
+def test_sigkill_under_write_load_to_big_collections_loses_no_acknowledged_member(
+    tmp_path: Path,
+) -> None:
+    """One replica per key (N = 1), so what the killed node had on disk is all there is:
+    after a restart from its data directory, a big set and a big hash hold every member
+    whose write was acknowledged, and nothing that was never sent."""
+    options = ("--n", "1", "--durability", "os")
+    cluster = start_cluster(tmp_path, 2, *options)
+    try:
+        ring = Ring(
+            [Member(m.split("=")[0], m.split("=")[1].split("@")[0]) for m in cluster.members]
+        )
+        victim = 0
+        owned = (
+            key
+            for key in (f"followers:{i}".encode() for i in range(1000))
+            if ring.preference_list(ring.partition_of(key), 1) == ["n1"]
+        )
+        set_key, hash_key = next(owned), next(owned)
+        client = cluster.client(victim)
+        client.execute_command("CONSISTENCY", "ONE")
+        initial = [b"user:%d" % i for i in range(20_000)]
+        pipe = client.pipeline(transaction=False)
+        for start in range(0, len(initial), 1000):
+            pipe.sadd(set_key, *initial[start : start + 1000])
+            pipe.hset(hash_key, mapping={m: b"0" for m in initial[start : start + 1000]})
+        pipe.execute()
+        acked_members: set[bytes] = set(initial)
+        acked_fields: dict[bytes, bytes] = dict.fromkeys(initial, b"0")
+        sent_members = set(initial)
+        killer = threading.Timer(1.0, os.kill, (cluster.pids["n1"], signal.SIGKILL))
+        killer.start()
+        batch = 0
+        try:
+            while batch < 100_000:
+                batch += 1
+                members = [b"new:%d:%d" % (batch, i) for i in range(5)]
+                sent_members.update(members)
+                pipe = client.pipeline(transaction=False)
+                for member in members:
+                    pipe.sadd(set_key, member)
+                    pipe.hset(hash_key, member, b"%d" % batch)
+                pipe.execute()
+                acked_members.update(members)
+                acked_fields.update(dict.fromkeys(members, b"%d" % batch))
+        except redis.ConnectionError:
+            pass
+        killer.join()
+        assert len(acked_members) > len(initial) + 100, "the kill came before any load"
+        replacement = cluster.restart(victim, *options)
+        cluster.pids["n1"] = replacement.pid
+        restarted = cluster.client(victim)
+        wait_until(restarted.ping)
+        members = restarted.smembers(set_key)
+        assert acked_members <= members, sorted(acked_members - members)[:5]
+        assert members <= sent_members, sorted(members - sent_members)[:5]
+        fields = restarted.hgetall(hash_key)
+        assert all(fields.get(f) == value for f, value in acked_fields.items())
+        assert set(fields) <= sent_members
+        assert restarted.scard(set_key) == len(members) and restarted.hlen(hash_key) == len(fields)
+    finally:
+        stop_cluster(cluster)
 
 
 def test_sigkill_under_write_load_loses_no_acknowledged_write(own_cluster: Cluster) -> None:
