@@ -127,7 +127,7 @@ def test_a_member_level_repair_that_drops_a_member_is_caught(
 def test_big_collections_grow_to_thousands_of_members_in_the_sweep() -> None:
     """The mixed workload takes its big sets and hashes past AE_MEMBERS_WHOLE_MAX, so the
     sweep below exercises member cells, projections and member-level anti-entropy."""
-    from eventual.core.node import AE_MEMBERS_WHOLE_MAX
+    from eventual.core.base import AE_MEMBERS_WHOLE_MAX
 
     sim = Simulation(SimConfig(seed=5))
     sim.run()

@@ -20,8 +20,13 @@ Two rings follow from the state, as in Riak's pending ring or Cassandra's pendin
   replica: it receives writes (uncounted) and pulls the partition from every live current
   replica by anti-entropy until their trees agree.
 
-When every live future member has reported itself ready for that future ring (``ready_for``
-holds the ring's digest), the transition completes: each JOINING member makes itself ACTIVE
+A pending replica pulls only once every live member is *aware* of the future ring
+(``aware_of`` holds its digest): from then on every coordinator also sends its writes to the
+pending replicas, so a pull that starts after that misses nothing a coordinator acknowledged
+before it (a pull that started earlier could: a write coordinated by a member that did not
+know of the new replica yet, landing after the pull). When every live future member has
+reported itself ready for that future ring (``ready_for`` holds the ring's digest), the
+transition completes: each JOINING member makes itself ACTIVE
 and each LEAVING member LEFT (a dead one is marked LEFT by whoever sees it first). Readiness
 is about one future ring; if another join or leave changes it, everyone syncs again for the
 new one.
@@ -63,8 +68,9 @@ class MemberEntry:
     seq: int
     ready_for: int = 0  # digest of the future ring this member has synced for (0: none)
     zone: str = ""
+    aware_of: int = 0  # digest of the future ring this member sends its writes to (0: none)
 
-    def order(self) -> tuple[int, int, int, str, str, str, int]:
+    def order(self) -> tuple[int, int, int, str, str, str, int, int]:
         return (
             self.generation,
             self.status,
@@ -73,6 +79,7 @@ class MemberEntry:
             self.zone,
             self.address,
             self.ready_for,
+            self.aware_of,
         )
 
     def member(self) -> Member:
@@ -139,7 +146,17 @@ class ClusterState:
 
     def encode(self) -> bytes:
         rows = [
-            [e.node, e.region, e.address, e.generation, int(e.status), e.seq, e.ready_for, e.zone]
+            [
+                e.node,
+                e.region,
+                e.address,
+                e.generation,
+                int(e.status),
+                e.seq,
+                e.ready_for,
+                e.zone,
+                e.aware_of,
+            ]
             for e in self.sorted_entries()
         ]
         packed: bytes = msgpack.packb(rows, use_bin_type=True)
@@ -152,9 +169,10 @@ class ClusterState:
             entries = []
             for row in rows:
                 node, region, address, generation, status, seq, ready, *rest = row
-                if len(rest) > 1:
+                if len(rest) > 2:
                     raise ValueError(f"an entry of {len(row)} fields")
                 zone = str(rest[0]) if rest else ""  # stores from before zones have none
+                aware = int(rest[1]) if len(rest) > 1 else 0  # ...nor awareness
                 entries.append(
                     MemberEntry(
                         str(node),
@@ -165,6 +183,7 @@ class ClusterState:
                         int(seq),
                         int(ready),
                         zone,
+                        aware,
                     )
                 )
         except (ValueError, TypeError, msgpack.UnpackException) as error:

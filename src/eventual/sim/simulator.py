@@ -74,7 +74,7 @@ class SimConfig:
 
 
 BIG_COLLECTION_KEYS = 2  # keys of each big collection kind
-BIG_COLLECTION_BATCH = 150  # members a write adds: ~20 writes a key take it to thousands
+BIG_COLLECTION_BATCH = 100  # members a write adds: ~20 writes a key take it past a thousand
 
 
 @dataclass

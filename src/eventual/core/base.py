@@ -1,0 +1,362 @@
+"""What every role of a replica node shares (``core/node.py`` has the theory of operation):
+its state, its limits, the requests in flight, and the few helpers every role calls: where a
+reply goes, what a level needs, how a record is loaded, changed and stored.
+
+A ``Node`` is one class made of one module per role, as Riak separates its get and put
+state machines from the vnode: ``put.py`` coordinates writes, ``get.py`` reads,
+``replica.py`` answers a coordinator, ``anti_entropy.py`` compares Merkle trees and repairs,
+``handoff.py`` hands hints and partitions over, ``reaper.py`` reaps tombstones; ``node.py``
+routes requests, runs timers and membership.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from eventual.clocks import DEFAULT_MAX_DRIFT_MS, HybridLogicalClock
+from eventual.core.consistency import Requirement, requirement
+from eventual.core.membership import (
+    ClusterState,
+)
+from eventual.core.merkle import MerkleTree
+from eventual.core.messages import (
+    Effects,
+    ForwardReply,
+    Request,
+    Result,
+)
+from eventual.core.ops import (
+    BcounterDecr,
+    BcounterIncr,
+    BcounterTransfer,
+    Mutation,
+    ObjectPut,
+    StringSet,
+)
+from eventual.core.record import Record
+from eventual.core.records import Records
+from eventual.core.ring import DEFAULT_N, DEFAULT_PARTITIONS, Member, Ring
+from eventual.core.store import Batch, Hint, Store
+from eventual.core.swim import Swim, SwimConfig
+
+# Limits, each with its reason. (What one operation may carry: ops.STRING_BYTES_MAX and
+# ops.MEMBER_BYTES_MAX; a collection has no size limit, its members travel one by one.)
+KEY_BYTES_MAX = 8 * 1024  # keys are names, not data; Redis allows more but nobody needs it
+# An object's siblings together: it is stored and replicated whole, as one value.
+OBJECT_BYTES_MAX = 64 * 1024 * 1024
+# A request carrying a big value gets this much more time per byte: each replica hop copies
+# and hashes the value several times (decode, check, store), about 100 ms per 64 MiB on this
+# class of machine, so a 64 MiB write at QUORUM gets 2 s more than the base timeout.
+TIMEOUT_BYTES_PER_MS = 32 * 1024
+HANDOFF_BYTES_PER_TICK_MAX = 16 * 1024 * 1024  # hinted bytes sent per handoff tick
+SIBLINGS_MAX = 100  # Riak's max_siblings: past this, clients are not resolving conflicts
+PENDING_MAX = 10_000  # requests in flight at one coordinator; beyond it, refuse (overload)
+HANDOFF_PER_TICK_MAX = 64  # hints sent per handoff tick: handoff must not starve clients
+AE_KEYS_MAX = 512  # records exchanged per anti-entropy round; the next round does the rest
+AE_BYTES_MAX = 8 * 1024 * 1024  # ...and bytes: a round stops adding records past this
+# A collection with more members than this is repaired member by member (AeKeySync), not
+# shipped whole: below it, one message with the whole record is cheaper than the exchange.
+AE_MEMBERS_WHOLE_MAX = 256
+REAP_PER_TICK_MAX = 64  # tombstones checked per reap tick
+SYNC_SESSIONS_PER_TICK_MAX = 8  # partitions a pending replica pulls per anti-entropy tick
+SYNC_TICK_MS = 200  # ...with ticks this often while it has some: at most 40 sessions a second
+# Forwarded mutations remembered to drop duplicates: a mutation is an operation, not a state,
+# and must not run twice. A forward's answer comes within seconds, so this many ids (a few
+# seconds of a busy node's forwards) is far more than the window a duplicate can arrive in.
+FORWARDS_REMEMBERED_MAX = 10_000
+# Requirements worked out per (level, preference list, count): partitions x levels is a few
+# thousand at most; past this the cache starts over.
+REQUIREMENTS_CACHED_MAX = 4096
+
+
+_WRITE_NOTE = "; the write is applied where it landed and will spread"
+
+
+def carried_bytes(op: Mutation) -> int:
+    """Roughly how many bytes of value an operation carries."""
+    if isinstance(op, ObjectPut | StringSet):
+        return len(op.value)
+    return 0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    node: str
+    members: tuple[Member, ...]
+    partitions: int = DEFAULT_PARTITIONS
+    n: int = DEFAULT_N
+    request_timeout_ms: int = 1000
+    swim: SwimConfig = field(default_factory=SwimConfig)
+    handoff_ms: int = 1000
+    anti_entropy_ms: int = 1000
+    anti_entropy: bool = True
+    reap_ms: int = 5000
+    reap_grace_ms: int = 30_000
+    max_drift_ms: int = DEFAULT_MAX_DRIFT_MS
+    gossip_ms: int = 1000  # the cluster state goes to one peer this often
+    address: str = ""  # this node's internode address, announced in the cluster state
+    join: bool = False  # start as a JOINING member (members: this node only) and wait to be let in
+    seeds: tuple[str, ...] = ()  # peers a joining node sends its state to until it hears back
+
+    def __post_init__(self) -> None:
+        if self.node not in {m.node for m in self.members}:
+            raise ValueError(f"node {self.node!r} is not among the members")
+        if self.n < 1:
+            raise ValueError("n must be at least 1")
+        if not self.join and self.n > len(self.members):
+            raise ValueError(f"n must be in [1, {len(self.members)}] (the number of nodes)")
+
+
+# Where a reply goes: a client request id, or a forwarding peer and its forward id.
+Origin = tuple[str, int]
+CLIENT = ""
+
+
+@dataclass
+class _PendingWrite:
+    origin: Origin
+    key: bytes
+    partition: int
+    delta: Record
+    need: Requirement
+    targets: dict[str, str | None]  # node -> the primary it stands in for (None: itself)
+    acks: set[str]
+    result: Result
+    replied: bool = False
+
+
+@dataclass
+class _PendingRead:
+    origin: Origin
+    key: bytes
+    partition: int
+    need: Requirement
+    primaries: list[str]
+    targets: list[str]
+    members: tuple[bytes, ...] | None = None  # a projected read (ops.Get)
+    replies: dict[str, Record | None] = field(default_factory=dict)
+    # Projected reads: each replica's (size, digest) of its whole record.
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    replied: bool = False
+
+
+@dataclass
+class _PendingForward:
+    origin: Origin
+    target: str
+
+
+@dataclass
+class _PendingReap:
+    key: bytes
+    record_hash: int
+    others: set[str]
+    agreed: set[str] = field(default_factory=set)
+
+
+class NodeBase:
+    """The state every role reads and writes (set up by ``Node.__init__``)."""
+
+    config: NodeConfig
+    id: str
+    store: Store
+    records: Records
+    hlc: HybridLogicalClock
+    now: int
+    me: Member
+    region: str
+    cluster: ClusterState
+    ring: Ring
+    future: Ring
+    region_of: dict[str, str]
+    peers: list[str]
+    swim: Swim
+    synced: set[tuple[int, str]]
+    target: int
+    all_aware: bool
+    pulls_started: set[tuple[int, str]]
+    gossip_cursor: int
+    membership_version: int
+    epoch: int
+    epoch_stale: bool
+    pending: dict[int, _PendingWrite | _PendingRead | _PendingForward | _PendingReap]
+    next_id: int
+    forwards_seen: dict[tuple[str, int], None]
+    ae_cursor: int
+    my_partitions: list[int]
+    trees: dict[int, MerkleTree]
+    handing_off: dict[int, set[str]]
+    tombstones: dict[bytes, int]
+    requirements: dict[tuple[object, ...], Requirement]
+    stats: dict[str, int]
+
+    # Provided by other roles (declared here so each role module type-checks alone).
+
+    def _unsynced(self) -> list[tuple[int, str]]:
+        raise NotImplementedError
+
+    def _handed_off(self, partition: int, peer: str) -> None:
+        raise NotImplementedError
+
+    def _read_repair(self, effects: Effects, pending: _PendingRead) -> None:
+        raise NotImplementedError
+
+    def up(self, node: str) -> bool:
+        return node == self.id or (node in self.swim.states and self.swim.alive(node))
+
+    def _id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    def _actor(self, op: Mutation, fallback: bool) -> str:
+        if isinstance(op, BcounterIncr | BcounterDecr | BcounterTransfer) and not fallback:
+            return self.id  # rights belong to the node, whatever its epoch
+        if self.epoch_stale:
+            self.epoch += 1
+            self.epoch_stale = False
+            self.store.apply(Batch(meta={"epoch": str(self.epoch).encode()}))
+        if fallback:
+            return f"{self.id}~{self.epoch}"
+        return f"{self.id}.{self.epoch}" if self.epoch else self.id
+
+    def _timeout_ms(self, carried_bytes: int) -> int:
+        return self.config.request_timeout_ms + carried_bytes // TIMEOUT_BYTES_PER_MS
+
+    def _n(self, request: Request) -> int:
+        return request.n if request.n is not None else self.config.n
+
+    def _load(self, key: bytes) -> Record | None:
+        """This node's own record of ``key``: the cached object, not to be changed but
+        through ``_store_record``."""
+        return self.records.get(key)
+
+    def _track_tombstone(self, key: bytes, record: Record | None) -> None:
+        reapable = (
+            record is not None
+            and not record.has_data()
+            and not record.ttl.has_values()
+            and record.incarnation == (0, "")
+        )
+        if reapable:
+            self.tombstones.setdefault(key, self.now)
+        else:
+            self.tombstones.pop(key, None)
+
+    def _store_record(
+        self,
+        batch: Batch,
+        partition: int,
+        key: bytes,
+        record: Record,
+        *,
+        whole: bool = False,
+        head: bytes | None = None,
+    ) -> None:
+        """Stage what changed in ``record`` (all of it, if ``whole``: new to this store, or
+        reset) and index it."""
+        digest = self.records.stage(batch, partition, key, record, whole=whole, head=head)
+        tree = self.trees.get(partition)
+        if tree is not None:
+            tree.update(key, digest)
+        self._track_tombstone(key, record)
+
+    def _merge_local(self, batch: Batch, key: bytes, incoming: Record) -> bool:
+        """Merge into this node's own record of ``key``; True if it changed."""
+        partition = self.ring.partition_of(key)
+        current = self._load(key)
+        if current is None:
+            self._store_record(batch, partition, key, incoming, whole=True)
+            return True
+        generation = (current.incarnation, current.kind)
+        before = self.records.digest(key)
+        current.merge(incoming)
+        if (current.incarnation, current.kind) != generation:
+            self._store_record(batch, partition, key, current, whole=True)  # replaced whole
+            return True
+        head = current.head_bytes()
+        if not current.members_changed() and current.digest(head) == before:
+            return False
+        self._store_record(batch, partition, key, current, head=head)
+        return True
+
+    def _local_for_read(self, key: bytes, partition: int) -> Record | None:
+        """This node's record of ``key`` (its own, or the hint it holds): not to be changed."""
+        if partition in self.trees:
+            return self._load(key)
+        hint = self.store.hint(key)
+        return None if hint is None else Record.from_bytes(hint.record)
+
+    def _merge_hint(self, batch: Batch, key: bytes, incoming: Record, target: str) -> None:
+        hint = self.store.hint(key)
+        if hint is None:
+            record, targets = incoming, frozenset({target})
+        else:
+            record = Record.from_bytes(hint.record)
+            record.merge(incoming)
+            targets = hint.targets | {target}
+        batch.hints[key] = Hint(key, self.ring.partition_of(key), record.to_bytes(), targets)
+
+    def _requirement(
+        self,
+        effects: Effects,
+        origin: Origin,
+        request: Request,
+        primaries: list[str],
+        count: int | None,
+    ) -> Requirement | None:
+        """What the request's level (or r/w ``count``) needs; None after answering an error."""
+        cache_key = (request.level, tuple(primaries), count)
+        need = self.requirements.get(cache_key)
+        if need is not None:
+            return need
+        try:
+            need = requirement(request.level, primaries, self.region_of, self.region, count)
+        except ValueError as error:
+            self._finish(effects, origin, Result(False, error=f"ERR {error}"))
+            return None
+        if len(self.requirements) >= REQUIREMENTS_CACHED_MAX:
+            self.requirements.clear()
+        self.requirements[cache_key] = need
+        return need
+
+    def _finish(self, effects: Effects, origin: Origin, result: Result) -> None:
+        peer, request_id = origin
+        if peer == CLIENT:
+            effects.reply(request_id, result)
+        else:
+            effects.send(peer, ForwardReply(request_id, result))
+
+    @staticmethod
+    def _answered(result: Result, acks: set[str]) -> Result:
+        return Result(
+            True,
+            result.value,
+            context=result.context,
+            dot=result.dot,
+            supersedes=result.supersedes,
+            answered=len(acks),
+        )
+
+    def _fail(
+        self,
+        effects: Effects,
+        pending: _PendingWrite | _PendingRead,
+        answered: int,
+        what: str,
+        note: str,
+    ) -> None:
+        pending.replied = True
+        error = (
+            f"not enough replicas: {answered} answered, the {what} needs "
+            f"{pending.need.describe()}{note}"
+        )
+        self._finish(effects, pending.origin, Result(False, error=error, answered=answered))
+
+    def _digest(self, key: bytes) -> int | None:
+        """The anti-entropy digest of this node's own record of ``key`` (None: no record)."""
+        return self.records.digest(key)
+
+    def record(self, key: bytes) -> Record | None:
+        """A copy of this node's own record of ``key`` (tests and checkers)."""
+        record = self._load(key)
+        return None if record is None else record.copy()

@@ -1,0 +1,236 @@
+"""The read path (Riak's get state machine): ask the primaries (fallbacks for down ones),
+answer once R replies agree to be merged, repair the replicas that answered with less.
+
+A read of a few members of a collection (``ops.Get`` with ``members``) asks for and merges
+*projections* (``Record.project``), and repairs those members only
+(``Record.member_delta``); a read of a collection's size compares the replicas' digests and
+reads again, whole, if they differ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from eventual.codec import DecodeError
+from eventual.core.base import (
+    NodeBase,
+    Origin,
+    _PendingRead,
+)
+from eventual.core.consistency import quorum
+from eventual.core.messages import (
+    Effects,
+    ReadReply,
+    ReplicaRead,
+    ReplicaWrite,
+    Request,
+    Result,
+    Timer,
+)
+from eventual.core.ops import (
+    Get,
+)
+from eventual.core.record import COLLECTIONS, Kind, Record
+from eventual.core.store import Batch
+
+
+class GetCoordinator(NodeBase):
+    def _read(
+        self,
+        effects: Effects,
+        origin: Origin,
+        request: Request,
+        partition: int,
+        primaries: list[str],
+    ) -> None:
+        need = self._requirement(effects, origin, request, primaries, request.r)
+        if need is None:
+            return
+        spare = [n for n in self.ring.walk(partition) if n not in primaries and self.up(n)]
+        targets = []
+        for primary in primaries:
+            if self.up(primary):
+                targets.append(primary)
+            elif spare:
+                targets.append(spare.pop(0))
+        read_id = self._id()
+        op = request.op
+        assert isinstance(op, Get)
+        pending = _PendingRead(
+            origin, op.key, partition, need, primaries, targets, members=op.members
+        )
+        self.pending[read_id] = pending
+        self._ask_replicas(effects, read_id, pending)
+        self._check_read(effects, read_id, pending)
+        if read_id in self.pending:
+            effects.after(self.config.request_timeout_ms, Timer("timeout", read_id))
+
+    def _ask_replicas(self, effects: Effects, read_id: int, pending: _PendingRead) -> None:
+        for target in pending.targets:
+            if target == self.id:
+                local = self._local_for_read(pending.key, pending.partition)
+                if local is not None and pending.members is not None:
+                    pending.sizes[self.id] = (local.size(), self._local_digest(pending, local))
+                    local = local.project(pending.members)
+                pending.replies[self.id] = local
+            else:
+                effects.send(target, ReplicaRead(read_id, pending.key, pending.members))
+
+    def _local_digest(self, pending: _PendingRead, record: Record) -> int:
+        if pending.partition in self.trees:
+            return self.records.digest(pending.key) or 0
+        return record.digest()
+
+    def _merged(self, records: list[Record | None]) -> Record | None:
+        """The merge of the records read (one alone is returned as it is: not to be
+        changed, it may be this node's own)."""
+        present = [record for record in records if record is not None]
+        if len(present) <= 1:
+            return present[0] if present else None
+        merged = present[0].copy()
+        for record in present[1:]:
+            merged.merge(record)
+        return merged
+
+    def _read_result(self, merged: Record | None, answered: int, pending: _PendingRead) -> Result:
+        if merged is None:
+            return Result(True, None, answered=answered)
+        if pending.members is not None and merged.kind in COLLECTIONS:
+            return self._projected_result(merged, answered, pending)
+        context = merged.context().to_bytes() if merged.kind is Kind.OBJECT else None
+        if not merged.present(self.now):
+            return Result(True, None, context=context, answered=answered)
+        return Result(
+            True,
+            merged.value(),
+            context=context,
+            answered=answered,
+            kind=merged.kind.name.lower(),
+            expire_at=merged.expire_at(),
+            # Sketches (PFMERGE) and bounded counters (rights per node) travel whole.
+            state=merged.data.to_bytes() if merged.kind in (Kind.HLL, Kind.BCOUNTER) else None,
+        )
+
+    def _projected_result(self, merged: Record, answered: int, pending: _PendingRead) -> Result:
+        """A read of a few members (or of the size) of a collection."""
+        if merged.expired(self.now):
+            return Result(True, None, answered=answered, size=0)
+        sizes = {size for size, _ in pending.sizes.values()}
+        return Result(
+            True,
+            merged.value(),
+            answered=answered,
+            kind=merged.kind.name.lower(),
+            expire_at=merged.expire_at(),
+            size=sizes.pop() if len(sizes) == 1 else None,
+        )
+
+    def _sizes_disagree(self, pending: _PendingRead) -> bool:
+        """A size read whose replicas hold different records: the size of their merge is
+        not known from the parts, so the read is asked again, whole."""
+        digests = {digest for _, digest in pending.sizes.values()}
+        found = sum(record is not None for record in pending.replies.values())
+        return pending.members == () and (len(digests) > 1 or len(pending.sizes) != found)
+
+    def _read_met(self, pending: _PendingRead) -> bool:
+        """Found answers count toward R at once; "not found" counts only once a majority of
+        those asked said so (Riak's notfound_ok=false with basic_quorum): a replica that has
+        not got the key yet (a fallback, a replica being repaired) cannot hide it at ONE."""
+        replies = pending.replies
+        found = [node for node, record in replies.items() if record is not None]
+        if pending.need.met(found, self.region_of, self.region):
+            return True
+        settled = len(replies) >= quorum(len(pending.targets)) or len(replies) == len(
+            pending.targets
+        )
+        return settled and pending.need.met(replies, self.region_of, self.region)
+
+    def _check_read(self, effects: Effects, read_id: int, pending: _PendingRead) -> None:
+        if not pending.replied and self._read_met(pending):
+            if self._sizes_disagree(pending):
+                # Again under a new id, so a late projected reply is not taken as whole.
+                del self.pending[read_id]
+                whole = dataclasses.replace(pending, members=None, replies={}, sizes={})
+                whole_id = self._id()
+                self.pending[whole_id] = whole
+                self._ask_replicas(effects, whole_id, whole)
+                self._check_read(effects, whole_id, whole)
+                if whole_id in self.pending:
+                    effects.after(self.config.request_timeout_ms, Timer("timeout", whole_id))
+                return
+            pending.replied = True
+            merged = self._merged(list(pending.replies.values()))
+            result = self._read_result(merged, len(pending.replies), pending)
+            self._finish(effects, pending.origin, result)
+        if len(pending.replies) == len(pending.targets):
+            if not pending.replied:
+                self._fail_read(effects, pending)
+            self._read_repair(effects, pending)
+            del self.pending[read_id]
+
+    def _read_repair(self, effects: Effects, pending: _PendingRead) -> None:
+        records = list(pending.replies.values())
+        if len(records) <= 1:
+            return  # one answer: nothing to compare it with
+        merged = self._merged(records)
+        if merged is None:
+            return
+        if pending.members is not None and merged.kind in COLLECTIONS:
+            self._repair_members(effects, pending, merged)
+            return
+        data = merged.to_bytes()
+        stale = [
+            node
+            for node, record in pending.replies.items()
+            if node in pending.primaries and (record is None or record.to_bytes() != data)
+        ]
+        if not stale:
+            return
+        hlc = self.hlc.now(self.now)
+        for node in stale:
+            if node == self.id:
+                batch = Batch()
+                self._merge_local(batch, pending.key, merged)
+                self.store.apply(batch)
+            else:
+                effects.send(node, ReplicaWrite(0, pending.key, data, hlc))
+
+    def _repair_members(self, effects: Effects, pending: _PendingRead, merged: Record) -> None:
+        """Read repair of a projected read: the members read, and nothing else."""
+        members = pending.members
+        assert members is not None
+        data = merged.to_bytes()
+        stale = [
+            node
+            for node, record in pending.replies.items()
+            if node in pending.primaries and (record is None or record.to_bytes() != data)
+        ]
+        found = [record for record in pending.replies.values() if record is not None]
+        delta = merged.member_delta(members, found) if stale else None
+        if delta is None:
+            return
+        hlc = self.hlc.now(self.now)
+        encoded = delta.to_bytes()
+        for node in stale:
+            if node == self.id:
+                batch = Batch()
+                self._merge_local(batch, pending.key, Record.from_bytes(encoded))
+                self.store.apply(batch)
+            else:
+                effects.send(node, ReplicaWrite(0, pending.key, encoded, hlc))
+
+    def _fail_read(self, effects: Effects, pending: _PendingRead) -> None:
+        self._fail(effects, pending, len(pending.replies), "read", "")
+
+    def _on_read_reply(self, effects: Effects, sender: str, message: ReadReply) -> None:
+        pending = self.pending.get(message.id)
+        if not isinstance(pending, _PendingRead) or sender not in pending.targets:
+            return
+        try:
+            record = None if message.record is None else Record.from_bytes(message.record)
+        except DecodeError:
+            return  # a replica that sends garbage has not answered
+        pending.replies[sender] = record
+        if record is not None and pending.members is not None:
+            pending.sizes[sender] = (message.size, message.digest)
+        self._check_read(effects, message.id, pending)

@@ -1,0 +1,204 @@
+"""The write path: a mutation coordinated by a primary (Riak's put state machine).
+
+The coordinator applies the operation to its own record in place (``ops.apply``), stores
+what changed, sends the delta to the other primaries (or, for one it believes down, to the
+next live node with ``hint_for``: sloppy quorum) and answers once the consistency level is
+met, or with how many replicas answered when the request times out. Replicas that never
+acknowledged get a hint kept here.
+"""
+
+from __future__ import annotations
+
+from eventual.core.base import (
+    _WRITE_NOTE,
+    OBJECT_BYTES_MAX,
+    SIBLINGS_MAX,
+    NodeBase,
+    Origin,
+    _PendingWrite,
+)
+from eventual.core.messages import (
+    Effects,
+    ReplicaWrite,
+    Request,
+    Result,
+    Timer,
+    WriteAck,
+)
+from eventual.core.ops import (
+    Delete,
+    Expire,
+    Get,
+    Persist,
+    apply,
+)
+from eventual.core.record import Kind, Record, WrongTypeError
+from eventual.core.store import Batch, Hint
+from eventual.crdt import InsufficientRights, LWWRegister
+from eventual.crdt.ormap import WrongType
+
+
+class PutCoordinator(NodeBase):
+    def _coordinate(
+        self,
+        effects: Effects,
+        origin: Origin,
+        request: Request,
+        partition: int,
+        primaries: list[str],
+        *,
+        fallback: bool,
+    ) -> None:
+        op = request.op
+        assert not isinstance(op, Get)
+        hint = self.store.hint(op.key) if fallback else None
+        if fallback:
+            record = None if hint is None else Record.from_stored(hint.record)
+        else:
+            record = self._load(op.key)
+            if record is not None and record.kind is Kind.OBJECT:
+                # Objects are applied to a copy: the siblings limit is known only after.
+                record = record.copy()
+        if record is None and isinstance(op, Delete | Expire | Persist):
+            self._finish(effects, origin, Result(True, 0, answered=1))
+            return
+        need = self._requirement(effects, origin, request, primaries, request.w)
+        if need is None:
+            return
+        timestamp = self.hlc.now(self.now)
+        if record is not None and isinstance(record.data, LWWRegister):
+            previous = record.data.timestamp
+            if previous is not None and previous >= timestamp:
+                # A causally later write must win: move past what this record has seen.
+                timestamp = self.hlc.last = previous + 1
+        try:
+            applied = apply(record, op, self._actor(op, fallback), self.now, timestamp)
+        except (WrongTypeError, WrongType) as error:
+            self._finish(effects, origin, Result(False, error=str(error)))
+            return
+        except InsufficientRights as error:
+            # Its own word, like Redis's WRONGTYPE: a refusal to retry elsewhere, not a fault.
+            self._finish(effects, origin, Result(False, error=f"REFUSED {error}"))
+            return
+        except (ValueError, TypeError) as error:
+            self._finish(effects, origin, Result(False, error=f"ERR {error}"))
+            return
+        new = applied.record
+        if new.kind is Kind.OBJECT and len(new.data.value()) > SIBLINGS_MAX:
+            self._finish(
+                effects,
+                origin,
+                Result(
+                    False,
+                    error=(
+                        f"ERR {len(new.data.value())} siblings, more than {SIBLINGS_MAX}: "
+                        "read the key and write back with its context to resolve them"
+                    ),
+                ),
+            )
+            return
+        if new.kind is Kind.OBJECT:
+            size = sum(len(v) for v in new.data.value() if isinstance(v, bytes))
+            if size > OBJECT_BYTES_MAX:
+                self._finish(
+                    effects,
+                    origin,
+                    Result(
+                        False,
+                        error=(
+                            f"ERR the object's siblings would hold {size} bytes, more than "
+                            f"{OBJECT_BYTES_MAX}: resolve them (write back with the context)"
+                        ),
+                    ),
+                )
+                return
+        batch = Batch()
+        if fallback:
+            # The hint holds our fallback history of the key: we owe it to every primary.
+            owed = set(primaries) | (hint.targets if hint is not None else frozenset())
+            batch.hints[op.key] = Hint(op.key, partition, new.to_bytes(), frozenset(owed))
+        else:
+            whole = new is not record  # created, or reset: nothing stored before counts
+            self._store_record(batch, partition, op.key, new, whole=whole)
+        targets: dict[str, str | None] = {}
+        spare: list[str] | None = None  # fallbacks, worked out only if a primary is down
+        for primary in primaries:
+            if primary == self.id:
+                continue
+            if self.up(primary) and not fallback:
+                targets[primary] = None
+                continue
+            if spare is None:
+                spare = [
+                    node
+                    for node in self.ring.walk(partition)
+                    if node not in primaries and node != self.id and self.up(node)
+                ]
+            if spare:
+                targets[spare.pop(0)] = primary
+            elif not fallback:
+                self._merge_hint(batch, op.key, applied.delta, primary)
+        self.store.apply(batch)
+        context = new.context().to_bytes() if new.kind is Kind.OBJECT else None
+        result = Result(
+            True, applied.result, context=context, dot=applied.dot, supersedes=applied.supersedes
+        )
+        n = self._n(request)
+        pending_replicas = [
+            node
+            for node in self.future.preference_list(partition, n)
+            # Uncounted: what it misses, its pull from the current replicas brings.
+            if node not in primaries and node not in targets and node != self.id
+            if self.up(node)
+        ]
+        if not targets and not pending_replicas:  # nobody else to send it to (N = 1, ...)
+            acks = {self.id}
+            if need.met(acks, self.region_of, self.region):
+                self._finish(effects, origin, self._answered(result, acks))
+            else:
+                self._fail(
+                    effects,
+                    _PendingWrite(
+                        origin, op.key, partition, applied.delta, need, targets, acks, result
+                    ),
+                    1,
+                    "request",
+                    _WRITE_NOTE,
+                )
+            return
+        write_id = self._id()
+        pending = _PendingWrite(
+            origin, op.key, partition, applied.delta, need, targets, {self.id}, result
+        )
+        self.pending[write_id] = pending
+        delta = applied.delta.to_bytes()
+        hlc = self.hlc.now(self.now)
+        for target, hint_for in targets.items():
+            effects.send(target, ReplicaWrite(write_id, op.key, delta, hlc, hint_for))
+        for pending_replica in pending_replicas:
+            effects.send(pending_replica, ReplicaWrite(0, op.key, delta, hlc))
+        self._check_write(effects, write_id, pending)
+        if write_id in self.pending:
+            effects.after(self._timeout_ms(len(delta)), Timer("timeout", write_id))
+
+    def _check_write(self, effects: Effects, write_id: int, pending: _PendingWrite) -> None:
+        if not pending.replied and pending.need.met(pending.acks, self.region_of, self.region):
+            pending.replied = True
+            self._finish(effects, pending.origin, self._answered(pending.result, pending.acks))
+        if len(pending.acks) == len(pending.targets) + 1:
+            if not pending.replied:  # everyone it could ask has answered: say so now
+                self._fail_write(effects, pending)
+            del self.pending[write_id]
+
+    def _fail_write(self, effects: Effects, pending: _PendingWrite) -> None:
+        self._fail(effects, pending, len(pending.acks), "request", _WRITE_NOTE)
+
+    def _on_write_ack(self, effects: Effects, sender: str, message: WriteAck) -> None:
+        pending = self.pending.get(message.id)
+        if (
+            isinstance(pending, _PendingWrite)
+            and message.error is None
+            and sender in pending.targets
+        ):
+            pending.acks.add(sender)
+            self._check_write(effects, message.id, pending)

@@ -1,0 +1,65 @@
+"""A replica's answers to a coordinator: merge a write (a delta, or a state: read repair),
+read a record whole or projected.
+"""
+
+from __future__ import annotations
+
+from eventual.clocks import ClockDriftError
+from eventual.codec import DecodeError
+from eventual.core.base import (
+    NodeBase,
+)
+from eventual.core.messages import (
+    Effects,
+    ReadReply,
+    ReplicaRead,
+    ReplicaWrite,
+    WriteAck,
+)
+from eventual.core.record import Record
+from eventual.core.store import Batch
+
+
+class Replica(NodeBase):
+    def _on_replica_write(self, effects: Effects, sender: str, message: ReplicaWrite) -> None:
+        try:
+            self.hlc.update(message.hlc, self.now)
+        except ClockDriftError as error:
+            self.stats["refused_drift"] += 1
+            if message.id:
+                effects.send(sender, WriteAck(message.id, error=str(error)))
+            return
+        try:
+            incoming = Record.from_bytes(message.record)
+        except DecodeError as error:
+            if message.id:
+                effects.send(sender, WriteAck(message.id, error=f"bad record: {error}"))
+            return
+        batch = Batch()
+        if message.hint_for is not None and message.hint_for != self.id:
+            self._merge_hint(batch, message.key, incoming, message.hint_for)
+        else:
+            self._merge_local(batch, message.key, incoming)
+        if batch:
+            self.store.apply(batch)
+        if message.id:
+            effects.send(sender, WriteAck(message.id))
+
+    def _on_replica_read(self, effects: Effects, sender: str, message: ReplicaRead) -> None:
+        partition = self.ring.partition_of(message.key)
+        record = self._local_for_read(message.key, partition)
+        if record is None:
+            effects.send(sender, ReadReply(message.id, None))
+        elif message.members is None:
+            effects.send(sender, ReadReply(message.id, record.to_bytes()))
+        else:
+            digest = self.records.digest(message.key) if partition in self.trees else None
+            effects.send(
+                sender,
+                ReadReply(
+                    message.id,
+                    record.project(message.members).to_bytes(),
+                    record.size(),
+                    record.digest() if digest is None else digest,
+                ),
+            )
