@@ -9,6 +9,8 @@ acknowledged get a hint kept here.
 
 from __future__ import annotations
 
+from typing import cast
+
 from eventual.core.base import (
     _WRITE_NOTE,
     OBJECT_BYTES_MAX,
@@ -66,8 +68,8 @@ class PutCoordinator(NodeBase):
         if need is None:
             return
         timestamp = self.hlc.now(self.now)
-        if record is not None and isinstance(record.data, LWWRegister):
-            previous = record.data.timestamp
+        if record is not None and record.kind is Kind.STRING:
+            previous = cast(LWWRegister, record.data).timestamp
             if previous is not None and previous >= timestamp:
                 # A causally later write must win: move past what this record has seen.
                 timestamp = self.hlc.last = previous + 1

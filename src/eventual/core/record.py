@@ -178,9 +178,9 @@ class Record(Lattice):
         if self.kind is Kind.BCOUNTER:
             assert isinstance(data, BoundedCounter)
             return bool(data.actors())
-        if self.kind in (Kind.SET, Kind.HASH, Kind.MAP):
-            assert isinstance(data, ORSet | ORMap)
-            return len(data) > 0
+        collection = self._collection()
+        if collection is not None:
+            return len(collection) > 0
         if self.kind is Kind.FLAG:
             return bool(data.value())
         assert isinstance(data, HyperLogLog)

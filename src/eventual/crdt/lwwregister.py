@@ -71,8 +71,18 @@ class LWWRegister(Lattice):
 
     def merge(self, other: Self) -> None:
         self._check_same_type(other)
-        theirs = other._write
-        if theirs is not None and (self._write is None or _order(theirs) > _order(self._write)):
+        theirs, mine = other._write, self._write
+        if theirs is None or theirs is mine:
+            return
+        if mine is None:
+            self._write = theirs
+            return
+        # (timestamp, actor) decides nearly always; the values' encodings (a copy of each,
+        # up to 64 MiB) are compared only to break a tie between identical stamps.
+        if theirs[:2] != mine[:2]:
+            if theirs[:2] > mine[:2]:
+                self._write = theirs
+        elif _order(theirs) > _order(mine):
             self._write = theirs
 
     def copy(self) -> Self:
