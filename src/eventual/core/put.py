@@ -86,34 +86,10 @@ class PutCoordinator(NodeBase):
             self._finish(effects, origin, Result(False, error=f"ERR {error}"))
             return
         new = applied.record
-        if new.kind is Kind.OBJECT and len(new.data.value()) > SIBLINGS_MAX:
-            self._finish(
-                effects,
-                origin,
-                Result(
-                    False,
-                    error=(
-                        f"ERR {len(new.data.value())} siblings, more than {SIBLINGS_MAX}: "
-                        "read the key and write back with its context to resolve them"
-                    ),
-                ),
-            )
+        problem = _object_limits(new) if new.kind is Kind.OBJECT else None
+        if problem is not None:
+            self._finish(effects, origin, Result(False, error=problem))
             return
-        if new.kind is Kind.OBJECT:
-            size = sum(len(v) for v in new.data.value() if isinstance(v, bytes))
-            if size > OBJECT_BYTES_MAX:
-                self._finish(
-                    effects,
-                    origin,
-                    Result(
-                        False,
-                        error=(
-                            f"ERR the object's siblings would hold {size} bytes, more than "
-                            f"{OBJECT_BYTES_MAX}: resolve them (write back with the context)"
-                        ),
-                    ),
-                )
-                return
         batch = Batch()
         if fallback:
             # The hint holds our fallback history of the key: we owe it to every primary.
@@ -204,3 +180,20 @@ class PutCoordinator(NodeBase):
         ):
             pending.acks.add(sender)
             self._check_write(effects, message.id, pending)
+
+
+def _object_limits(record: Record) -> str | None:
+    """What an object write would break (siblings, their size), or None."""
+    values = record.data.value()
+    if len(values) > SIBLINGS_MAX:
+        return (
+            f"ERR {len(values)} siblings, more than {SIBLINGS_MAX}: "
+            "read the key and write back with its context to resolve them"
+        )
+    size = sum(len(v) for v in values if isinstance(v, bytes))
+    if size > OBJECT_BYTES_MAX:
+        return (
+            f"ERR the object's siblings would hold {size} bytes, more than "
+            f"{OBJECT_BYTES_MAX}: resolve them (write back with the context)"
+        )
+    return None
