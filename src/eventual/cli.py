@@ -123,7 +123,10 @@ def demo(story: str, show_bytes: bool, latency_ms: int) -> None:
     type=click.Choice(["mixed", "inventory"]),
     default="mixed",
     show_default=True,
-    help="mixed: every data type; inventory: bounded-counter stock sold in every region.",
+    help=(
+        "mixed: every data type, with sets and hashes grown to thousands of members;"
+        " inventory: bounded-counter stock sold in every region."
+    ),
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def sim(
