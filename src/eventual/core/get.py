@@ -175,9 +175,6 @@ class GetCoordinator(NodeBase):
         merged = self._merged(records)
         if merged is None:
             return
-        if pending.members is not None and merged.kind in COLLECTIONS:
-            self._repair_members(effects, pending, merged)
-            return
         data = merged.to_bytes()
         stale = [
             node
@@ -186,38 +183,23 @@ class GetCoordinator(NodeBase):
         ]
         if not stale:
             return
+        repair = merged
+        if pending.members is not None and merged.kind in COLLECTIONS:
+            # A projection must never be merged into a replica (its context would drop
+            # every member it left out): repair the members read, and nothing else.
+            found = [record for record in records if record is not None]
+            delta = merged.member_delta(pending.members, found)
+            if delta is None:
+                return
+            repair, data = delta, delta.to_bytes()
         hlc = self.hlc.now(self.now)
         for node in stale:
             if node == self.id:
                 batch = Batch()
-                self._merge_local(batch, pending.key, merged)
+                self._merge_local(batch, pending.key, repair)
                 self.store.apply(batch)
             else:
                 effects.send(node, ReplicaWrite(0, pending.key, data, hlc))
-
-    def _repair_members(self, effects: Effects, pending: _PendingRead, merged: Record) -> None:
-        """Read repair of a projected read: the members read, and nothing else."""
-        members = pending.members
-        assert members is not None
-        data = merged.to_bytes()
-        stale = [
-            node
-            for node, record in pending.replies.items()
-            if node in pending.primaries and (record is None or record.to_bytes() != data)
-        ]
-        found = [record for record in pending.replies.values() if record is not None]
-        delta = merged.member_delta(members, found) if stale else None
-        if delta is None:
-            return
-        hlc = self.hlc.now(self.now)
-        encoded = delta.to_bytes()
-        for node in stale:
-            if node == self.id:
-                batch = Batch()
-                self._merge_local(batch, pending.key, Record.from_bytes(encoded))
-                self.store.apply(batch)
-            else:
-                effects.send(node, ReplicaWrite(0, pending.key, encoded, hlc))
 
     def _fail_read(self, effects: Effects, pending: _PendingRead) -> None:
         self._fail(effects, pending, len(pending.replies), "read", "")

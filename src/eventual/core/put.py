@@ -129,20 +129,13 @@ class PutCoordinator(NodeBase):
             if node not in primaries and node not in targets and node != self.id
             if self.up(node)
         ]
-        if not targets and not pending_replicas:  # nobody else to send it to (N = 1, ...)
-            acks = {self.id}
-            if need.met(acks, self.region_of, self.region):
-                self._finish(effects, origin, self._answered(result, acks))
-            else:
-                self._fail(
-                    effects,
-                    _PendingWrite(
-                        origin, op.key, partition, applied.delta, need, targets, acks, result
-                    ),
-                    1,
-                    "request",
-                    _WRITE_NOTE,
-                )
+        if (
+            not targets
+            and not pending_replicas
+            and need.met({self.id}, self.region_of, self.region)
+        ):
+            # Nobody else to send it to (N = 1, ...), and this replica is enough: answer now.
+            self._finish(effects, origin, self._answered(result, {self.id}))
             return
         write_id = self._id()
         pending = _PendingWrite(

@@ -31,7 +31,7 @@ is a hard reset too.
 Expired keys read as absent as soon as their time passes, at every replica that knows the
 expiry; a write to an expired key first resets it, as Redis does.
 
-Stored form (``head_bytes``, ``member_cells``, ``from_cells``). A record of a scalar kind is
+Stored form (``head_bytes``, ``take_changed_members``, ``from_cells``). A record of a scalar kind is
 stored whole: its *head* is its encoding. A collection (set, hash, map) is stored as a head
 (the record with every member taken out: kind, incarnation, causal context, TTL) plus one
 cell per member (``crdt._keyed``), so a change to one member writes one cell and the head,
@@ -220,13 +220,7 @@ class Record(Lattice):
         """A collection restricted to ``members`` (see ``KeyedCausal.project``); a record of
         any other kind, whole. Never merge a projection into a replica: ``member_delta``."""
         data = self._collection()
-        if data is None:
-            return self
-        projection = type(self)(self.kind, self.incarnation)
-        projection.data = data.project(members)
-        projection.baseline = self.baseline.copy()
-        projection.ttl = self.ttl.copy()
-        return projection
+        return self if data is None else self._around(data.project(members))
 
     def member_delta(self, members: tuple[bytes, ...], replies: list[Self]) -> Self | None:
         """The repair that brings every replica's ``members`` to this merged projection
@@ -238,11 +232,7 @@ class Record(Lattice):
         ):
             return None
         seen = [dot for r in replies for dot in cast(KeyedCausal[Any], r.data).live_dots(members)]
-        delta = type(self)(self.kind, self.incarnation)
-        delta.data = data.member_delta(members, seen)
-        delta.baseline = self.baseline.copy()
-        delta.ttl = self.ttl.copy()
-        return delta
+        return self._around(data.member_delta(members, seen))
 
     def unseen_by(self, theirs: Record, bytes_max: int) -> tuple[Self | None, bool]:
         """What of this collection a replica holding ``theirs`` (its head will do) has not
@@ -254,11 +244,16 @@ class Record(Lattice):
         members, complete = data.unseen_by(their_data._context, bytes_max)
         if not members.seen() and self.ttl == theirs.ttl and self.baseline == theirs.baseline:
             return None, complete
-        delta = type(self)(self.kind, self.incarnation)
-        delta.data = members
-        delta.baseline = self.baseline.copy()
-        delta.ttl = self.ttl.copy()
-        return delta, complete
+        return self._around(members), complete
+
+    def _around(self, data: Lattice) -> Self:
+        """A record of this one's generation, TTL and baseline, holding ``data`` (a part of
+        this record's collection: a projection or a delta)."""
+        record = type(self)(self.kind, self.incarnation)
+        record.data = data
+        record.baseline = self.baseline.copy()
+        record.ttl = self.ttl.copy()
+        return record
 
     def same_context(self, other: Record) -> bool:
         """Whether two collections have seen exactly the same dots."""
@@ -313,7 +308,7 @@ class Record(Lattice):
     def members_changed(self) -> bool:
         """Whether any member changed since ``take_changed_members`` was last called."""
         data = self._collection()
-        return data is not None and bool(data._dots.touched)
+        return data is not None and data.changed()
 
     def touch_all(self) -> None:
         """Mark every member changed: the next ``take_changed_members`` gives them all."""

@@ -47,7 +47,7 @@ def stored_bytes(store: Store, key: bytes) -> bytes | None:
 
 
 class Records:
-    __slots__ = ("_digests", "_hot", "_weights", "loads", "store", "weight", "weight_max")
+    __slots__ = ("_digests", "_hot", "_weights", "store", "weight", "weight_max")
 
     def __init__(self, store: Store, weight_max: int = RECORDS_WEIGHT_MAX) -> None:
         self.store = store
@@ -56,7 +56,6 @@ class Records:
         self._weights: dict[bytes, int] = {}
         self._digests: dict[bytes, int] = {}  # of the cached records, as last staged
         self.weight = 0
-        self.loads = 0  # misses that decoded a record from the store
 
     def get(self, key: bytes) -> Record | None:
         """The decoded record of ``key`` (the cached object itself), or None."""
@@ -66,7 +65,6 @@ class Records:
             return record
         record = load_record(self.store, key)
         if record is not None:
-            self.loads += 1
             self._keep(key, record)
         return record
 
@@ -126,6 +124,3 @@ class Records:
         if self._hot.pop(key, None) is not None:
             self.weight -= self._weights.pop(key)
             self._digests.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._hot)

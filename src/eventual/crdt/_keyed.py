@@ -183,6 +183,10 @@ class KeyedCausal(Lattice, Generic[V]):
         """The members whose live dots changed since the last call."""
         return self._dots.take_touched()
 
+    def changed(self) -> bool:
+        """Whether any member changed since ``take_touched`` was last called."""
+        return bool(self._dots.touched)
+
     def touch_all(self) -> None:
         """Mark every member changed: the next write stores them all (a state that was
         stored whole, or is new to this store)."""

@@ -135,13 +135,14 @@ class SQLiteStore:
         self.commits = 0
         self._keydir: dict[bytes, int] = {}  # key -> seq of its head row
         self._celldir: dict[bytes, dict[bytes, int]] = {}  # key -> member -> seq of its cell
+        self._cells = 0  # live cell rows, for the compaction threshold
         self._partitions: dict[int, dict[bytes, None]] = {}
         self._dead: list[int] = []  # rows superseded or deletion markers, awaiting compaction
         self._next_seq = 1
         # This turn's rows, inserted at commit: (seq, partition, key, data, member), and
         # seq -> data for reads before then.
         self._rows: list[tuple[int, int, bytes, bytes | None, bytes | None]] = []
-        self._unwritten: dict[int, bytes | None] = {}
+        self._unwritten: dict[int, bytes] = {}
         self._load_keydir()
 
     def _load_keydir(self) -> None:
@@ -175,6 +176,7 @@ class SQLiteStore:
         cells = self._celldir.pop(key, None)
         if cells:
             self._dead.extend(cells.values())
+            self._cells -= len(cells)
 
     def _set_cell(self, key: bytes, member: bytes, seq: int | None) -> None:
         cells = self._celldir.get(key)
@@ -185,8 +187,10 @@ class SQLiteStore:
         previous = cells.pop(member, None) if seq is None else cells.get(member)
         if previous is not None:
             self._dead.append(previous)
+            self._cells -= 1
         if seq is not None:
             cells[member] = seq
+            self._cells += 1
         elif not cells:
             del self._celldir[key]
 
@@ -196,8 +200,9 @@ class SQLiteStore:
         seq = self._keydir.get(key)
         if seq is None:
             return None
-        if seq in self._unwritten:
-            return self._unwritten[seq]
+        data = self._unwritten.get(seq)
+        if data is not None:
+            return data
         row = self._db.execute("SELECT data FROM record_log WHERE seq = ?", (seq,)).fetchone()
         return bytes(row[0])
 
@@ -287,10 +292,11 @@ class SQLiteStore:
                 seq = self._next_seq
                 self._next_seq = seq + 1
                 rows.append((seq, partition, key, cell, member))
-                unwritten[seq] = cell
                 self._set_cell(key, member, None if cell is None else seq)
                 if cell is None:
                     self._dead.append(seq)
+                else:
+                    unwritten[seq] = cell
         for key, hint in batch.hints.items():
             if hint is None:
                 db.execute("DELETE FROM hints WHERE key = ?", (key,))
@@ -312,7 +318,8 @@ class SQLiteStore:
         """
         dead = self._dead
         if not dead or (
-            not force and (len(dead) < COMPACT_DEAD_MIN or len(dead) * 4 < len(self._keydir))
+            not force
+            and (len(dead) < COMPACT_DEAD_MIN or len(dead) * 4 < len(self._keydir) + self._cells)
         ):
             return 0
         dead.sort()
