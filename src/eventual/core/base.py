@@ -123,6 +123,25 @@ class _PendingWrite:
     acks: set[str]
     result: Result
     replied: bool = False
+    # During a ring transition the write must also meet its level over the future replicas
+    # (Cassandra's pending ranges): ``future`` is that list, ``extra`` the pending replicas
+    # among the targets, whose acks count toward ``future_need`` only.
+    future_need: Requirement | None = None
+    future: frozenset[str] = frozenset()
+    extra: frozenset[str] = frozenset()
+
+    def counted(self) -> set[str]:
+        """The acks that count for the current ring."""
+        return self.acks - self.extra if self.extra else self.acks
+
+    def met(self, region_of: dict[str, str], region: str) -> bool:
+        if not self.need.met(self.counted(), region_of, region):
+            return False
+        if self.future_need is None:
+            return True
+        # A fallback's ack counts for the primary it stands in for, as in the current ring.
+        held = {self.targets.get(node) or node for node in self.acks}
+        return self.future_need.met(held & self.future, region_of, region)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from eventual.core.base import (
     Origin,
     _PendingWrite,
 )
+from eventual.core.consistency import Requirement, requirement
 from eventual.core.messages import (
     Effects,
     ReplicaWrite,
@@ -116,53 +117,81 @@ class PutCoordinator(NodeBase):
                 targets[spare.pop(0)] = primary
             elif not fallback:
                 self._merge_hint(batch, op.key, applied.delta, primary)
+        n = self._n(request)
+        future = self.future.preference_list(partition, n)
+        future_need: Requirement | None = None
+        extra: list[str] = []
+        if set(future) != set(primaries):
+            # A ring transition: the write must meet its level over the future replicas too,
+            # so that an acknowledged write is where reads look the moment the ring flips. A
+            # pull alone cannot promise that: a pending replica that already pulled and then
+            # missed an uncounted write became a primary without it (a read at ONE found an
+            # acknowledged key absent).
+            try:
+                future_need = requirement(
+                    request.level, future, self.region_of, self.region, request.w
+                )
+            except ValueError:
+                future_need = None  # the level means nothing over that list: current ring only
+            for node in future:
+                if node in primaries or node in targets or node == self.id:
+                    continue
+                if self.up(node):
+                    targets[node] = None
+                    extra.append(node)
+                else:
+                    self._merge_hint(batch, op.key, applied.delta, node)
         self.store.apply(batch)
         context = new.context().to_bytes() if new.kind is Kind.OBJECT else None
         result = Result(
             True, applied.result, context=context, dot=applied.dot, supersedes=applied.supersedes
         )
-        n = self._n(request)
-        pending_replicas = [
-            node
-            for node in self.future.preference_list(partition, n)
-            # Uncounted: what it misses, its pull from the current replicas brings.
-            if node not in primaries and node not in targets and node != self.id
-            if self.up(node)
-        ]
-        if (
-            not targets
-            and not pending_replicas
-            and need.met({self.id}, self.region_of, self.region)
-        ):
+        if not targets and need.met({self.id}, self.region_of, self.region):
             # Nobody else to send it to (N = 1, ...), and this replica is enough: answer now.
             self._finish(effects, origin, self._answered(result, {self.id}))
             return
         write_id = self._id()
         pending = _PendingWrite(
-            origin, op.key, partition, applied.delta, need, targets, {self.id}, result
+            origin,
+            op.key,
+            partition,
+            applied.delta,
+            need,
+            targets,
+            {self.id},
+            result,
+            future_need=future_need,
+            future=frozenset(future),
+            extra=frozenset(extra),
         )
         self.pending[write_id] = pending
         delta = applied.delta.to_bytes()
         hlc = self.hlc.now(self.now)
         for target, hint_for in targets.items():
             effects.send(target, ReplicaWrite(write_id, op.key, delta, hlc, hint_for))
-        for pending_replica in pending_replicas:
-            effects.send(pending_replica, ReplicaWrite(0, op.key, delta, hlc))
         self._check_write(effects, write_id, pending)
         if write_id in self.pending:
             effects.after(self._timeout_ms(len(delta)), Timer("timeout", write_id))
 
     def _check_write(self, effects: Effects, write_id: int, pending: _PendingWrite) -> None:
-        if not pending.replied and pending.need.met(pending.acks, self.region_of, self.region):
+        if not pending.replied and pending.met(self.region_of, self.region):
             pending.replied = True
-            self._finish(effects, pending.origin, self._answered(pending.result, pending.acks))
+            self._finish(effects, pending.origin, self._answered(pending.result, pending.counted()))
         if len(pending.acks) == len(pending.targets) + 1:
             if not pending.replied:  # everyone it could ask has answered: say so now
                 self._fail_write(effects, pending)
             del self.pending[write_id]
 
     def _fail_write(self, effects: Effects, pending: _PendingWrite) -> None:
-        self._fail(effects, pending, len(pending.acks), "request", _WRITE_NOTE)
+        note = _WRITE_NOTE
+        if pending.future_need is not None and pending.need.met(
+            pending.counted(), self.region_of, self.region
+        ):
+            note = (
+                f", and as the ring is changing, {pending.future_need.describe()} among the "
+                f"future replicas ({', '.join(sorted(pending.future))}){_WRITE_NOTE}"
+            )
+        self._fail(effects, pending, len(pending.counted()), "request", note)
 
     def _on_write_ack(self, effects: Effects, sender: str, message: WriteAck) -> None:
         pending = self.pending.get(message.id)
