@@ -245,6 +245,55 @@ def test_string_options_and_multi_key_commands(cluster: Cluster) -> None:
     assert rights in ({b"n2": 5}, [b"n2", 5])  # b is node n2: the rights are its own
 
 
+def test_big_collections_scan_page_by_page_and_read_whole_in_pages(cluster: Cluster) -> None:
+    """SSCAN/HSCAN through redis-py's iterators, and SMEMBERS/HGETALL of collections larger
+    than one page (ops.SCAN_COUNT_MAX members), with members coming and going mid-scan."""
+    a, b, _ = (cluster.client(i) for i in range(3))
+    members = [f"f{i}" for i in range(12_000)]
+    for start in range(0, len(members), 1_000):  # one at a time: a busy CI box stays in time
+        a.sadd("scan:followers", *members[start : start + 1_000])
+    for start in range(0, 11_000, 1_000):
+        a.hset("scan:session", mapping={f"k{i}": f"v{i}" for i in range(start, start + 1_000)})
+    assert b.smembers("scan:followers") == {m.encode() for m in members}
+    assert b.hgetall("scan:session") == {b"k%d" % i: b"v%d" % i for i in range(11_000)}
+    assert (
+        b.type("scan:followers") == b"set"
+        and b.exists("scan:followers", "scan:session", "scan:nope") == 2
+    )
+    assert b.ttl("scan:followers") == -1 and b.ttl("scan:nope") == -2
+
+    seen = []
+    removed = set()
+    for i, member in enumerate(b.sscan_iter("scan:followers", count=700)):
+        seen.append(member)
+        if i % 1_000 == 0:  # churn mid-scan: members present throughout come back once
+            a.sadd("scan:followers", f"new{i}")
+            removed.add(f"f{11_999 - i}")
+            a.srem("scan:followers", f"f{11_999 - i}")
+    assert len(seen) == len(set(seen))
+    assert {m.encode() for m in members if m not in removed} <= set(seen)
+
+    assert sorted(b.sscan_iter("scan:followers", match="f1234*")) == sorted(
+        m.encode() for m in members if m.startswith("f1234")
+    )
+    fields = dict(b.hscan_iter("scan:session", count=1_000))
+    assert fields == b.hgetall("scan:session") and len(fields) == 11_000
+    names = b.hscan_iter("scan:session", match="k1?", count=50_000, no_values=True)
+    assert sorted(names) == [f"k1{i}".encode() for i in range(10)]
+    cursor, page = b.hscan("scan:session", 0, count=50_000)  # COUNT past the page limit
+    assert cursor != 0 and 10_000 <= len(page) < 10_100
+    with pytest.raises(redis.ResponseError, match="invalid cursor"):
+        b.execute_command("SSCAN", "scan:followers", "-1")
+    with pytest.raises(redis.ResponseError, match="syntax error"):
+        b.execute_command("SSCAN", "scan:followers", "0", "COUNT", "0")
+    a.set("scan:plain", "x")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        b.sscan("scan:plain", 0)
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        b.smembers("scan:plain")
+    assert b.sscan("scan:nope", 0) == (0, [])
+
+
 def test_hyperloglogs_count_and_merge_across_nodes(cluster: Cluster) -> None:
     a, b, c = (cluster.client(i) for i in range(3))
     for client in (a, b, c):

@@ -153,7 +153,10 @@ class _PendingRead:
     primaries: list[str]
     targets: list[str]
     members: tuple[bytes, ...] | None = None  # a projected read (ops.Get)
+    cursor: int | None = None  # a page read (ops.Get): from here, about ``count`` members
+    count: int = 0
     replies: dict[str, Record | None] = field(default_factory=dict)
+    cursors: dict[str, int] = field(default_factory=dict)  # where each replica's page ended
     # Projected reads: each replica's (size, digest) of its whole record.
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
     replied: bool = False

@@ -27,11 +27,10 @@ from eventual.core.messages import (
     Result,
     Timer,
 )
-from eventual.core.ops import (
-    Get,
-)
+from eventual.core.ops import Get, scan_count
 from eventual.core.record import COLLECTIONS, Kind, Record
 from eventual.core.store import Batch
+from eventual.crdt._causal import scan_hash
 
 
 class GetCoordinator(NodeBase):
@@ -57,7 +56,15 @@ class GetCoordinator(NodeBase):
         op = request.op
         assert isinstance(op, Get)
         pending = _PendingRead(
-            origin, op.key, partition, need, primaries, targets, members=op.members
+            origin,
+            op.key,
+            partition,
+            need,
+            primaries,
+            targets,
+            members=op.members,
+            cursor=op.cursor,
+            count=scan_count(op.count),
         )
         self.pending[read_id] = pending
         self._ask_replicas(effects, read_id, pending)
@@ -69,12 +76,19 @@ class GetCoordinator(NodeBase):
         for target in pending.targets:
             if target == self.id:
                 local = self._local_for_read(pending.key, pending.partition)
-                if local is not None and pending.members is not None:
+                if local is not None and pending.cursor is not None:
+                    local, pending.cursors[self.id] = local.scan_page(pending.cursor, pending.count)
+                elif local is not None and pending.members is not None:
                     pending.sizes[self.id] = (local.size(), self._local_digest(pending, local))
                     local = local.project(pending.members)
                 pending.replies[self.id] = local
             else:
-                effects.send(target, ReplicaRead(read_id, pending.key, pending.members))
+                effects.send(
+                    target,
+                    ReplicaRead(
+                        read_id, pending.key, pending.members, pending.cursor, pending.count
+                    ),
+                )
 
     def _local_digest(self, pending: _PendingRead, record: Record) -> int:
         if pending.partition in self.trees:
@@ -95,6 +109,8 @@ class GetCoordinator(NodeBase):
     def _read_result(self, merged: Record | None, answered: int, pending: _PendingRead) -> Result:
         if merged is None:
             return Result(True, None, answered=answered)
+        if pending.cursor is not None and merged.kind in COLLECTIONS:
+            return self._page_result(merged, answered, pending)
         if pending.members is not None and merged.kind in COLLECTIONS:
             return self._projected_result(merged, answered, pending)
         context = merged.context().to_bytes() if merged.kind is Kind.OBJECT else None
@@ -123,6 +139,41 @@ class GetCoordinator(NodeBase):
             kind=merged.kind.name.lower(),
             expire_at=merged.expire_at(),
             size=sizes.pop() if len(sizes) == 1 else None,
+        )
+
+    def _page(self, pending: _PendingRead) -> tuple[tuple[bytes, ...], int]:
+        """The members a page read covers, and where the next page starts (0: the end).
+
+        Each replica's page is exact up to the cursor it returned, so their merge is exact
+        up to the smallest of those: members at or past it are left to the next page."""
+        ends = [
+            pending.cursors.get(node, 0)
+            for node, record in pending.replies.items()
+            if record is not None
+        ]
+        following = min((end for end in ends if end), default=0)
+        members = {
+            member
+            for record in pending.replies.values()
+            if record is not None and record.kind in COLLECTIONS
+            for member in record.members()
+        }
+        if following:
+            members = {m for m in members if scan_hash(m) < following}
+        return tuple(members), following
+
+    def _page_result(self, merged: Record, answered: int, pending: _PendingRead) -> Result:
+        """A page of a collection: the merged members below the page's end."""
+        if merged.expired(self.now):
+            return Result(True, None, answered=answered, cursor=0)
+        members, following = self._page(pending)
+        return Result(
+            True,
+            merged.project(members).value(),
+            answered=answered,
+            kind=merged.kind.name.lower(),
+            expire_at=merged.expire_at(),
+            cursor=following,
         )
 
     def _sizes_disagree(self, pending: _PendingRead) -> bool:
@@ -169,26 +220,37 @@ class GetCoordinator(NodeBase):
             del self.pending[read_id]
 
     def _read_repair(self, effects: Effects, pending: _PendingRead) -> None:
-        records = list(pending.replies.values())
-        if len(records) <= 1:
+        replies = pending.replies
+        if len(replies) <= 1:
             return  # one answer: nothing to compare it with
+        members = pending.members
+        if pending.cursor is not None:
+            # Pages are compared, and repaired, below the page's end only (when every
+            # replica's page ended at the same place, that is all of each page).
+            members = page = self._page(pending)[0]
+            if len(set(pending.cursors.values())) > 1:
+                replies = {
+                    node: None if record is None else record.project(page)
+                    for node, record in replies.items()
+                }
+        records = list(replies.values())
         merged = self._merged(records)
         if merged is None:
             return
         data = merged.to_bytes()
         stale = [
             node
-            for node, record in pending.replies.items()
+            for node, record in replies.items()
             if node in pending.primaries and (record is None or record.to_bytes() != data)
         ]
         if not stale:
             return
         repair = merged
-        if pending.members is not None and merged.kind in COLLECTIONS:
+        if members is not None and merged.kind in COLLECTIONS:
             # A projection must never be merged into a replica (its context would drop
             # every member it left out): repair the members read, and nothing else.
             found = [record for record in records if record is not None]
-            delta = merged.member_delta(pending.members, found)
+            delta = merged.member_delta(members, found)
             if delta is None:
                 return
             repair, data = delta, delta.to_bytes()
@@ -213,6 +275,8 @@ class GetCoordinator(NodeBase):
         except DecodeError:
             return  # a replica that sends garbage has not answered
         pending.replies[sender] = record
-        if record is not None and pending.members is not None:
+        if pending.cursor is not None:
+            pending.cursors[sender] = message.cursor
+        elif record is not None and pending.members is not None:
             pending.sizes[sender] = (message.size, message.digest)
         self._check_read(effects, message.id, pending)

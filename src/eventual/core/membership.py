@@ -196,4 +196,6 @@ def rings(state: ClusterState, partitions: int, me: Member) -> tuple[Ring, Ring]
     it can run (and forward nothing) until it hears from the cluster."""
     current = state.current() or [me]
     future = state.future() or current
-    return Ring(current, partitions), Ring(future, partitions)
+    ring = Ring(current, partitions)
+    # Out of a transition the two are one object: the write path tells them apart by identity.
+    return ring, (ring if list(future) == list(current) else Ring(future, partitions))

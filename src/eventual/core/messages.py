@@ -70,6 +70,7 @@ class Result:
     expire_at: int | None = None  # reads of a present key: its expiry time in ms, if any
     state: bytes | None = None  # reads of a HyperLogLog or bounded counter: its encoded state
     size: int | None = None  # reads of a collection's size (ops.Get with members=())
+    cursor: int | None = None  # page reads: where the next page starts (0: the end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,17 +113,20 @@ class ReplicaRead:
     id: int
     key: bytes
     members: tuple[bytes, ...] | None = None
+    cursor: int | None = None  # a page of a collection (``ops.Get``)
+    count: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class ReadReply:
     """``size`` and ``digest`` of the whole record come with a projection: replicas whose
-    digests agree agree on the size too."""
+    digests agree agree on the size too. ``cursor``: where this replica's page ended."""
 
     id: int
     record: bytes | None
     size: int = 0
     digest: int = 0
+    cursor: int = 0
 
 
 @dataclass(frozen=True, slots=True)

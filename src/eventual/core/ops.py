@@ -78,6 +78,21 @@ class Get:
 
     key: bytes
     members: tuple[bytes, ...] | None = None
+    # A page of a collection (SSCAN, HSCAN, and SMEMBERS/HGETALL page by page): about
+    # ``count`` members from ``cursor`` (0: the start) in scan order; ``Result.cursor`` is
+    # where the next page starts (0: the end). A record of any other kind is read whole.
+    cursor: int | None = None
+    count: int = 0
+
+
+# The most members one page of a scan returns (a COUNT above it is taken as this): a page
+# is one message from each replica and one reply, each bounded by it.
+SCAN_COUNT_MAX = 10_000
+
+
+def scan_count(count: int) -> int:
+    """A page's size as asked, within 1..SCAN_COUNT_MAX."""
+    return min(max(count, 1), SCAN_COUNT_MAX)
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,11 +117,12 @@ class PutCoordinator(NodeBase):
                 targets[spare.pop(0)] = primary
             elif not fallback:
                 self._merge_hint(batch, op.key, applied.delta, primary)
-        n = self._n(request)
-        future = self.future.preference_list(partition, n)
+        future: list[str] = []
         future_need: Requirement | None = None
         extra: list[str] = []
-        if set(future) != set(primaries):
+        if self.future is not self.ring:
+            future = self.future.preference_list(partition, self._n(request))
+        if future and set(future) != set(primaries):
             # A ring transition: the write must meet its level over the future replicas too,
             # so that an acknowledged write is where reads look the moment the ring flips. A
             # pull alone cannot promise that: a pending replica that already pulled and then

@@ -222,6 +222,21 @@ class Record(Lattice):
         data = self._collection()
         return self if data is None else self._around(data.project(members))
 
+    def members(self) -> list[Any]:
+        """A collection's live members (set elements, hash fields); nothing for other kinds."""
+        data = self._collection()
+        return [] if data is None else data.members()
+
+    def scan_page(self, cursor: int, count: int) -> tuple[Self, int]:
+        """A page of a collection's members from ``cursor`` on, as a projection, and the
+        cursor that follows (0: the end; see ``KeyedCausal.scan_page``); a record of any
+        other kind, whole."""
+        data = self._collection()
+        if data is None:
+            return self, 0
+        page, following = data.scan_page(cursor, count)
+        return self._around(page), following
+
     def member_delta(self, members: tuple[bytes, ...], replies: list[Self]) -> Self | None:
         """The repair that brings every replica's ``members`` to this merged projection
         of ``replies`` (None when they are not all of this record's generation: a replica

@@ -16,6 +16,7 @@ from eventual.core.messages import (
     ReplicaWrite,
     WriteAck,
 )
+from eventual.core.ops import scan_count
 from eventual.core.record import Record
 from eventual.core.store import Batch
 
@@ -50,6 +51,9 @@ class Replica(NodeBase):
         record = self._local_for_read(message.key, partition)
         if record is None:
             effects.send(sender, ReadReply(message.id, None))
+        elif message.cursor is not None:
+            page, following = record.scan_page(message.cursor, scan_count(message.count))
+            effects.send(sender, ReadReply(message.id, page.to_bytes(), cursor=following))
         elif message.members is None:
             effects.send(sender, ReadReply(message.id, record.to_bytes()))
         else:

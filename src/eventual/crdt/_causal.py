@@ -16,10 +16,12 @@ sets of seen dots always have the same representation and the same encoding.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 import msgpack
+from sortedcontainers import SortedKeyList
 
 from eventual.codec import DecodeError, expect_int, expect_list, expect_str
 from eventual.lattice import merge_max
@@ -33,6 +35,7 @@ __all__ = [
     "decode_dot",
     "dot_digest",
     "join_dot_maps",
+    "scan_hash",
 ]
 
 Dot = tuple[str, int]
@@ -234,6 +237,20 @@ def dot_digest(key: object, dot: Dot) -> int:
     return int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(), "big")
 
 
+def scan_hash(key: object) -> int:
+    """A key's place in scan order: a 62-bit hash of its msgpack encoding, from 1 up (0 is
+    the cursor that starts and ends a scan). The same on every replica, so a coordinator can
+    merge the pages several replicas return for one cursor; BLAKE2b, so no client can pick
+    many members that share a place (a page takes every member of the place it ends at)."""
+    packed: bytes = msgpack.packb(key, use_bin_type=True)
+    return (int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(), "big") >> 2) + 1
+
+
+# A dot store with more keys than this keeps them sorted in scan order (``KeyedDots.scan``);
+# a smaller one sorts them when asked, which costs less than keeping them sorted.
+SCAN_ORDER_FROM = 256
+
+
 class KeyedDots(Generic[K, V]):
     """A dot store keyed by element or map key: ``key -> {dot: value}``, with an index from
     each live dot to its key.
@@ -251,7 +268,7 @@ class KeyedDots(Generic[K, V]):
       (``take_touched``): what a store must write again, member by member.
     """
 
-    __slots__ = ("_digest", "entries", "owner", "touched")
+    __slots__ = ("_digest", "entries", "order", "owner", "touched")
 
     def __init__(self) -> None:
         self.entries: dict[K, dict[Dot, V]] = {}
@@ -260,6 +277,51 @@ class KeyedDots(Generic[K, V]):
         # kept up to date dot by dot.
         self._digest: int | None = 0
         self.touched: set[K] = set()
+        # The keys in scan order (``scan_hash``), kept once there are more than
+        # SCAN_ORDER_FROM of them: a scan page then costs O(log n + page), and each key
+        # that comes or goes O(log n). None: not kept (small, or decoded whole and never
+        # scanned since; ``scan`` builds it then).
+        self.order: Any = None  # SortedKeyList[K] (the library has no type hints)
+
+    def _arrived(self, key: K) -> None:
+        """``key`` has just become live."""
+        if self.order is not None:
+            self.order.add(key)
+        elif len(self.entries) > SCAN_ORDER_FROM:
+            self.order = SortedKeyList(self.entries, key=scan_hash)
+
+    def _left(self, key: K) -> None:
+        """``key`` has just lost its last live dot."""
+        if self.order is not None:
+            self.order.remove(key)
+
+    def scan(self, cursor: int, count: int) -> tuple[list[K], int]:
+        """About ``count`` keys from ``cursor`` on in scan order, and the cursor that
+        follows them (0: none left). Every key whose ``scan_hash`` is the last one taken
+        comes in the same page, so pages never split a place and never repeat a key."""
+        entries = self.entries
+        if cursor <= 1 and len(entries) <= count:
+            return list(entries), 0  # all of it: no order needed
+        order = self.order
+        if order is None:
+            if len(entries) > SCAN_ORDER_FROM:
+                order = self.order = SortedKeyList(entries, key=scan_hash)
+            else:  # small: sorting it now costs less than keeping it sorted
+                ranked = sorted((scan_hash(key), key) for key in entries)
+                places = [place for place, _ in ranked]
+                start = bisect_left(places, cursor)
+                end = min(start + count, len(ranked))
+                while end < len(ranked) and places[end] == places[end - 1]:
+                    end += 1
+                taken = [key for _, key in ranked[start:end]]
+                return taken, places[end] if end < len(ranked) else 0
+        start = order.bisect_key_left(cursor)
+        end = min(start + count, len(order))
+        last = scan_hash(order[end - 1]) if end > start else 0
+        while end < len(order) and scan_hash(order[end]) == last:
+            end += 1
+        taken = list(order.islice(start, end))
+        return taken, scan_hash(order[end]) if end < len(order) else 0
 
     @property
     def digest(self) -> int:
@@ -276,12 +338,18 @@ class KeyedDots(Generic[K, V]):
 
     def replace(self, key: K, dot: Dot, value: V) -> dict[Dot, V]:
         """Make ``dot`` the one live dot of ``key``; return the dots it replaced."""
-        old = self.pop(key)
+        old = self.entries.pop(key, None)
+        if old:
+            for stale in old:
+                del self.owner[stale]
+                self._flip(key, stale)
         self.entries[key] = {dot: value}
         self.owner[dot] = key
         self._flip(key, dot)
         self.touched.add(key)
-        return old
+        if old is None:
+            self._arrived(key)
+        return old or {}
 
     def pop(self, key: K) -> dict[Dot, V]:
         old = self.entries.pop(key, {})
@@ -290,13 +358,14 @@ class KeyedDots(Generic[K, V]):
                 del self.owner[dot]
                 self._flip(key, dot)
             self.touched.add(key)
+            self._left(key)
         return old
 
     def clear(self) -> dict[Dot, K]:
         """Drop every live dot; return them (a DEL's delta context)."""
         owner = self.owner
         self.touched.update(self.entries)
-        self.entries, self.owner, self._digest = {}, {}, 0
+        self.entries, self.owner, self._digest, self.order = {}, {}, 0, None
         return owner
 
     def take_touched(self) -> set[K]:
@@ -330,12 +399,17 @@ class KeyedDots(Generic[K, V]):
             del live[dot]
             if not live:
                 del entries[key]
+                self._left(key)
             flip(key, dot)
             touched.add(key)
         # 2. Their live dots that we have never seen: new to us.
         for dot, key in their_owner.items():
             if dot not in owner and dot not in my_context:
-                entries.setdefault(key, {})[dot] = adopt(other.entries[key][dot])
+                held = entries.get(key)
+                if held is None:
+                    held = entries[key] = {}
+                    self._arrived(key)
+                held[dot] = adopt(other.entries[key][dot])
                 owner[dot] = key
                 flip(key, dot)
                 touched.add(key)
@@ -360,3 +434,4 @@ class KeyedDots(Generic[K, V]):
             self.owner[dot] = key
             self._flip(key, dot)
         self.entries[key] = live
+        self._arrived(key)

@@ -72,6 +72,10 @@ class KeyedCausal(Lattice, Generic[V]):
     def __len__(self) -> int:
         return len(self._dots.entries)
 
+    def members(self) -> list[Element]:
+        """The live members, in no particular order."""
+        return list(self._dots.entries)
+
     def seen(self) -> bool:
         """Whether this state has seen any dot at all."""
         return bool(self._context)
@@ -119,14 +123,24 @@ class KeyedCausal(Lattice, Generic[V]):
         ``member_delta``."""
         projection = type(self)()
         projection._context = self._context.copy()
-        entries = self._dots.entries
+        dots = projection._dots
+        dots._digest = None  # computed if it is ever needed; a projection is read, not kept
+        adopt, entries = self._adopt, self._dots.entries
+        taken, owner = dots.entries, dots.owner
         for element in elements:
             live = entries.get(element)
-            if live:
-                projection._dots.add_decoded(
-                    element, {dot: self._adopt(value) for dot, value in live.items()}, "project"
-                )
+            if live and element not in taken:
+                taken[element] = {dot: adopt(value) for dot, value in live.items()}
+                for dot in live:
+                    owner[dot] = element
         return projection
+
+    def scan_page(self, cursor: int, count: int) -> tuple[Self, int]:
+        """The projection to about ``count`` members from ``cursor`` on in scan order
+        (``KeyedDots.scan``), and the cursor that follows them (0: the end). The merge of
+        several replicas' pages is exact below the smallest cursor they return."""
+        members, following = self._dots.scan(cursor, count)
+        return self.project(members), following
 
     def live_dots(self, elements: Iterable[Element]) -> list[Dot]:
         """The live dots of ``elements``."""

@@ -16,7 +16,9 @@ Semantics are those of DESIGN.md §2, mapped onto core operations:
 - sets, hashes and HyperLogLogs are the CRDTs of the same names; ``DEL`` is observed-remove;
 - ``CONSISTENCY <level>`` sets the level of the connection's requests, as in cqlsh
   (default ``QUORUM``); ``BC.*`` commands work bounded counters (see ``docs/redis.md``).
-- ``KEYS``, ``SCAN`` and ``DBSIZE`` answer for the keys held by the node asked.
+- ``KEYS``, ``SCAN`` and ``DBSIZE`` answer for the keys held by the node asked;
+- ``SSCAN``/``HSCAN`` page through a collection in an order every replica shares, and
+  ``SMEMBERS``/``HGETALL`` read a big one page by page (``docs/redis.md``).
 """
 
 from __future__ import annotations
@@ -398,8 +400,15 @@ def string_value(result: Result) -> bytes | None:
     return None if result.value is None else as_bytes(result.value)
 
 
+def present(result: Result) -> bool:
+    """Whether a read found the key. Commands that need no members (EXISTS, TYPE, TTL) read
+    a collection's size (``O.Get(key, ())``), which costs the same at any size: an empty
+    projection with a size of 0 is an absent collection."""
+    return result.value is not None and (result.size is None or result.size > 0)
+
+
 def ttl_reply(result: Result, unit_ms: int) -> bytes:
-    if result.value is None:
+    if not present(result):
         return integer(-2)
     if result.expire_at is None:
         return integer(-1)
@@ -721,7 +730,7 @@ COMMANDS["UNLINK"] = COMMANDS["DEL"]
 @command("EXISTS", -2)
 def _exists(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     c.call_many(
-        [O.Get(key) for key in args], lambda rs: integer(sum(r.value is not None for r in rs)), done
+        [O.Get(key, ()) for key in args], lambda rs: integer(sum(present(r) for r in rs)), done
     )
 
 
@@ -737,11 +746,11 @@ REDIS_TYPES = {
 @command("TYPE", 2)
 def _type(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     def kind(r: Result) -> bytes:
-        if r.value is None or r.kind is None:
+        if not present(r) or r.kind is None:
             return simple("none")
         return simple(REDIS_TYPES.get(r.kind, r.kind.encode()).decode())
 
-    c.call(O.Get(args[0]), kind, done)
+    c.call(O.Get(args[0], ()), kind, done)
 
 
 def _expire(c: RespServerProtocol, key: bytes, at_ms: int, done: Done) -> None:
@@ -770,12 +779,12 @@ def _pexpireat(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
 
 @command("TTL", 2)
 def _ttl(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    c.call(O.Get(args[0]), lambda r: ttl_reply(r, 1000), done)
+    c.call(O.Get(args[0], ()), lambda r: ttl_reply(r, 1000), done)
 
 
 @command("PTTL", 2)
 def _pttl(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    c.call(O.Get(args[0]), lambda r: ttl_reply(r, 1), done)
+    c.call(O.Get(args[0], ()), lambda r: ttl_reply(r, 1), done)
 
 
 @command("PERSIST", 2)
@@ -798,9 +807,107 @@ def _members(r: Result) -> list[bytes]:
     return sorted(r.value or ())
 
 
+def _pages(
+    c: RespServerProtocol,
+    key: bytes,
+    kind: str,
+    *,
+    encode: Callable[[Result], list[bytes]],
+    finish: Callable[[list[bytes]], bytes],
+    done: Done,
+) -> None:
+    """Read a whole collection page by page (``SCAN_COUNT_MAX`` members each), encoding
+    each page as it comes, and reply with ``finish`` of every encoded item: no message and
+    no value in the node holds more than one page of it. Like a full SSCAN, a member
+    present throughout is in the reply once; one added or removed meanwhile may or may not
+    be. A collection of one page is one read."""
+    items: list[bytes] = []
+
+    def page(result: Result) -> None:
+        if not result.ok:
+            done(error(result.error or "ERR unknown failure"))
+            return
+        try:
+            expect_kind(result, kind)
+        except CommandError as problem:
+            done(error(str(problem)))
+            return
+        if result.value:
+            items.extend(encode(result))
+        if result.cursor:
+            c.runtime.request(
+                Request(0, O.Get(key, cursor=result.cursor, count=count), c.level), page
+            )
+        else:
+            done(finish(items))
+
+    count = O.SCAN_COUNT_MAX
+    c.runtime.request(Request(0, O.Get(key, cursor=0, count=count), c.level), page)
+
+
 @command("SMEMBERS", 2)
 def _smembers(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    c.call(O.Get(args[0]), lambda r: c.collection([c.bulk(m) for m in _members(r)], b"~"), done)
+    def encode(r: Result) -> list[bytes]:
+        return [c.bulk(m) for m in sorted(r.value)]
+
+    _pages(
+        c, args[0], "set", encode=encode, finish=lambda items: c.collection(items, b"~"), done=done
+    )
+
+
+def _scan_options(options: list[bytes], novalues: bool) -> tuple[bytes | None, int, bool]:
+    """MATCH pattern, COUNT count (default 10, as Redis) and, for HSCAN, NOVALUES."""
+    pattern: bytes | None = None
+    count = 10
+    bare = False
+    i = 0
+    while i < len(options):
+        option = options[i].upper()
+        if option == b"MATCH" and i + 1 < len(options):
+            pattern = None if options[i + 1] == b"*" else options[i + 1]
+            i += 2
+        elif option == b"COUNT" and i + 1 < len(options):
+            count = parse_int(options[i + 1])
+            if count < 1:
+                raise CommandError("ERR syntax error")
+            i += 2
+        elif option == b"NOVALUES" and novalues:
+            bare = True
+            i += 1
+        else:
+            raise CommandError("ERR syntax error")
+    return pattern, count, bare
+
+
+def _cursor(raw: bytes) -> int:
+    try:
+        cursor = int(raw)
+    except ValueError:
+        raise CommandError("ERR invalid cursor") from None
+    if not 0 <= cursor < 2**64:
+        raise CommandError("ERR invalid cursor")
+    return cursor
+
+
+def _scan_reply(c: RespServerProtocol, r: Result, items: list[bytes]) -> bytes:
+    return array([c.bulk(b"%d" % (r.cursor or 0)), array(items)])
+
+
+@command("SSCAN", -3)
+def _sscan(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    """A page of a set from a cursor (see ``ops.Get``): what Redis promises, a member
+    present for the whole scan is returned, at least once; here exactly once, as the order
+    is the same on every replica."""
+    cursor = _cursor(args[1])
+    pattern, count, _ = _scan_options(args[2:], novalues=False)
+
+    def page(r: Result) -> bytes:
+        members = sorted(_members(r))
+        if pattern is not None:
+            members = [m for m in members if fnmatch.fnmatchcase(m, pattern)]
+        return _scan_reply(c, r, [c.bulk(m) for m in members])
+
+    c.call(O.Get(args[0], cursor=cursor, count=count), page, done)
 
 
 def _size(r: Result, kind: str) -> int:
@@ -854,11 +961,31 @@ def _hdel(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
 
 @command("HGETALL", 2)
 def _hgetall(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    def everything(r: Result) -> bytes:
-        items = sorted(_fields(r).items())
-        return mapping([(c.bulk(k), c.bulk(as_bytes(v))) for k, v in items], c.resp3)
+    def encode(r: Result) -> list[bytes]:
+        return [c.bulk(k) + c.bulk(as_bytes(v)) for k, v in sorted(r.value.items())]
 
-    c.call(O.Get(args[0]), everything, done)
+    def finish(pairs: list[bytes]) -> bytes:
+        marker = b"%%%d\r\n" % len(pairs) if c.resp3 else b"*%d\r\n" % (2 * len(pairs))
+        return marker + b"".join(pairs)
+
+    _pages(c, args[0], "hash", encode=encode, finish=finish, done=done)
+
+
+@command("HSCAN", -3)
+def _hscan(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    """A page of a hash's fields and values (NOVALUES: fields only), as SSCAN."""
+    cursor = _cursor(args[1])
+    pattern, count, bare = _scan_options(args[2:], novalues=True)
+
+    def page(r: Result) -> bytes:
+        fields = sorted(_fields(r).items())
+        if pattern is not None:
+            fields = [(k, v) for k, v in fields if fnmatch.fnmatchcase(k, pattern)]
+        if bare:
+            return _scan_reply(c, r, [c.bulk(k) for k, _ in fields])
+        return _scan_reply(c, r, [p for k, v in fields for p in (c.bulk(k), c.bulk(as_bytes(v)))])
+
+    c.call(O.Get(args[0], cursor=cursor, count=count), page, done)
 
 
 @command("HINCRBY", 4)
