@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from eventual.clocks import DEFAULT_MAX_DRIFT_MS, HybridLogicalClock
-from eventual.core.consistency import Requirement, requirement
+from eventual.core.consistency import Level, Requirement, requirement
 from eventual.core.membership import (
     ClusterState,
 )
@@ -176,6 +176,9 @@ class _PendingReap:
     agreed: set[str] = field(default_factory=set)
 
 
+_REGIONAL = frozenset({Level.LOCAL_ONE.value, Level.LOCAL_QUORUM.value, Level.EACH_QUORUM.value})
+
+
 class NodeBase:
     """The state every role reads and writes (set up by ``Node.__init__``)."""
 
@@ -201,6 +204,8 @@ class NodeBase:
     membership_version: int
     epoch: int
     epoch_stale: bool
+    _actor_epoch: int = -1  # the epoch ``_actor_name`` was made for
+    _actor_name: str = ""
     pending: dict[int, _PendingWrite | _PendingRead | _PendingForward | _PendingReap]
     next_id: int
     forwards_seen: dict[tuple[str, int], None]
@@ -223,6 +228,28 @@ class NodeBase:
     def _read_repair(self, effects: Effects, pending: _PendingRead) -> None:
         raise NotImplementedError
 
+    def _read(
+        self,
+        effects: Effects,
+        origin: Origin,
+        request: Request,
+        partition: int,
+        primaries: list[str],
+    ) -> None:
+        raise NotImplementedError
+
+    def _coordinate(
+        self,
+        effects: Effects,
+        origin: Origin,
+        request: Request,
+        partition: int,
+        primaries: list[str],
+        *,
+        fallback: bool,
+    ) -> None:
+        raise NotImplementedError
+
     def up(self, node: str) -> bool:
         return node == self.id or (node in self.swim.states and self.swim.alive(node))
 
@@ -239,7 +266,10 @@ class NodeBase:
             self.store.apply(Batch(meta={"epoch": str(self.epoch).encode()}))
         if fallback:
             return f"{self.id}~{self.epoch}"
-        return f"{self.id}.{self.epoch}" if self.epoch else self.id
+        if self._actor_epoch != self.epoch:  # the name, made once per epoch, not per write
+            self._actor_epoch = self.epoch
+            self._actor_name = f"{self.id}.{self.epoch}" if self.epoch else self.id
+        return self._actor_name
 
     def _timeout_ms(self, carried_bytes: int) -> int:
         return self.config.request_timeout_ms + carried_bytes // TIMEOUT_BYTES_PER_MS
@@ -253,13 +283,7 @@ class NodeBase:
         return self.records.get(key)
 
     def _track_tombstone(self, key: bytes, record: Record | None) -> None:
-        reapable = (
-            record is not None
-            and not record.has_data()
-            and not record.ttl.has_values()
-            and record.incarnation == (0, "")
-        )
-        if reapable:
+        if record is not None and record.reapable():
             self.tombstones.setdefault(key, self.now)
         else:
             self.tombstones.pop(key, None)
@@ -327,7 +351,11 @@ class NodeBase:
         count: int | None,
     ) -> Requirement | None:
         """What the request's level (or r/w ``count``) needs; None after answering an error."""
-        cache_key = (request.level, tuple(primaries), count)
+        # Levels that count replicas whatever their regions need only how many there are.
+        # (By the level's name: an Enum member hashes in Python code, its str in C.)
+        level = request.level.value
+        regional = level in _REGIONAL
+        cache_key = (level, tuple(primaries) if regional else len(primaries), count)
         need = self.requirements.get(cache_key)
         if need is not None:
             return need
@@ -350,14 +378,9 @@ class NodeBase:
 
     @staticmethod
     def _answered(result: Result, acks: set[str]) -> Result:
-        return Result(
-            True,
-            result.value,
-            context=result.context,
-            dot=result.dot,
-            supersedes=result.supersedes,
-            answered=len(acks),
-        )
+        """``result`` (built once per request, answered once), saying how many answered."""
+        result.answered = len(acks)
+        return result
 
     def _fail(
         self,

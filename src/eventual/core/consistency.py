@@ -9,7 +9,7 @@ over the level's count, as in Riak.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
 
@@ -48,8 +48,7 @@ class Requirement:
     local: int = 0
     per_region: tuple[tuple[str, int], ...] = ()
 
-    def met(self, answered: Iterable[str], region_of: dict[str, str], local_region: str) -> bool:
-        answered = list(answered)
+    def met(self, answered: Collection[str], region_of: dict[str, str], local_region: str) -> bool:
         if len(answered) < self.total:
             return False
         if not self.local and not self.per_region:

@@ -32,6 +32,8 @@ from eventual.core.record import COLLECTIONS, Kind, Record
 from eventual.core.store import Batch
 from eventual.crdt._causal import scan_hash
 
+KIND_NAMES = {kind: kind.name.lower() for kind in Kind}  # what a read says the key holds
+
 
 class GetCoordinator(NodeBase):
     def _read(
@@ -52,9 +54,15 @@ class GetCoordinator(NodeBase):
                 targets.append(primary)
             elif spare:
                 targets.append(spare.pop(0))
-        read_id = self._id()
         op = request.op
         assert isinstance(op, Get)
+        if primaries == [self.id] and op.members is None and op.cursor is None:
+            # This node is the one replica asked (N = 1): its record is the answer, with
+            # nothing to wait for and nothing to repair.
+            local = self._local_for_read(op.key, partition)
+            self._finish(effects, origin, self._whole_result(local, 1))
+            return
+        read_id = self._id()
         pending = _PendingRead(
             origin,
             op.key,
@@ -113,6 +121,12 @@ class GetCoordinator(NodeBase):
             return self._page_result(merged, answered, pending)
         if pending.members is not None and merged.kind in COLLECTIONS:
             return self._projected_result(merged, answered, pending)
+        return self._whole_result(merged, answered)
+
+    def _whole_result(self, merged: Record | None, answered: int) -> Result:
+        """A read of a whole record (``merged``: the merge of what the replicas hold)."""
+        if merged is None:
+            return Result(True, None, answered=answered)
         context = merged.context().to_bytes() if merged.kind is Kind.OBJECT else None
         if not merged.present(self.now):
             return Result(True, None, context=context, answered=answered)
@@ -121,7 +135,7 @@ class GetCoordinator(NodeBase):
             merged.value(),
             context=context,
             answered=answered,
-            kind=merged.kind.name.lower(),
+            kind=KIND_NAMES[merged.kind],
             expire_at=merged.expire_at(),
             # Sketches (PFMERGE) and bounded counters (rights per node) travel whole.
             state=merged.data.to_bytes() if merged.kind in (Kind.HLL, Kind.BCOUNTER) else None,
@@ -136,7 +150,7 @@ class GetCoordinator(NodeBase):
             True,
             merged.value(),
             answered=answered,
-            kind=merged.kind.name.lower(),
+            kind=KIND_NAMES[merged.kind],
             expire_at=merged.expire_at(),
             size=sizes.pop() if len(sizes) == 1 else None,
         )
@@ -171,7 +185,7 @@ class GetCoordinator(NodeBase):
             True,
             merged.project(members).value(),
             answered=answered,
-            kind=merged.kind.name.lower(),
+            kind=KIND_NAMES[merged.kind],
             expire_at=merged.expire_at(),
             cursor=following,
         )

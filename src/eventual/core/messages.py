@@ -57,7 +57,7 @@ class Request:
     w: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every request, and frozen inits cost 3x
 class Result:
     ok: bool
     value: Any = None
@@ -248,19 +248,19 @@ class Timer:
     id: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # Send and Reply: one per message and per request, never hashed
 class Send:
     to: str
     message: Message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reply:
     request_id: int
     result: Result
 
 
-@dataclass
+@dataclass(slots=True)
 class Effects:
     sends: list[Send] = field(default_factory=list)
     replies: list[Reply] = field(default_factory=list)

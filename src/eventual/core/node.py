@@ -8,8 +8,8 @@ Merkle trees) is volatile and rebuilt from the store after a crash.
 
 Theory of operation
 -------------------
-One role, one module (``core/base.py`` holds what they share): this one routes requests,
-runs timers, failure detection and membership; ``put.py`` coordinates writes, ``get.py``
+One role, one module (``core/base.py`` holds what they share): ``route.py`` routes client
+requests; this one runs timers, failure detection and membership; ``put.py`` coordinates writes, ``get.py``
 reads, ``replica.py`` answers coordinators, ``anti_entropy.py`` repairs, ``handoff.py``
 hands hints and partitions over, ``reaper.py`` reaps tombstones. The records a node serves
 are decoded in memory (``records.py``) and stored as a head plus member cells (``record.py``,
@@ -68,18 +68,13 @@ from eventual.clocks import HybridLogicalClock
 from eventual.codec import DecodeError
 from eventual.core.anti_entropy import AntiEntropy
 from eventual.core.base import (
-    CLIENT,
     FORWARDS_REMEMBERED_MAX,
-    KEY_BYTES_MAX,
-    PENDING_MAX,
     SYNC_TICK_MS,
     NodeConfig,
-    Origin,
     _PendingForward,
     _PendingRead,
     _PendingReap,
     _PendingWrite,
-    carried_bytes,
 )
 from eventual.core.consistency import Requirement
 from eventual.core.get import GetCoordinator
@@ -112,19 +107,16 @@ from eventual.core.messages import (
     ReapCommit,
     ReplicaRead,
     ReplicaWrite,
-    Request,
     Result,
     Timer,
     WriteAck,
-)
-from eventual.core.ops import (
-    Get,
 )
 from eventual.core.put import PutCoordinator
 from eventual.core.reaper import Reaper
 from eventual.core.records import Records
 from eventual.core.replica import Replica
 from eventual.core.ring import key_hash
+from eventual.core.route import Router
 from eventual.core.store import Batch, Store
 from eventual.core.swim import Swim, SwimAck, SwimMessage, SwimPing, SwimPingReq
 
@@ -137,7 +129,7 @@ def _handler_name(message_type: type) -> str:
     ).lstrip("_")
 
 
-class Node(GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff, Reaper):
+class Node(Router, GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff, Reaper):
     """A replica node: routing, timers and membership here; each other role in its module."""
 
     def __init__(self, config: NodeConfig, store: Store, now_ms: int) -> None:
@@ -203,20 +195,6 @@ class Node(GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff, Reaper
             effects.after(self.config.anti_entropy_ms, Timer("anti_entropy"))
         return effects
 
-    def request(self, request: Request, now_ms: int) -> Effects:
-        self.now = now_ms
-        effects = Effects()
-        error = self._validate(request)
-        if error:
-            effects.reply(request.id, Result(False, error=error))
-        elif len(self.pending) >= PENDING_MAX:
-            effects.reply(
-                request.id, Result(False, error="overloaded: too many requests in flight")
-            )
-        else:
-            self._route(effects, (CLIENT, request.id), request)
-        return effects
-
     def receive(self, sender: str, message: Message, now_ms: int) -> Effects:
         self.now = now_ms
         effects = Effects()
@@ -254,47 +232,6 @@ class Node(GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff, Reaper
     def _note_membership(self) -> None:
         for change in self.swim.take_changes():
             self.stats[f"peer_{change.status.name.lower()}"] += 1
-
-    def _validate(self, request: Request) -> str | None:
-        key = request.op.key
-        if not isinstance(key, bytes) or not key:
-            return "ERR keys are non-empty byte strings"
-        if len(key) > KEY_BYTES_MAX:
-            return f"ERR key is {len(key)} bytes, more than the limit of {KEY_BYTES_MAX}"
-        n = self._n(request)
-        if not 1 <= n <= len(self.ring.order):
-            return f"ERR n must be in [1, {len(self.ring.order)}], got {n}"
-        for name, count in (("r", request.r), ("w", request.w)):
-            if count is not None and not 1 <= count <= n:
-                return f"ERR {name} must be in [1, {n}], got {count}"
-        return None
-
-    # --- routing ---
-
-    def _route(self, effects: Effects, origin: Origin, request: Request) -> None:
-        op = request.op
-        partition = self.ring.partition_of(op.key)
-        primaries = self.ring.preference_list(partition, self._n(request))
-        if isinstance(op, Get):
-            self._read(effects, origin, request, partition, primaries)
-        elif self.id in primaries:
-            self._coordinate(effects, origin, request, partition, primaries, fallback=False)
-        else:
-            # A primary in this node's region first: a shorter trip, and a bounded counter
-            # spends the rights of the region the request came from.
-            live = sorted(
-                (p for p in primaries if self.up(p)),
-                key=lambda p: self.region_of.get(p) != self.region,
-            )
-            if live:
-                forward_id = self._id()
-                self.pending[forward_id] = _PendingForward(origin, live[0])
-                effects.send(live[0], Forward(forward_id, request))
-                # The primary may itself wait a full request timeout for its replicas.
-                timeout = self._timeout_ms(carried_bytes(op)) * 2
-                effects.after(timeout, Timer("timeout", forward_id))
-            else:
-                self._coordinate(effects, origin, request, partition, primaries, fallback=True)
 
     def _on_timeout(self, effects: Effects, pending_id: int) -> None:
         pending = self.pending.pop(pending_id, None)

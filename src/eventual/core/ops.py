@@ -266,7 +266,7 @@ Mutation = (
 Operation = Get | Mutation
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per write, and frozen inits cost 3x
 class Applied:
     record: Record
     delta: Record

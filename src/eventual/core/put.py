@@ -28,13 +28,7 @@ from eventual.core.messages import (
     Timer,
     WriteAck,
 )
-from eventual.core.ops import (
-    Delete,
-    Expire,
-    Get,
-    Persist,
-    apply,
-)
+from eventual.core.ops import Delete, Expire, Mutation, Persist, apply
 from eventual.core.record import Kind, Record, WrongTypeError
 from eventual.core.store import Batch, Hint
 from eventual.crdt import InsufficientRights, LWWRegister
@@ -52,8 +46,7 @@ class PutCoordinator(NodeBase):
         *,
         fallback: bool,
     ) -> None:
-        op = request.op
-        assert not isinstance(op, Get)
+        op = cast(Mutation, request.op)  # _route sends reads elsewhere
         hint = self.store.hint(op.key) if fallback else None
         if fallback:
             record = None if hint is None else Record.from_stored(hint.record)
@@ -145,11 +138,16 @@ class PutCoordinator(NodeBase):
         self.store.apply(batch)
         context = new.context().to_bytes() if new.kind is Kind.OBJECT else None
         result = Result(
-            True, applied.result, context=context, dot=applied.dot, supersedes=applied.supersedes
+            True,
+            applied.result,
+            context=context,
+            dot=applied.dot,
+            supersedes=applied.supersedes,
+            answered=1,
         )
-        if not targets and need.met({self.id}, self.region_of, self.region):
+        if not targets and need.met((self.id,), self.region_of, self.region):
             # Nobody else to send it to (N = 1, ...), and this replica is enough: answer now.
-            self._finish(effects, origin, self._answered(result, {self.id}))
+            self._finish(effects, origin, result)
             return
         write_id = self._id()
         pending = _PendingWrite(

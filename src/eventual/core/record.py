@@ -186,6 +186,11 @@ class Record(Lattice):
         assert isinstance(data, HyperLogLog)
         return not data.is_empty()
 
+    def reapable(self) -> bool:
+        """A tombstone the reaper may drop once every replica holds it: no data, no TTL, and
+        never reset (a reset's incarnation must outlive the older writes it beat)."""
+        return not self.has_data() and not self.ttl.has_values() and self.incarnation == _FIRST
+
     def present(self, now_ms: int) -> bool:
         return self.has_data() and not self.expired(now_ms)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["DEFAULT_N", "DEFAULT_PARTITIONS", "Member", "Ring", "key_hash"]
 
@@ -36,10 +37,19 @@ def _round_robin(queues: list[list[str]]) -> list[str]:
     return order
 
 
+_last: list[Any] = [None, 0]  # the key hashed last, and its hash
+
+
 def key_hash(key: bytes) -> int:
     """The 64-bit position of a key in the hash space (BLAKE2b: stable across processes,
-    unlike Python's ``hash``)."""
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
+    unlike Python's ``hash``). A request's key is hashed to route it and again to place it
+    in its Merkle tree: the last one is remembered, by identity (bytes are immutable)."""
+    if key is _last[0]:
+        hashed: int = _last[1]
+        return hashed
+    hashed = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
+    _last[0], _last[1] = key, hashed
+    return hashed
 
 
 @dataclass(frozen=True, slots=True)
