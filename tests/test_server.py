@@ -85,8 +85,9 @@ class Cluster:
         """Start node ``index`` again by hand, as its dev cluster would have."""
         name = f"n{index + 1}"
         port = self.resp_ports[index]
+        secret = ("--cluster-secret-file", str(self.data_dir / "cluster.secret"))
         command = node_command(
-            name, self.data_dir / name, f"127.0.0.1:{port}", self.members, *options
+            name, self.data_dir / name, f"127.0.0.1:{port}", self.members, *secret, *options
         )
         return subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
@@ -292,6 +293,80 @@ def test_big_collections_scan_page_by_page_and_read_whole_in_pages(cluster: Clus
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         b.smembers("scan:plain")
     assert b.sscan("scan:nope", 0) == (0, [])
+
+
+def _peer_socket(cluster: Cluster, index: int) -> socket.socket:
+    host, port = cluster.members[index].split("@")[1].rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def _read_frame(sock: socket.socket) -> bytes | None:
+    """One length-prefixed frame, or None when the node closed the connection."""
+    data = b""
+    while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    return data[4:]
+
+
+def _closed_by_node(sock: socket.socket) -> bool:
+    with contextlib.suppress(ConnectionError):
+        return _read_frame(sock) is None
+    return True
+
+
+def test_an_outsider_without_the_cluster_secret_can_neither_write_nor_change_membership(
+    cluster: Cluster,
+) -> None:
+    """The attacks of the trust-boundaries issue, on the internode port: a hello naming a
+    member with a wrong proof, a Forward sent with no handshake at all, a forged gossip
+    entry making a member leave. Each connection is closed and nothing changes; the same
+    handshake with the dev cluster's secret is accepted (the test can tell the two apart)."""
+    from eventual.core import Level, Request, ops
+    from eventual.core.membership import MemberEntry, MemberStatus
+    from eventual.core.messages import ClusterGossip, Forward
+    from eventual.server import peer_auth
+    from eventual.server.wire import encode_message
+
+    forward = encode_message(
+        Forward(1, Request(1, ops.StringSet(b"owned", b"by an outsider"), Level.ONE))
+    )
+    leave = encode_message(
+        ClusterGossip((MemberEntry("n2", "region-1", "", 10**9, MemberStatus.LEFT, 10**9),))
+    )
+    # 1. A hello that names n2, with a proof made from a guessed secret, then the attacks.
+    with _peer_socket(cluster, 0) as sock:
+        challenge = peer_auth.read_challenge(_read_frame(sock) or b"")
+        nonce = os.urandom(peer_auth.CHALLENGE_BYTES)
+        sock.sendall(peer_auth.hello_frame(b"not the secret at all", "n2", challenge, nonce))
+        with contextlib.suppress(ConnectionError):
+            sock.sendall(forward + leave)
+        assert _closed_by_node(sock)
+    # 2. No handshake: the frames of the old attack, as they were.
+    with _peer_socket(cluster, 1) as sock:
+        assert _read_frame(sock) is not None  # the challenge
+        with contextlib.suppress(ConnectionError):
+            sock.sendall(b"\x00\x00\x00\x03\xa2n2" + forward + leave)
+        assert _closed_by_node(sock)
+    # 3. The real secret is accepted: the node answers "ok" and keeps the connection.
+    secret = (cluster.data_dir / "cluster.secret").read_bytes().strip()
+    with _peer_socket(cluster, 2) as sock:
+        challenge = peer_auth.read_challenge(_read_frame(sock) or b"")
+        nonce = os.urandom(peer_auth.CHALLENGE_BYTES)
+        sock.sendall(peer_auth.hello_frame(secret, "n1", challenge, nonce))
+        peer_auth.check_accept(secret, "n1", challenge, nonce, _read_frame(sock) or b"")
+    reader = cluster.client(1)
+    reader.execute_command("CONSISTENCY", "ALL")
+    assert reader.get("owned") is None
+    view = cluster_view(cluster, 0)
+    assert {m["node"]: m["membership"] for m in view["members"]} == {
+        "n1": "active",
+        "n2": "active",
+        "n3": "active",
+    }
+    assert cluster.client(1).ping()  # n2 did not leave
 
 
 def test_hyperloglogs_count_and_merge_across_nodes(cluster: Cluster) -> None:
@@ -638,6 +713,7 @@ def start_joiner(cluster: Cluster, name: str, seed_index: int) -> tuple[subproce
         f"127.0.0.1:{resp}",
         [f"{name}=region-1@127.0.0.1:{peer}"],
         "--join", seed, "--http", f"127.0.0.1:{http_port}", "--durability", "os",
+        "--cluster-secret-file", str(cluster.data_dir / "cluster.secret"),
     )  # fmt: skip
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True

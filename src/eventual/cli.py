@@ -253,7 +253,7 @@ CONFIG_KEYS = {
     "id": "node_id", "data-dir": "data_dir", "resp": "resp", "http": "http",
     "member": "members", "members": "members", "n": "n", "durability": "durability",
     "password": "password", "consistency": "consistency", "join": "join",
-    "region-delay": "region_delays",
+    "region-delay": "region_delays", "cluster-secret-file": "cluster_secret_file",
 }  # fmt: skip
 
 
@@ -330,6 +330,14 @@ def load_config(ctx: click.Context, param: click.Parameter, path: Path | None) -
 )
 @click.option("--password", default=None, help="Require AUTH with this password.")
 @click.option(
+    "--cluster-secret-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="A file holding the cluster secret (16 to 4096 bytes), which every internode "
+    "connection must prove it holds; else $EVENTUAL_CLUSTER_SECRET. Without either, "
+    "the internode port admits loopback peers only.",
+)
+@click.option(
     "--join",
     default=None,
     metavar="HOST:PORT",
@@ -359,6 +367,7 @@ def node(
     n: int,
     durability: str,
     password: str | None,
+    cluster_secret_file: Path | None,
     join: str | None,
     region_delays: tuple[str, ...],
     fault_injection: bool,
@@ -372,8 +381,15 @@ def node(
     A node restarted later remembers the cluster it last knew (its data directory).
     """
     from eventual.server.main import MemberSpec, ServerConfig, run_node  # noqa: PLC0415
+    from eventual.server.peer_auth import load_secret  # noqa: PLC0415
     from eventual.server.runtime import Address  # noqa: PLC0415
 
+    try:
+        secret = load_secret(cluster_secret_file)
+    except OSError as error:
+        raise click.UsageError(f"cannot read the cluster secret: {error}") from None
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
     try:
         config = ServerConfig(
             node=node_id,
@@ -383,6 +399,7 @@ def node(
             n=n,
             durability=durability,
             password=password,
+            cluster_secret=secret,
             http=Address.parse(http) if http else None,
             consistency=Level.parse(consistency),
             join=Address.parse(join) if join else None,

@@ -9,11 +9,12 @@ Merkle trees) is volatile and rebuilt from the store after a crash.
 Theory of operation
 -------------------
 One role, one module (``core/base.py`` holds what they share): ``route.py`` routes client
-requests; this one runs timers, failure detection and membership; ``put.py`` coordinates writes, ``get.py``
-reads, ``replica.py`` answers coordinators, ``anti_entropy.py`` repairs, ``handoff.py``
-hands hints and partitions over, ``reaper.py`` reaps tombstones. The records a node serves
-are decoded in memory (``records.py``) and stored as a head plus member cells (``record.py``,
-``store.py``), so an operation on one member of a collection costs the same at any size.
+requests; this one runs timers, failure detection and membership; ``put.py`` coordinates
+writes, ``get.py`` reads, ``replica.py`` answers coordinators, ``anti_entropy.py`` repairs,
+``handoff.py`` hands hints and partitions over, ``reaper.py`` reaps tombstones. The records
+a node serves are decoded in memory (``records.py``) and stored as a head plus member cells
+(``record.py``, ``store.py``), so an operation on one member of a collection costs the same
+at any size.
 
 *Placement.* A key hashes to one of Q partitions; its N primaries come from ``Ring``.
 

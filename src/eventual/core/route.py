@@ -19,6 +19,10 @@ from eventual.core.base import (
 from eventual.core.messages import Effects, Forward, Request, Result, Timer
 from eventual.core.ops import Get
 
+# Redis's word for "not ready yet" (it answers -LOADING while it loads its data set); clients
+# such as redis-py retry it as a connection error.
+NOT_SERVING = "LOADING this node is joining the cluster and has not heard from it yet"
+
 
 class Router(NodeBase):
     def request(self, request: Request, now_ms: int) -> Effects:
@@ -27,6 +31,8 @@ class Router(NodeBase):
         error = self._validate(request)
         if error:
             effects.reply(request.id, Result(False, error=error))
+        elif not self.serving():
+            effects.reply(request.id, Result(False, error=NOT_SERVING))
         elif len(self.pending) >= PENDING_MAX:
             effects.reply(
                 request.id, Result(False, error="overloaded: too many requests in flight")
@@ -34,6 +40,12 @@ class Router(NodeBase):
         else:
             self._route(effects, (CLIENT, request.id), request)
         return effects
+
+    def serving(self) -> bool:
+        """Whether this node may serve clients: not while it joins and has not yet heard
+        from the cluster, when its view is a ring of itself alone (a read there would find
+        nothing, and a write would stay on a node that owns no partition)."""
+        return not (self.config.join and not self.peers)
 
     def _validate(self, request: Request) -> str | None:
         key = request.op.key

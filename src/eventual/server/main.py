@@ -15,6 +15,7 @@ from pathlib import Path
 from eventual.core import Level, NodeConfig
 from eventual.core.membership import MemberStatus
 from eventual.core.ring import Member
+from eventual.server.peer_auth import SECRET_ENV, new_secret
 from eventual.server.resp import RespServerProtocol
 from eventual.server.runtime import SEED_PREFIX, Address, NodeRuntime
 from eventual.server.sqlite_store import SQLiteStore
@@ -58,6 +59,7 @@ class ServerConfig:
     n: int = 3
     durability: str = "fsync"
     password: str | None = None
+    cluster_secret: bytes | None = None  # internode connections prove they hold it
     join: Address | None = None  # a member's internode address: join the cluster through it
     # Hold frames to members of a region this long (ms): a stand-in for distance, on one machine.
     region_delay_ms: tuple[tuple[str, int], ...] = ()
@@ -92,8 +94,19 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
     )
     peers = {m.node: m.address for m in config.members if m.node != config.node} | seeds
     runtime = NodeRuntime(
-        node_config, store, peers, config.me.address, dict(config.region_delay_ms)
+        node_config,
+        store,
+        peers,
+        config.me.address,
+        region_delay_ms=dict(config.region_delay_ms),
+        secret=config.cluster_secret,
     )
+    if config.cluster_secret is None:
+        log.warning(
+            "no cluster secret: the internode port admits loopback peers only; give "
+            "--cluster-secret-file or $%s to run across machines",
+            SECRET_ENV,
+        )
     await runtime.start()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
@@ -192,6 +205,13 @@ def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
         MemberSpec(f"n{i + 1}", region_names[i % len(region_names)], Address(host, peer_port + i))
         for i in range(nodes)
     ]
+    # One secret for the dev cluster, kept with its data: a node started by hand to join it
+    # (`eventual node --join ... --cluster-secret-file`) reads the same file.
+    secret_file = data_dir / "cluster.secret"
+    if not secret_file.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        secret_file.touch(mode=0o600)
+        secret_file.write_bytes(new_secret())
     processes = []
     for i, member in enumerate(members):
         command = node_command(
@@ -202,6 +222,7 @@ def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
             "--durability", durability,
             "--http", f"{host}:{http_port + i}",
             "--consistency", consistency,
+            "--cluster-secret-file", str(secret_file),
             *(extra_options or []),
             *[
                 option
@@ -213,6 +234,7 @@ def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
         processes.append(subprocess.Popen(command))
     distance = f"; {region_latency_ms} ms between regions (each way)" if region_latency_ms else ""
     print(f"Eventual dev cluster: {nodes} nodes, data in {data_dir}{distance}", flush=True)
+    print(f"  cluster secret: {secret_file}", flush=True)
     for i, (member, process) in enumerate(zip(members, processes, strict=True)):
         print(
             f"  {member.node} ({member.region}): redis {host}:{resp_port + i}  "

@@ -35,6 +35,7 @@ from eventual import __version__
 from eventual.core import Level, Request, Result
 from eventual.core import ops as O  # noqa: N812  (short: the command table reads better)
 from eventual.core.ops import STRING_BYTES_MAX
+from eventual.core.route import NOT_SERVING
 from eventual.crdt import BoundedCounter, HyperLogLog
 from eventual.server.runtime import NodeRuntime, wall_ms
 
@@ -317,6 +318,9 @@ class RespServerProtocol(asyncio.Protocol):
             return
         if not self.authenticated and name not in ("AUTH", "HELLO", "QUIT", "PING"):
             done(error("NOAUTH Authentication required."))
+            return
+        if name not in ("AUTH", "HELLO", "QUIT") and not self.runtime.node.serving():
+            done(error(NOT_SERVING))  # PING too, as Redis's while it loads
             return
         try:
             function(self, args[1:], done)

@@ -6,11 +6,13 @@ transaction: group commit) and only *then* releases the buffered replies and mes
 nothing is acknowledged before it is on disk. Timers and the wall clock come from here.
 
 Internode links: each node dials every peer and sends its own messages on that connection,
-after a hello frame naming itself; it reads the messages of a peer on the connection that
-peer dialled. Frames are coalesced per turn into one write per peer. A link that fails is
-redialled with exponential backoff; while it is down, up to ``SEND_QUEUE_FRAMES_MAX`` frames
-wait, and older ones are dropped beyond that (the core tolerates loss: hints and
-anti-entropy repair it).
+after a handshake that names it and proves both ends hold the cluster secret
+(``server/peer_auth.py``); it reads the messages of a peer on the connection that peer
+dialled. A connection that has not finished its handshake in ``PEER_HANDSHAKE_S`` is closed,
+and at most ``PEER_CONNECTIONS_MAX`` incoming ones are open at once. Frames are coalesced
+per turn into one write per peer. A link that fails is redialled with exponential backoff;
+while it is down, up to ``SEND_QUEUE_FRAMES_MAX`` frames wait, and older ones are dropped
+beyond that (the core tolerates loss: hints and anti-entropy repair it).
 """
 
 from __future__ import annotations
@@ -18,16 +20,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-import msgpack
-
 from eventual.core import Effects, Node, NodeConfig, Request, Result
 from eventual.core.messages import Message, Timer
+from eventual.server.peer_auth import (
+    CHALLENGE_BYTES,
+    PeerAuthError,
+    accept_frame,
+    challenge_frame,
+    check_accept,
+    check_hello,
+    hello_frame,
+    is_loopback,
+    read_challenge,
+)
 from eventual.server.sqlite_store import SQLiteStore
 from eventual.server.wire import FRAME_BYTES_MAX, WireError, decode_message, encode_message
 
@@ -38,8 +50,11 @@ log = logging.getLogger("eventual.runtime")
 SEND_QUEUE_FRAMES_MAX = 100_000  # frames held for a peer that is down (~seconds of load)
 BACKOFF_MS_MIN = 50
 BACKOFF_MS_MAX = 5_000
-HELLO_BYTES_MAX = 256
-NODE_NAME_CHARS_MAX = 128
+HELLO_BYTES_MAX = 256  # a handshake frame: a name of at most 128 characters and 64 bytes
+PEER_HANDSHAKE_S = 5.0  # a connection that has not proved itself by then is closed
+# Incoming internode connections open at once: a cluster needs one per peer (and a few being
+# redialled); an outsider opening thousands gets the rest refused.
+PEER_CONNECTIONS_MAX = 1024
 SEED_PREFIX = "seed:"  # the core's name for a seed address, until the seed tells its own
 COMPACT_EVERY_MS = 50  # the store deletes a bounded number of dead rows this often
 
@@ -88,20 +103,46 @@ class _PeerLink:
             self.writer.write(b"".join(self.queue))
             self.queue.clear()
 
+    async def _wait(self, backoff: int) -> int:
+        self.wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), backoff / 1000)
+        return min(backoff * 2, BACKOFF_MS_MAX)
+
+    async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer the peer's challenge and check its answer (``peer_auth``)."""
+        secret, name = self.runtime.secret, self.runtime.node.id
+        challenge = read_challenge(await _read_frame(reader))
+        nonce = os.urandom(CHALLENGE_BYTES)
+        writer.write(hello_frame(secret, name, challenge, nonce))
+        check_accept(secret, name, challenge, nonce, await _read_frame(reader))
+
     async def run(self) -> None:
         backoff = BACKOFF_MS_MIN
-        hello = msgpack.packb(self.runtime.node.id)
+        refused = False  # said once in the log until the handshake succeeds again
         while True:
             try:
                 reader, writer = await asyncio.open_connection(self.address.host, self.address.port)
             except OSError:
-                self.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), backoff / 1000)
-                backoff = min(backoff * 2, BACKOFF_MS_MAX)
+                backoff = await self._wait(backoff)
                 continue
+            try:
+                await asyncio.wait_for(self._handshake(reader, writer), PEER_HANDSHAKE_S)
+            except (PeerAuthError, asyncio.IncompleteReadError, TimeoutError, OSError) as error:
+                if not refused:
+                    log.warning(
+                        "cannot authenticate with %s at %s: %s (is the cluster secret the same?)",
+                        self.peer,
+                        self.address,
+                        error or type(error).__name__,
+                    )
+                    refused = True
+                with contextlib.suppress(Exception):
+                    writer.close()
+                backoff = await self._wait(backoff)
+                continue
+            refused = False
             backoff = BACKOFF_MS_MIN
-            writer.write(len(hello).to_bytes(4, "big") + hello)
             self.writer = writer
             self.flush()
             try:
@@ -116,18 +157,50 @@ class _PeerLink:
                     writer.close()
 
 
+async def _read_frame(reader: asyncio.StreamReader) -> bytes:
+    size = int.from_bytes(await reader.readexactly(4), "big")
+    if size > HELLO_BYTES_MAX:
+        raise PeerAuthError(f"a handshake frame of {size} bytes")
+    return await reader.readexactly(size)
+
+
 class _PeerProtocol(asyncio.Protocol):
-    """An incoming connection from a peer: a hello frame, then core messages."""
+    """An incoming connection from a peer: the handshake (``peer_auth``), then core
+    messages. Nothing but the handshake is read until the peer has proved itself."""
 
     def __init__(self, runtime: NodeRuntime) -> None:
         self.runtime = runtime
         self.buffer = bytearray()
         self.peer: str | None = None
         self.transport: asyncio.Transport | None = None
+        self.challenge = os.urandom(CHALLENGE_BYTES)
+        self.deadline: asyncio.TimerHandle | None = None
+        self.counted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
+        runtime = self.runtime
+        if runtime.peer_connections >= PEER_CONNECTIONS_MAX:
+            self._drop(f"{PEER_CONNECTIONS_MAX} internode connections are open already")
+            return
+        runtime.peer_connections += 1
+        self.counted = True
+        peername = transport.get_extra_info("peername")
+        host = peername[0] if isinstance(peername, tuple) and peername else ""
+        if runtime.secret is None and not is_loopback(str(host)):
+            self._drop("this node has no cluster secret: it admits loopback peers only")
+            return
+        self.transport.write(challenge_frame(self.challenge))
+        loop = asyncio.get_running_loop()
+        self.deadline = loop.call_later(PEER_HANDSHAKE_S, self._drop, "no handshake in time")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.counted:
+            self.runtime.peer_connections -= 1
+            self.counted = False
+        if self.deadline is not None:
+            self.deadline.cancel()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -141,15 +214,17 @@ class _PeerProtocol(asyncio.Protocol):
             body = bytes(self.buffer[4 : 4 + size])
             del self.buffer[: 4 + size]
             if self.peer is None:
+                # Any node that holds the secret may dial in: one joining through us is not a
+                # member yet. What it may do before it is one, the core decides.
                 try:
-                    name = msgpack.unpackb(body)
-                except Exception:
-                    name = None
-                # Any well-formed name may dial in: a node joining through us is not a member
-                # yet. What it may do before it is one, the core decides.
-                if not isinstance(name, str) or not name or len(name) > NODE_NAME_CHARS_MAX:
-                    self._drop(f"a bad hello {name!r}")
+                    name, nonce = check_hello(self.runtime.secret, self.challenge, body)
+                except PeerAuthError as error:
+                    self._drop(str(error))
                     return
+                assert self.transport is not None
+                self.transport.write(accept_frame(self.runtime.secret, name, self.challenge, nonce))
+                if self.deadline is not None:
+                    self.deadline.cancel()
                 self.peer = name
                 link = self.runtime.links.get(name)
                 if link is not None:  # it dialled us, so it is up: stop backing off
@@ -175,13 +250,18 @@ class NodeRuntime:
         store: SQLiteStore,
         peer_addresses: dict[str, Address],
         listen: Address,
+        *,
         region_delay_ms: dict[str, int] | None = None,
+        secret: bytes | None = None,
     ) -> None:
-        """``peer_addresses``: the members given on the command line, and any seeds under
+        """``secret``: the cluster secret (None: protected mode, loopback peers only).
+        ``peer_addresses``: the members given on the command line, and any seeds under
         ``seed:HOST:PORT`` names; members learnt later are dialled at the address the
         cluster state gives them. ``region_delay_ms`` holds frames to members of a region
         for that long: the dev cluster's stand-in for the distance between regions."""
         self.store = store
+        self.secret = secret
+        self.peer_connections = 0  # incoming internode connections open now
         self.node = Node(config, store, wall_ms())
         self.listen = listen
         self.links = {
