@@ -671,6 +671,46 @@ def test_the_http_sibling_round_trip(cluster: Cluster) -> None:
     assert http("GET", f"{first}/kv/never-written")[0] == 404
 
 
+def test_out_of_range_arguments_get_redis_errors_and_bad_bodies_a_400(cluster: Cluster) -> None:
+    """The range checks of the trust-boundaries issue: counters stay in 64 bits, expiry
+    times must fit 64 bits of milliseconds, rights move only to members, and HTTP bodies
+    that are not JSON (bad UTF-8, nesting past the parser) are the client's error."""
+    a = cluster.client(0)
+    a.execute_command("CONSISTENCY", "ALL")
+    assert a.incrby("range:counter", 2**63 - 2) == 2**63 - 2
+    with pytest.raises(redis.ResponseError, match="increment or decrement would overflow"):
+        a.incrby("range:counter", 2)
+    assert a.incrby("range:counter", 1) == 2**63 - 1 and a.get("range:counter") == b"%d" % (
+        2**63 - 1
+    )
+    assert a.decrby("range:low", 2**63 - 1) == -(2**63) + 1
+    with pytest.raises(redis.ResponseError, match="would overflow"):
+        a.decrby("range:low", 2)
+    assert a.hincrby("range:hash", "f", 2**63 - 1) == 2**63 - 1
+    with pytest.raises(redis.ResponseError, match="would overflow"):
+        a.hincrby("range:hash", "f", 1)
+    for command in (
+        ("SET", "range:s", "v", "PX", "9223372036854775807"),
+        ("EXPIRE", "range:counter", "99999999999999999"),
+        ("EXPIRE", "range:counter", "-99999999999999999"),
+        ("PEXPIRE", "range:counter", "9223372036854775807"),
+    ):
+        with pytest.raises(redis.ResponseError, match="invalid expire time"):
+            a.execute_command(*command)
+    assert a.ttl("range:counter") == -1  # nothing was applied
+    # A time in the past that fits 64 bits deletes the key, as in Redis 7.
+    a.set("range:gone", "x")
+    assert a.execute_command("PEXPIRE", "range:gone", "-9223372036854775808") == 1
+    assert a.get("range:gone") is None
+    assert a.execute_command("BC.INCRBY", "range:stock", 5) == 5
+    with pytest.raises(redis.ResponseError, match="not a member"):
+        a.execute_command("BC.TRANSFER", "range:stock", "nosuchnode", 3)
+    assert a.execute_command("BC.GET", "range:stock") == 5
+    for body in (b'{"add": ["\xff"]}', b"[" * 100_000):
+        status, _, _ = http("POST", f"{url(cluster, 0)}/crdt/set/range:bodies", body)
+        assert status == 400, body[:20]
+
+
 def test_the_python_client_resolves_siblings_and_the_api_describes_itself(cluster: Cluster) -> None:
     a, b = Client(url(cluster, 0)), Client(url(cluster, 1))
     a.put("cart", b"book")

@@ -366,10 +366,29 @@ def _check_members(what: str, members: tuple[bytes, ...]) -> None:
             _check_size(what, member, MEMBER_BYTES_MAX)
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # a counter's value stays in Redis's range
+MAPS = (Kind.HASH, Kind.MAP)
+
+
+def _check_counter(current: object, amount: int) -> None:
+    value = current if isinstance(current, int) else 0
+    if not INT64_MIN <= value + amount <= INT64_MAX:
+        raise ValueError("increment or decrement would overflow")  # Redis's words
+
+
 def _check(op: Mutation, record: Record | None) -> None:
     """Every way ``op`` can fail, checked before anything changes."""
     if isinstance(op, CounterAdd | HashIncr | MapIncr):
         _check_amount(op.amount)
+        if not INT64_MIN <= op.amount <= INT64_MAX:
+            raise ValueError("value is not an integer or out of range")
+        # Checked against what this replica holds: increments made meanwhile at other
+        # replicas can still carry the sum past the range (docs/redis.md).
+        if isinstance(op, CounterAdd) and record is not None and record.kind is Kind.COUNTER:
+            _check_counter(record.value(), op.amount)
+        elif not isinstance(op, CounterAdd) and record is not None and record.kind in MAPS:
+            nested = cast(ORMap, record.data).get(op.field)
+            _check_counter(None if nested is None else nested.value(), op.amount)
     if isinstance(op, StringSet):
         _check_size("string value", op.value, STRING_BYTES_MAX)
     elif isinstance(op, ObjectPut):

@@ -28,7 +28,7 @@ from eventual.core.messages import (
     Timer,
     WriteAck,
 )
-from eventual.core.ops import Delete, Expire, Mutation, Persist, apply
+from eventual.core.ops import BcounterTransfer, Delete, Expire, Mutation, Persist, apply
 from eventual.core.record import Kind, Record, WrongTypeError
 from eventual.core.store import Batch, Hint
 from eventual.crdt import InsufficientRights, LWWRegister
@@ -55,6 +55,11 @@ class PutCoordinator(NodeBase):
             if record is not None and record.kind is Kind.OBJECT:
                 # Objects are applied to a copy: the siblings limit is known only after.
                 record = record.copy()
+        if isinstance(op, BcounterTransfer) and op.to_actor not in self.cluster.entries:
+            # Rights moved to a name no node holds could never be spent again.
+            error = f"ERR {op.to_actor!r} is not a member of the cluster"
+            self._finish(effects, origin, Result(False, error=error))
+            return
         if record is None and isinstance(op, Delete | Expire | Persist):
             self._finish(effects, origin, Result(True, 0, answered=1))
             return
@@ -76,7 +81,7 @@ class PutCoordinator(NodeBase):
             # Its own word, like Redis's WRONGTYPE: a refusal to retry elsewhere, not a fault.
             self._finish(effects, origin, Result(False, error=f"REFUSED {error}"))
             return
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, OverflowError) as error:
             self._finish(effects, origin, Result(False, error=f"ERR {error}"))
             return
         new = applied.record

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import time
 from typing import Any
 
@@ -37,6 +36,11 @@ __all__ = ["build_app", "decode_object", "encode_object"]
 # The largest string or object value the core takes, plus room for a JSON body around it.
 BODY_BYTES_MAX = STRING_BYTES_MAX + 1024 * 1024
 CONTEXT_HEADER = "X-Causal-Context"
+
+# What a body that is not JSON raises: bad syntax (JSONDecodeError), bytes that are not UTF-8
+# (UnicodeDecodeError, a ValueError too) and nesting deeper than the parser's stack
+# (RecursionError). All of them are the client's doing: 400, never 500.
+BAD_JSON = (ValueError, RecursionError)
 
 
 def encode_object(content_type: str, body: bytes) -> bytes:
@@ -191,7 +195,7 @@ def build_app(runtime: NodeRuntime, fault_injection: bool = False) -> web.Applic
         kind, key = request.match_info["type"], request.match_info["key"].encode()
         try:
             body = await request.json()
-        except json.JSONDecodeError:
+        except BAD_JSON:
             raise _error(400, "the body must be a JSON object with one operation") from None
         op = crdt_operation(kind, key, body)
         result = await call(op, request)
@@ -206,7 +210,7 @@ def build_app(runtime: NodeRuntime, fault_injection: bool = False) -> web.Applic
                 if "expire_at_ms" in body
                 else wall_ms() + int(body["seconds"]) * 1000
             )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        except (*BAD_JSON, KeyError, TypeError):
             raise _error(400, 'send {"seconds": N} or {"expire_at_ms": T}') from None
         result = await call(O.Expire(key, at), request)
         return web.json_response({"applied": bool(result.value), "expire_at_ms": at})
@@ -274,7 +278,7 @@ def build_app(runtime: NodeRuntime, fault_injection: bool = False) -> web.Applic
         """POST /cluster/leave {"node"} or /cluster/replace {"old", "new"}."""
         try:
             body = await request.json()
-        except json.JSONDecodeError:
+        except BAD_JSON:
             body = None
         action = request.match_info["action"]
         node = runtime.node
@@ -297,7 +301,7 @@ def build_app(runtime: NodeRuntime, fault_injection: bool = False) -> web.Applic
         try:
             body = await request.json()
             blocked = body["block"]
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (*BAD_JSON, KeyError, TypeError):
             raise _error(400, 'expected {"block": [node names]}') from None
         if not isinstance(blocked, list) or not all(isinstance(n, str) for n in blocked):
             raise _error(400, "block must be a list of node names")

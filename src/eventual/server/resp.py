@@ -34,7 +34,7 @@ from typing import Any, cast
 from eventual import __version__
 from eventual.core import Level, Request, Result
 from eventual.core import ops as O  # noqa: N812  (short: the command table reads better)
-from eventual.core.ops import STRING_BYTES_MAX
+from eventual.core.ops import INT64_MAX, INT64_MIN, STRING_BYTES_MAX
 from eventual.core.route import NOT_SERVING
 from eventual.crdt import BoundedCounter, HyperLogLog
 from eventual.server.runtime import NodeRuntime, wall_ms
@@ -606,6 +606,8 @@ def _set_options(args: list[bytes]) -> tuple[int | None, bool, bool, bool, bool]
                 b"EXAT": amount * 1000,
                 b"PXAT": amount,
             }[option]
+            if expire_at > INT64_MAX:  # as Redis: the time in ms must fit 64 bits
+                raise CommandError("ERR invalid expire time in 'set' command")
             i += 2
             continue
         if option == b"NX" and not xx:
@@ -757,28 +759,37 @@ def _type(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     c.call(O.Get(args[0], ()), kind, done)
 
 
-def _expire(c: RespServerProtocol, key: bytes, at_ms: int, done: Done) -> None:
-    c.call(O.Expire(key, at_ms), lambda r: integer(int(r.value or 0)), done)
+def _expire(
+    c: RespServerProtocol, args: list[bytes], done: Done, *, unit_ms: int, base_ms: int, name: str
+) -> None:
+    """EXPIRE and friends: ``args[1]`` in units of ``unit_ms`` from ``base_ms`` (0: an
+    absolute time). As Redis 7, an argument whose milliseconds, or whose sum with the time
+    now, do not fit 64 bits is refused; a time in the past deletes the key."""
+    amount_ms = parse_int(args[1]) * unit_ms
+    at_ms = base_ms + amount_ms
+    if not (INT64_MIN <= amount_ms <= INT64_MAX and INT64_MIN <= at_ms <= INT64_MAX):
+        raise CommandError(f"ERR invalid expire time in '{name}' command")
+    c.call(O.Expire(args[0], at_ms), lambda r: integer(int(r.value or 0)), done)
 
 
 @command("EXPIRE", -3)
 def _expire_s(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    _expire(c, args[0], wall_ms() + parse_int(args[1]) * 1000, done)
+    _expire(c, args, done, unit_ms=1000, base_ms=wall_ms(), name="expire")
 
 
 @command("PEXPIRE", -3)
 def _pexpire(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    _expire(c, args[0], wall_ms() + parse_int(args[1]), done)
+    _expire(c, args, done, unit_ms=1, base_ms=wall_ms(), name="pexpire")
 
 
 @command("EXPIREAT", -3)
 def _expireat(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    _expire(c, args[0], parse_int(args[1]) * 1000, done)
+    _expire(c, args, done, unit_ms=1000, base_ms=0, name="expireat")
 
 
 @command("PEXPIREAT", -3)
 def _pexpireat(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    _expire(c, args[0], parse_int(args[1]), done)
+    _expire(c, args, done, unit_ms=1, base_ms=0, name="pexpireat")
 
 
 @command("TTL", 2)
