@@ -183,6 +183,25 @@ def test_dev_applies_node_options_to_every_node(tmp_path: Path) -> None:
                 found.client(i).get("k")
             info = found.client(i, password="s3cret").info()
             assert info["n"] == 1 and info["durability"] == "os" and info["nodes"] == 2
+        # HTTP takes the same password: every data and admin route answers 401 without it.
+        base = f"http://127.0.0.1:{found.http_ports[0]}"
+        routes = [
+            ("GET", "/kv/k", None), ("PUT", "/kv/k", b"v"), ("DELETE", "/kv/k", None),
+            ("GET", "/crdt/set/s", None), ("POST", "/crdt/set/s", b'{"add": ["a"]}'),
+            ("GET", "/ttl/k", None), ("PUT", "/ttl/k", b'{"seconds": 5}'),
+            ("DELETE", "/ttl/k", None), ("GET", "/cluster", None),
+            ("POST", "/cluster/leave", b'{"node": "n2"}'), ("GET", "/metrics", None),
+        ]  # fmt: skip
+        wrong = {"Authorization": "Bearer not-it"}
+        basic = {"Authorization": "Basic " + base64.b64encode(b"default:s3cret").decode()}
+        for method, path, body in routes:
+            assert http(method, base + path, body)[0] == 401, (method, path)
+            assert http(method, base + path, body, wrong)[0] == 401, (method, path)
+        assert http("PUT", base + "/kv/k", b"v", {"Authorization": "Bearer s3cret"})[0] == 204
+        assert http("GET", base + "/kv/k", None, basic)[:3:2] == (200, b"v")
+        assert http("GET", base + "/openapi.json")[0] == 200  # the API's description stays open
+        assert Client(base, password="s3cret").get("k").value == b"v"
+        assert found.client(1, password="s3cret").ping()  # nobody made n2 leave
     finally:
         stop_cluster(found)
 

@@ -254,6 +254,7 @@ CONFIG_KEYS = {
     "member": "members", "members": "members", "n": "n", "durability": "durability",
     "password": "password", "consistency": "consistency", "join": "join",
     "region-delay": "region_delays", "cluster-secret-file": "cluster_secret_file",
+    "metrics-open": "metrics_open",
 }  # fmt: skip
 
 
@@ -328,7 +329,16 @@ def load_config(ctx: click.Context, param: click.Parameter, path: Path | None) -
     show_default=True,
     help=DURABILITY_HELP,
 )
-@click.option("--password", default=None, help="Require AUTH with this password.")
+@click.option(
+    "--password",
+    default=None,
+    help="Require it of clients: AUTH on the Redis port, a bearer token or basic auth on HTTP.",
+)
+@click.option(
+    "--metrics-open",
+    is_flag=True,
+    help="Serve /metrics without the password (for a scraper that has none).",
+)
 @click.option(
     "--cluster-secret-file",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -367,6 +377,7 @@ def node(
     n: int,
     durability: str,
     password: str | None,
+    metrics_open: bool,
     cluster_secret_file: Path | None,
     join: str | None,
     region_delays: tuple[str, ...],
@@ -405,6 +416,7 @@ def node(
             join=Address.parse(join) if join else None,
             region_delay_ms=tuple(_region_delay(text) for text in region_delays),
             fault_injection=fault_injection,
+            metrics_open=metrics_open,
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None
@@ -460,7 +472,11 @@ def port_option(name: str, default: int, text: str) -> Callable[[F], F]:
     show_default=True,
     help="Replicas per key (at most --nodes).",
 )
-@click.option("--password", default=None, help="Every node requires AUTH with this password.")
+@click.option(
+    "--password",
+    default=None,
+    help="Every node requires it of clients (AUTH on Redis, bearer or basic auth on HTTP).",
+)
 @click.option(
     "--region-latency",
     type=click.IntRange(0, REGION_DELAY_MS_MAX),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import random
 import time
 import urllib.error
@@ -92,6 +93,12 @@ def _delay(attempt: int, backoff: float) -> float:
     return backoff * float(1 << attempt) * (0.5 + random.random())  # jitter, not secrets
 
 
+def _auth(password: str | None) -> dict[str, str]:
+    """The header that carries the nodes' ``--password`` (none if there is no password)."""
+    password = password if password is not None else os.environ.get("EVENTUAL_PASSWORD")
+    return {"Authorization": f"Bearer {password}"} if password else {}
+
+
 class Client:
     def __init__(
         self,
@@ -99,11 +106,15 @@ class Client:
         retries: int = 3,
         backoff: float = 0.05,
         timeout: float = 10.0,
+        password: str | None = None,
     ) -> None:
+        """``password``: the nodes' ``--password``, sent as a bearer token (default:
+        ``$EVENTUAL_PASSWORD``)."""
         self.url = url.rstrip("/")
         self.retries = retries
         self.backoff = backoff
         self.timeout = timeout
+        self.auth = _auth(password)
 
     def _request(
         self,
@@ -114,7 +125,7 @@ class Client:
     ) -> tuple[int, dict[str, str], bytes]:
         for attempt in range(self.retries + 1):
             request = urllib.request.Request(
-                self.url + path, data=body, method=method, headers=headers or {}
+                self.url + path, data=body, method=method, headers={**(headers or {}), **self.auth}
             )
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
@@ -212,11 +223,16 @@ class Client:
 
 class AsyncClient:
     def __init__(
-        self, url: str = "http://127.0.0.1:8001", retries: int = 3, backoff: float = 0.05
+        self,
+        url: str = "http://127.0.0.1:8001",
+        retries: int = 3,
+        backoff: float = 0.05,
+        password: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.retries = retries
         self.backoff = backoff
+        self.auth = _auth(password)
         self._session: Any = None
 
     async def __aenter__(self) -> AsyncClient:
@@ -244,7 +260,7 @@ class AsyncClient:
         for attempt in range(self.retries + 1):
             try:
                 async with self._session.request(
-                    method, self.url + path, data=body, headers=headers
+                    method, self.url + path, data=body, headers={**(headers or {}), **self.auth}
                 ) as response:
                     payload = await response.read()
                     if response.status < 400 or response.status == 404:

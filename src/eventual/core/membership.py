@@ -17,8 +17,9 @@ Two rings follow from the state, as in Riak's pending ring or Cassandra's pendin
   what W and R count;
 - the *future* ring of JOINING and ACTIVE members is where the cluster is going. A node that
   is in a partition's future preference list but not in its current one is a *pending*
-  replica: it receives writes (uncounted) and pulls the partition from every live current
-  replica by anti-entropy until their trees agree.
+  replica: it receives writes, and pulls the partition from every live current replica by
+  anti-entropy until their trees agree. A write acknowledged during a transition has met
+  its level over the current replicas and over the future ones (``put.py``).
 
 A pending replica pulls only once every live member is *aware* of the future ring
 (``aware_of`` holds its digest): from then on every coordinator also sends its writes to the

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hmac
+import json
 import time
 from typing import Any
 
@@ -98,8 +100,35 @@ class Metrics:
         ).set_function(lambda: runtime.store.commits)
 
 
-def build_app(runtime: NodeRuntime, fault_injection: bool = False) -> web.Application:
+def authorized(header: str, password: str) -> bool:
+    """Whether an ``Authorization`` header carries ``password``: as a bearer token, or as
+    HTTP basic credentials for the ``default`` user (Redis 6's name for the user that
+    ``--password`` guards)."""
+    scheme, _, credential = header.strip().partition(" ")
+    given = ""
+    if scheme.lower() == "bearer":
+        given = credential.strip()
+    elif scheme.lower() == "basic":
+        try:
+            user, _, given = base64.b64decode(credential, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        if user not in ("", "default"):
+            return False
+    return hmac.compare_digest(given.encode(), password.encode())
+
+
+def build_app(
+    runtime: NodeRuntime,
+    fault_injection: bool = False,
+    *,
+    password: str | None = None,
+    metrics_open: bool = False,
+) -> web.Application:
+    """``password``: every route but ``/openapi.json`` (and ``/metrics`` if
+    ``metrics_open``) answers 401 without it, as Redis answers NOAUTH."""
     metrics = Metrics(runtime)
+    open_paths = {"/openapi.json"} | ({"/metrics"} if metrics_open else set())
 
     async def call(op: O.Operation, request: web.Request) -> Result:
         query = request.query
@@ -334,7 +363,23 @@ def build_app(runtime: NodeRuntime, fault_injection: bool = False) -> web.Applic
             metrics.requests.labels(route, str(status)).inc()
             metrics.latency.labels(route).observe(time.perf_counter() - started)
 
-    app = web.Application(client_max_size=BODY_BYTES_MAX, middlewares=[measure])
+    @web.middleware
+    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+        header = request.headers.get("Authorization", "")
+        if (
+            password is not None
+            and request.path not in open_paths
+            and not authorized(header, password)
+        ):
+            raise web.HTTPUnauthorized(
+                text=json.dumps({"error": "authentication required (--password)"}),
+                content_type="application/json",
+                headers={"WWW-Authenticate": 'Basic realm="eventual", charset="UTF-8"'},
+            )
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    app = web.Application(client_max_size=BODY_BYTES_MAX, middlewares=[measure, guard])
     app.router.add_get("/kv/{key}", get_object)
     app.router.add_put("/kv/{key}", put_object)
     app.router.add_delete("/kv/{key}", delete_object)

@@ -64,6 +64,7 @@ class ServerConfig:
     # Hold frames to members of a region this long (ms): a stand-in for distance, on one machine.
     region_delay_ms: tuple[tuple[str, int], ...] = ()
     fault_injection: bool = False  # POST /debug/partition: for tests, never in production
+    metrics_open: bool = False  # /metrics without the password (for a scraper that has none)
 
     def __post_init__(self) -> None:
         names = [m.node for m in self.members]
@@ -120,7 +121,12 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
 
         from eventual.server.http import build_app  # noqa: PLC0415
 
-        app = build_app(runtime, fault_injection=config.fault_injection)
+        app = build_app(
+            runtime,
+            fault_injection=config.fault_injection,
+            password=config.password,
+            metrics_open=config.metrics_open,
+        )
         app_runner = web.AppRunner(app, access_log=None)
         await app_runner.setup()
         await web.TCPSite(app_runner, config.http.host, config.http.port).start()
