@@ -70,6 +70,18 @@ def test_cluster_state_entries_merge_as_a_lattice() -> None:
     assert ClusterState.decode(ClusterState([a, b]).encode()).entries["n1"] == b
 
 
+def test_an_entry_a_generation_too_far_ahead_is_refused() -> None:
+    """A forged entry (say, n2 LEFT at generation 10**9) would win every merge after it;
+    the state refuses it and counts it, and takes a legitimate next generation."""
+    state = ClusterState([MemberEntry("n2", "eu", "", 0, MemberStatus.ACTIVE, 3)])
+    forged = MemberEntry("n2", "eu", "", 10**9, MemberStatus.LEFT, 10**9)
+    assert not state.learn(forged) and state.refused == 1
+    assert state.entries["n2"].status is MemberStatus.ACTIVE
+    assert not ClusterState([forged]).entries  # nor for a name never heard of
+    assert state.learn(MemberEntry("n2", "eu", "", 1, MemberStatus.JOINING, 0))
+    assert state.entries["n2"].generation == 1
+
+
 def test_a_joining_node_takes_its_share_while_everything_stays_readable() -> None:
     sim = cluster(4)
     sim.add_node("n4", "us-east", seed="n0")

@@ -59,6 +59,12 @@ AE_BYTES_MAX = 8 * 1024 * 1024  # ...and bytes: a round stops adding records pas
 AE_MEMBERS_WHOLE_MAX = 256
 REAP_PER_TICK_MAX = 64  # tombstones checked per reap tick
 SYNC_SESSIONS_PER_TICK_MAX = 8  # partitions a pending replica pulls per anti-entropy tick
+# After the ring flips, how long writes must also meet their level over the replicas of the
+# ring before it: the time the news takes to reach every live member (gossip goes to one peer
+# a second, so O(log n) seconds), with a wide margin. A member that has not heard reads from
+# the old replicas; without this, a write acknowledged by the new ones alone was invisible to
+# it at ONE.
+FLIP_GRACE_MS = 10_000
 SYNC_TICK_MS = 200  # ...with ticks this often while it has some: at most 40 sessions a second
 # Forwarded mutations remembered to drop duplicates: a mutation is an operation, not a state,
 # and must not run twice. A forward's answer comes within seconds, so this many ids (a few
@@ -123,11 +129,12 @@ class _PendingWrite:
     acks: set[str]
     result: Result
     replied: bool = False
-    # During a ring transition the write must also meet its level over the future replicas
-    # (Cassandra's pending ranges): ``future`` is that list, ``extra`` the pending replicas
-    # among the targets, whose acks count toward ``future_need`` only.
-    future_need: Requirement | None = None
-    future: frozenset[str] = frozenset()
+    # While the ring changes the write must also meet its level over the replicas of the
+    # other rings someone may read from: the future ring during a transition (Cassandra's
+    # pending ranges), the previous one for a while after a flip. ``others`` holds each
+    # one's requirement and replicas; ``extra`` the targets that are replicas of those
+    # rings only, whose acks count for them alone.
+    others: tuple[tuple[Requirement, frozenset[str]], ...] = ()
     extra: frozenset[str] = frozenset()
 
     def counted(self) -> set[str]:
@@ -137,11 +144,11 @@ class _PendingWrite:
     def met(self, region_of: dict[str, str], region: str) -> bool:
         if not self.need.met(self.counted(), region_of, region):
             return False
-        if self.future_need is None:
+        if not self.others:
             return True
         # A fallback's ack counts for the primary it stands in for, as in the current ring.
         held = {self.targets.get(node) or node for node in self.acks}
-        return self.future_need.met(held & self.future, region_of, region)
+        return all(need.met(held & replicas, region_of, region) for need, replicas in self.others)
 
 
 @dataclass
@@ -193,6 +200,8 @@ class NodeBase:
     cluster: ClusterState
     ring: Ring
     future: Ring
+    previous: Ring | None
+    previous_until: int
     region_of: dict[str, str]
     peers: list[str]
     swim: Swim
@@ -332,14 +341,18 @@ class NodeBase:
         hint = self.store.hint(key)
         return None if hint is None else Record.from_bytes(hint.record)
 
-    def _merge_hint(self, batch: Batch, key: bytes, incoming: Record, target: str) -> None:
+    def _merge_hint(
+        self, batch: Batch, key: bytes, incoming: Record, target: str | frozenset[str]
+    ) -> None:
+        """Keep ``incoming`` in the hint of ``key``, owed to ``target`` (one or several)."""
+        owed = frozenset({target}) if isinstance(target, str) else target
         hint = self.store.hint(key)
         if hint is None:
-            record, targets = incoming, frozenset({target})
+            record, targets = incoming, owed
         else:
             record = Record.from_bytes(hint.record)
             record.merge(incoming)
-            targets = hint.targets | {target}
+            targets = hint.targets | owed
         batch.hints[key] = Hint(key, self.ring.partition_of(key), record.to_bytes(), targets)
 
     def _requirement(

@@ -96,15 +96,26 @@ CURRENT = (MemberStatus.ACTIVE, MemberStatus.LEAVING)
 FUTURE = (MemberStatus.JOINING, MemberStatus.ACTIVE)
 
 
+# A name comes back as a new member one generation at a time: an entry further ahead than
+# this of the generation known for its name (0 for a name never heard of) is a forgery or a
+# corruption, refused (and counted: ``refused``), never merged, since it would win every merge
+# after it.
+GENERATION_STEP_MAX = 1
+
+
 class ClusterState:
     def __init__(self, entries: Iterable[MemberEntry] = ()) -> None:
         self.entries: dict[str, MemberEntry] = {}
+        self.refused = 0  # entries refused for a generation too far ahead
         for entry in entries:
             self.learn(entry)
 
     def learn(self, entry: MemberEntry) -> bool:
         """Merge one entry; True if it changed the state."""
         known = self.entries.get(entry.node)
+        if entry.generation > (known.generation if known else 0) + GENERATION_STEP_MAX:
+            self.refused += 1
+            return False
         if known is not None and entry.order() <= known.order():
             return False
         if known is None and len(self.entries) >= MEMBERS_MAX:

@@ -69,6 +69,7 @@ from eventual.clocks import HybridLogicalClock
 from eventual.codec import DecodeError
 from eventual.core.anti_entropy import AntiEntropy
 from eventual.core.base import (
+    FLIP_GRACE_MS,
     FORWARDS_REMEMBERED_MAX,
     SYNC_TICK_MS,
     NodeConfig,
@@ -116,7 +117,7 @@ from eventual.core.put import PutCoordinator
 from eventual.core.reaper import Reaper
 from eventual.core.records import Records
 from eventual.core.replica import Replica
-from eventual.core.ring import key_hash
+from eventual.core.ring import Ring, key_hash
 from eventual.core.route import Router
 from eventual.core.store import Batch, Store
 from eventual.core.swim import Swim, SwimAck, SwimMessage, SwimPing, SwimPingReq
@@ -145,6 +146,8 @@ class Node(Router, GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff
         self.region = me.region
         self.cluster = self._initial_cluster(config, store)
         self.ring, self.future = rings(self.cluster, config.partitions, me)
+        self.previous: Ring | None = None  # the ring before the last flip, until ...
+        self.previous_until = 0  # ... this time (ms)
         self.region_of = {e.node: e.region for e in self.cluster.entries.values()}
         self.peers = self._live_members()
         # Seeded from the name: two nodes probe in different orders, and a run replays.
@@ -176,6 +179,7 @@ class Node(Router, GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff
                 self.handing_off[partition] = self._new_replicas(partition)
         self.stats = {
             "refused_drift": 0,
+            "refused_generation": 0,  # cluster-state entries a generation too far ahead
             "reaped": 0,
             "peer_alive": 0,  # transitions seen by the failure detector
             "peer_suspect": 0,
@@ -340,7 +344,12 @@ class Node(Router, GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff
         self.region_of = {e.node: e.region for e in self.cluster.entries.values()}
         self.requirements.clear()
         before = (self.ring.order, self.future.order)
+        old_ring = self.ring
         self.ring, self.future = rings(self.cluster, self.config.partitions, self.me)
+        if self.ring.order != old_ring.order and self.peers:
+            # The ring flipped: members that have not heard yet still read from the old
+            # replicas, so writes keep meeting their level there for a while (put.py).
+            self.previous, self.previous_until = old_ring, self.now + FLIP_GRACE_MS
         if (self.ring.order, self.future.order) != before:
             self._own_partitions()
         live = self._live_members()
@@ -469,7 +478,10 @@ class Node(Router, GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff
 
     def _on_cluster_gossip(self, effects: Effects, sender: str, message: ClusterGossip) -> None:
         theirs = ClusterState(message.entries)
-        if self.cluster.merge(message.entries):
+        refused = self.cluster.refused
+        changed = self.cluster.merge(message.entries)
+        self.stats["refused_generation"] += self.cluster.refused - refused
+        if changed:
             self._membership_changed()
             self._advance()
         if theirs.encode() != self.cluster.encode():

@@ -9,6 +9,7 @@ acknowledged get a hint kept here.
 
 from __future__ import annotations
 
+import contextlib
 from typing import cast
 
 from eventual.core.base import (
@@ -115,24 +116,35 @@ class PutCoordinator(NodeBase):
                 targets[spare.pop(0)] = primary
             elif not fallback:
                 self._merge_hint(batch, op.key, applied.delta, primary)
-        future: list[str] = []
-        future_need: Requirement | None = None
+        others: list[tuple[Requirement, frozenset[str]]] = []
         extra: list[str] = []
+        rings = []
         if self.future is not self.ring:
-            future = self.future.preference_list(partition, self._n(request))
-        if future and set(future) != set(primaries):
-            # A ring transition: the write must meet its level over the future replicas too,
-            # so that an acknowledged write is where reads look the moment the ring flips. A
-            # pull alone cannot promise that: a pending replica that already pulled and then
-            # missed an uncounted write became a primary without it (a read at ONE found an
-            # acknowledged key absent).
-            try:
-                future_need = requirement(
-                    request.level, future, self.region_of, self.region, request.w
+            rings.append(self.future)
+        if self.previous is not None and self.now < self.previous_until:
+            rings.append(self.previous)
+        n = self._n(request) if rings else 0
+        for ring in rings:
+            # A ring transition (the future ring) or a recent flip (the previous ring): the
+            # write must meet its level over that ring's replicas too, so that it is where a
+            # reader with either view looks. A copy that was not counted could be lost: a
+            # newcomer that had finished its pull and missed one became a primary without an
+            # acknowledged write, and a member that had not heard of a flip read the old
+            # replicas, which no longer received writes. Replicas believed down get a hint
+            # and do not count.
+            replicas = [
+                node
+                for node in ring.preference_list(partition, n)
+                if node in primaries or node == self.id or node in targets or self.up(node)
+            ]
+            if set(replicas) == set(primaries):
+                continue
+            with contextlib.suppress(ValueError):  # meaningless there: the current ring only
+                need_there = requirement(
+                    request.level, replicas, self.region_of, self.region, request.w
                 )
-            except ValueError:
-                future_need = None  # the level means nothing over that list: current ring only
-            for node in future:
+                others.append((need_there, frozenset(replicas)))
+            for node in ring.preference_list(partition, n):
                 if node in primaries or node in targets or node == self.id:
                     continue
                 if self.up(node):
@@ -164,8 +176,7 @@ class PutCoordinator(NodeBase):
             targets,
             {self.id},
             result,
-            future_need=future_need,
-            future=frozenset(future),
+            others=tuple(others),
             extra=frozenset(extra),
         )
         self.pending[write_id] = pending
@@ -188,13 +199,12 @@ class PutCoordinator(NodeBase):
 
     def _fail_write(self, effects: Effects, pending: _PendingWrite) -> None:
         note = _WRITE_NOTE
-        if pending.future_need is not None and pending.need.met(
-            pending.counted(), self.region_of, self.region
-        ):
-            note = (
-                f", and as the ring is changing, {pending.future_need.describe()} among the "
-                f"future replicas ({', '.join(sorted(pending.future))}){_WRITE_NOTE}"
+        if pending.others and pending.need.met(pending.counted(), self.region_of, self.region):
+            wanted = "; ".join(
+                f"{need.describe()} among {', '.join(sorted(replicas))}"
+                for need, replicas in pending.others
             )
+            note = f", and as the ring is changing, {wanted}{_WRITE_NOTE}"
         self._fail(effects, pending, len(pending.counted()), "request", note)
 
     def _on_write_ack(self, effects: Effects, sender: str, message: WriteAck) -> None:

@@ -37,8 +37,20 @@ class Replica(NodeBase):
                 effects.send(sender, WriteAck(message.id, error=f"bad record: {error}"))
             return
         batch = Batch()
+        partition = self.ring.partition_of(message.key)
         if message.hint_for is not None and message.hint_for != self.id:
             self._merge_hint(batch, message.key, incoming, message.hint_for)
+        elif partition not in self.trees:
+            # Not a partition this node replicates now or will: a replica of the ring before
+            # a flip (put.py), or a coordinator with an older view. Kept as a hint for the
+            # key's replicas, it reaches them by handoff, and a reader with the older view
+            # still finds it here (_local_for_read reads hints of such partitions).
+            owed = frozenset(
+                node
+                for node in self.ring.preference_list(partition, self.config.n)
+                if node != self.id
+            )
+            self._merge_hint(batch, message.key, incoming, owed)
         else:
             self._merge_local(batch, message.key, incoming)
         if batch:

@@ -357,7 +357,14 @@ class NodeRuntime:
     def receive(self, peer: str, message: Message) -> None:
         if peer in self.blocked:
             return
+        refused = self.node.stats["refused_generation"]
         self._guarded(lambda: self.node.receive(peer, message, wall_ms()))
+        if self.node.stats["refused_generation"] > refused:
+            log.warning(
+                "refused cluster-state entries from %s: a generation further ahead than a "
+                "member can go (a forgery or a corruption)",
+                peer,
+            )
 
     def _timer(self, timer: Timer) -> None:
         if self.stopped:
