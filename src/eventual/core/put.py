@@ -162,7 +162,15 @@ class PutCoordinator(NodeBase):
             supersedes=applied.supersedes,
             answered=1,
         )
-        if not targets and need.met((self.id,), self.region_of, self.region):
+        alone = (self.id,)
+        if (
+            not targets
+            and need.met(alone, self.region_of, self.region)
+            and all(
+                need_there.met(set(alone) & replicas, self.region_of, self.region)
+                for need_there, replicas in others
+            )
+        ):
             # Nobody else to send it to (N = 1, ...), and this replica is enough: answer now.
             self._finish(effects, origin, result)
             return
