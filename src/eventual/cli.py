@@ -504,7 +504,9 @@ def dev(
 ) -> None:
     """Run a local cluster on this machine until Ctrl-C; print each node's addresses.
 
-    Node options (--durability, --consistency, --n, --password) apply to every node."""
+    Node options (--durability, --consistency, --n, --password) apply to every node.
+    The nodes share a cluster secret, made once in DATA_DIR/cluster.secret: a node you
+    start by hand to join them needs --cluster-secret-file pointing there."""
     from eventual.server.main import run_dev  # noqa: PLC0415
 
     options = ["--n", str(min(replicas, nodes))]
