@@ -6,7 +6,7 @@ import math
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -14,8 +14,12 @@ from eventual import __version__
 from eventual.client import Client, ClientError
 from eventual.core import Level
 from eventual.demo import run_demo
+from eventual.server.limits import MAXCLIENTS, OUTPUT_BUFFER_BYTES, QUERY_BUFFER_BYTES
 from eventual.sim import FAULTS, Faults, SimConfig
 from eventual.sim.runner import run_seeds
+
+if TYPE_CHECKING:
+    from eventual.server.main import TlsConfig
 
 CONSISTENCY_OPTION = click.option(
     "--consistency",
@@ -254,7 +258,12 @@ CONFIG_KEYS = {
     "member": "members", "members": "members", "n": "n", "durability": "durability",
     "password": "password", "consistency": "consistency", "join": "join",
     "region-delay": "region_delays", "cluster-secret-file": "cluster_secret_file",
-    "metrics-open": "metrics_open",
+    "metrics-open": "metrics_open", "users-file": "users_file", "maxclients": "maxclients",
+    "client-query-buffer-limit": "query_buffer_limit",
+    "client-output-buffer-limit": "output_buffer_limit",
+    "tls-cert-file": "tls_cert_file", "tls-key-file": "tls_key_file",
+    "tls-ca-cert-file": "tls_ca_cert_file", "tls-clients": "tls_clients",
+    "tls-cluster": "tls_cluster",
 }  # fmt: skip
 
 
@@ -340,6 +349,68 @@ def load_config(ctx: click.Context, param: click.Parameter, path: Path | None) -
     help="Serve /metrics without the password (for a scraper that has none).",
 )
 @click.option(
+    "--users-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A TOML file of users with a role each (read-only, read-write, admin) and a "
+    "password or its SHA-256: [users.NAME] role = ..., password-sha256 = ... "
+    "(docs/security.md). --password is the admin user 'default'.",
+)
+@click.option(
+    "--maxclients",
+    type=click.IntRange(1),
+    default=MAXCLIENTS,
+    show_default=True,
+    help="Redis clients at once; more are refused. Lowered to fit the open-files limit.",
+)
+@click.option(
+    "--client-query-buffer-limit",
+    "query_buffer_limit",
+    type=click.IntRange(1024),
+    default=QUERY_BUFFER_BYTES,
+    show_default=True,
+    help="Bytes of one incomplete Redis command; a client sending more is closed.",
+)
+@click.option(
+    "--client-output-buffer-limit",
+    "output_buffer_limit",
+    type=click.IntRange(1024),
+    default=OUTPUT_BUFFER_BYTES,
+    show_default=True,
+    help="Bytes of replies a Redis client has not read; past it the client is closed "
+    "(reading its commands pauses long before, at 1 MiB).",
+)
+@click.option(
+    "--tls-cert-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="This node's TLS certificate (PEM); with --tls-key-file, TLS is on for the Redis "
+    "and HTTP ports (unless --no-tls-clients).",
+)
+@click.option(
+    "--tls-key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The private key of --tls-cert-file (PEM).",
+)
+@click.option(
+    "--tls-ca-cert-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The CA that signs the members' certificates (for --tls-cluster).",
+)
+@click.option(
+    "--tls-clients/--no-tls-clients",
+    default=True,
+    show_default=True,
+    help="TLS on the Redis and HTTP ports, when a certificate is given.",
+)
+@click.option(
+    "--tls-cluster",
+    is_flag=True,
+    help="TLS on the internode port too (every member must have it on).",
+)
+@click.option(
     "--cluster-secret-file",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
@@ -368,6 +439,13 @@ def load_config(ctx: click.Context, param: click.Parameter, path: Path | None) -
     help="Serve POST /debug/partition, which cuts this node off from named peers: for "
     "tests of partitions on real processes. Never in production.",
 )
+@click.option(
+    "--clock-skew-ms",
+    type=click.IntRange(-3_600_000, 3_600_000),
+    default=0,
+    help="Offset this node's clock by MS milliseconds, as if its machine's were wrong: for "
+    "fault tests (docs/faults.md). Never in production.",
+)
 @CONSISTENCY_OPTION
 def node(
     node_id: str,
@@ -378,10 +456,20 @@ def node(
     durability: str,
     password: str | None,
     metrics_open: bool,
+    users_file: Path | None,
+    maxclients: int,
+    query_buffer_limit: int,
+    output_buffer_limit: int,
+    tls_cert_file: Path | None,
+    tls_key_file: Path | None,
+    tls_ca_cert_file: Path | None,
+    tls_clients: bool,
+    tls_cluster: bool,
     cluster_secret_file: Path | None,
     join: str | None,
     region_delays: tuple[str, ...],
     fault_injection: bool,
+    clock_skew_ms: int,
     http: str | None,
     consistency: str,
 ) -> None:
@@ -391,9 +479,11 @@ def node(
     EVENTUAL_NODE_DATA_DIR, EVENTUAL_NODE_MEMBERS space-separated, ...), then --config.
     A node restarted later remembers the cluster it last knew (its data directory).
     """
+    from eventual.server.limits import ClientLimits  # noqa: PLC0415
     from eventual.server.main import MemberSpec, ServerConfig, run_node  # noqa: PLC0415
     from eventual.server.peer_auth import load_secret  # noqa: PLC0415
     from eventual.server.runtime import Address  # noqa: PLC0415
+    from eventual.server.users import Users  # noqa: PLC0415
 
     try:
         secret = load_secret(cluster_secret_file)
@@ -417,10 +507,35 @@ def node(
             region_delay_ms=tuple(_region_delay(text) for text in region_delays),
             fault_injection=fault_injection,
             metrics_open=metrics_open,
+            users_file=users_file,
+            limits=ClientLimits(
+                maxclients=maxclients,
+                query_buffer_bytes=query_buffer_limit,
+                output_buffer_bytes=output_buffer_limit,
+            ),
+            tls=_tls(tls_cert_file, tls_key_file, tls_ca_cert_file, tls_clients, tls_cluster),
+            clock_skew_ms=clock_skew_ms,
         )
+        Users.build(password, users_file)  # a bad users file is a usage error, said now
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     run_node(config)
+
+
+def _tls(
+    cert: Path | None, key: Path | None, ca: Path | None, clients: bool, cluster: bool
+) -> TlsConfig | None:
+    from eventual.server.main import TlsConfig  # noqa: PLC0415
+
+    if cert is None and key is None:
+        if cluster or ca is not None:
+            raise ValueError("TLS needs --tls-cert-file and --tls-key-file")
+        return None
+    if cert is None or key is None:
+        raise ValueError("give both --tls-cert-file and --tls-key-file")
+    if not (clients or cluster):
+        raise ValueError("a TLS certificate is given but --no-tls-clients and no --tls-cluster")
+    return TlsConfig(cert, key, ca, clients=clients, cluster=cluster)
 
 
 def _region_delay(text: str) -> tuple[str, int]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hmac
 import json
 import time
 from typing import Any
@@ -32,6 +31,7 @@ from eventual.core import ops as O  # noqa: N812
 from eventual.core.ops import STRING_BYTES_MAX
 from eventual.crdt import BoundedCounter
 from eventual.server.runtime import NodeRuntime, wall_ms
+from eventual.server.users import DEFAULT_USER, Role, User, Users
 
 __all__ = ["build_app", "decode_object", "encode_object"]
 
@@ -100,33 +100,48 @@ class Metrics:
         ).set_function(lambda: runtime.store.commits)
 
 
-def authorized(header: str, password: str) -> bool:
-    """Whether an ``Authorization`` header carries ``password``: as a bearer token, or as
-    HTTP basic credentials for the ``default`` user (Redis 6's name for the user that
-    ``--password`` guards)."""
+def authenticate(header: str, users: Users) -> User | None:
+    """The user an ``Authorization`` header proves to be: HTTP basic credentials
+    (``user:password``; no user is ``default``, Redis 6's name for the one ``--password``
+    makes), or a bearer token that is the default user's password or ``user:password``."""
     scheme, _, credential = header.strip().partition(" ")
-    given = ""
     if scheme.lower() == "bearer":
-        given = credential.strip()
-    elif scheme.lower() == "basic":
+        token = credential.strip()
+        user = users.check(DEFAULT_USER, token)
+        if user is None and ":" in token:
+            name, _, password = token.partition(":")
+            user = users.check(name, password)
+        return user
+    if scheme.lower() == "basic":
         try:
-            user, _, given = base64.b64decode(credential, validate=True).decode().partition(":")
+            name, _, password = base64.b64decode(credential, validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
-            return False
-        if user not in ("", "default"):
-            return False
-    return hmac.compare_digest(given.encode(), password.encode())
+            return None
+        return users.check(name or DEFAULT_USER, password)
+    return None
+
+
+def route_needs(method: str, path: str) -> Role:
+    """The role a request needs: admin for ``/cluster/*`` and ``/debug/*``, read-write for
+    any other change, read-only for reads."""
+    if path.startswith(("/cluster/", "/debug/")):
+        return Role.ADMIN
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return Role.READ_ONLY
+    return Role.READ_WRITE
 
 
 def build_app(
     runtime: NodeRuntime,
     fault_injection: bool = False,
     *,
-    password: str | None = None,
+    users: Users | None = None,
     metrics_open: bool = False,
 ) -> web.Application:
-    """``password``: every route but ``/openapi.json`` (and ``/metrics`` if
-    ``metrics_open``) answers 401 without it, as Redis answers NOAUTH."""
+    """``users``: if any, every route but ``/openapi.json`` (and ``/metrics`` if
+    ``metrics_open``) answers 401 without credentials, as Redis answers NOAUTH, and 403 to
+    a user whose role does not allow it (``route_needs``)."""
+    users = users or Users()
     metrics = Metrics(runtime)
     open_paths = {"/openapi.json"} | ({"/metrics"} if metrics_open else set())
 
@@ -365,17 +380,25 @@ def build_app(
 
     @web.middleware
     async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
-        header = request.headers.get("Authorization", "")
-        if (
-            password is not None
-            and request.path not in open_paths
-            and not authorized(header, password)
-        ):
-            raise web.HTTPUnauthorized(
-                text=json.dumps({"error": "authentication required (--password)"}),
-                content_type="application/json",
-                headers={"WWW-Authenticate": 'Basic realm="eventual", charset="UTF-8"'},
-            )
+        if users.required and request.path not in open_paths:
+            user = authenticate(request.headers.get("Authorization", ""), users)
+            if user is None:
+                raise web.HTTPUnauthorized(
+                    text=json.dumps({"error": "authentication required (--password)"}),
+                    content_type="application/json",
+                    headers={"WWW-Authenticate": 'Basic realm="eventual", charset="UTF-8"'},
+                )
+            need = route_needs(request.method, request.path)
+            if not user.allows(need):
+                raise web.HTTPForbidden(
+                    text=json.dumps(
+                        {
+                            "error": f"user {user.name} ({user.role.label}) may not do this: "
+                            f"it needs the {need.label} role"
+                        }
+                    ),
+                    content_type="application/json",
+                )
         response: web.StreamResponse = await handler(request)
         return response
 

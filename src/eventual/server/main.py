@@ -5,22 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
+import ssl
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from eventual.core import Level, NodeConfig
 from eventual.core.membership import MemberStatus
 from eventual.core.ring import Member
+from eventual.server.limits import ClientLimits, Clients
 from eventual.server.peer_auth import SECRET_ENV, new_secret
 from eventual.server.resp import RespServerProtocol
-from eventual.server.runtime import SEED_PREFIX, Address, NodeRuntime
+from eventual.server.runtime import SEED_PREFIX, Address, NodeRuntime, set_clock_skew
 from eventual.server.sqlite_store import SQLiteStore
+from eventual.server.users import Users
 
-__all__ = ["MemberSpec", "ServerConfig", "node_command", "run_dev", "run_node"]
+__all__ = ["MemberSpec", "ServerConfig", "TlsConfig", "node_command", "run_dev", "run_node"]
 
 log = logging.getLogger("eventual")
 
@@ -65,6 +69,10 @@ class ServerConfig:
     region_delay_ms: tuple[tuple[str, int], ...] = ()
     fault_injection: bool = False  # POST /debug/partition: for tests, never in production
     metrics_open: bool = False  # /metrics without the password (for a scraper that has none)
+    users_file: Path | None = None  # more users, with roles (server/users.py)
+    limits: ClientLimits = field(default_factory=ClientLimits)
+    tls: TlsConfig | None = None
+    clock_skew_ms: int = 0  # for fault tests: this node's clock is this far off
 
     def __post_init__(self) -> None:
         names = [m.node for m in self.members]
@@ -82,7 +90,68 @@ class ServerConfig:
         return next(m for m in self.members if m.node == self.node)
 
 
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """TLS with Python's ssl: on the client ports (Redis and HTTP) with ``clients``, on the
+    internode port with ``cluster`` (each node checks its peers' certificates against
+    ``ca_file``; the cluster secret still authenticates them)."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path | None = None
+    clients: bool = True
+    cluster: bool = False
+
+    def __post_init__(self) -> None:
+        if self.cluster and self.ca_file is None:
+            raise ValueError("--tls-cluster needs --tls-ca-cert-file to check peers' certificates")
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """For dialling peers: their certificate must chain to the CA. Host names are not
+        checked (members are addressed by IP); the cluster secret proves who they are."""
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca_file)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.check_hostname = False
+        return context
+
+
+# File descriptors a node keeps for itself beyond its clients: peers, the store, logs.
+RESERVED_FDS = 1_200
+
+
+def _fit_maxclients(limits: ClientLimits) -> ClientLimits:
+    """Raise the open-files limit as far as allowed and lower maxclients to fit it, as
+    Redis does at start."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = limits.maxclients + RESERVED_FDS
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and soft - RESERVED_FDS < limits.maxclients:
+        fitted = max(1, soft - RESERVED_FDS)
+        log.warning(
+            "maxclients lowered from %d to %d: the open-files limit is %d",
+            limits.maxclients, fitted, soft,
+        )  # fmt: skip
+        return replace(limits, maxclients=fitted)
+    return limits
+
+
 async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> None:
+    if config.clock_skew_ms:
+        set_clock_skew(config.clock_skew_ms)
+        log.warning("this node's clock is skewed by %d ms (--clock-skew-ms)", config.clock_skew_ms)
+    users = Users.build(config.password, config.users_file)
+    clients = Clients(_fit_maxclients(config.limits))
+    client_tls = config.tls.server_context() if config.tls and config.tls.clients else None
     store = SQLiteStore(config.data_dir / "eventual.db", config.durability)
     seeds = {} if config.join is None else {f"{SEED_PREFIX}{config.join}": config.join}
     node_config = NodeConfig(
@@ -101,6 +170,9 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
         config.me.address,
         region_delay_ms=dict(config.region_delay_ms),
         secret=config.cluster_secret,
+        tls=(config.tls.server_context(), config.tls.client_context())
+        if config.tls and config.tls.cluster
+        else None,
     )
     if config.cluster_secret is None:
         log.warning(
@@ -111,9 +183,10 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
     await runtime.start()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: RespServerProtocol(runtime, config.password, config.consistency),
+        lambda: RespServerProtocol(runtime, users, config.consistency, clients),
         config.resp.host,
         config.resp.port,
+        ssl=client_tls,
     )
     app_runner = None
     if config.http is not None:
@@ -124,12 +197,14 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
         app = build_app(
             runtime,
             fault_injection=config.fault_injection,
-            password=config.password,
+            users=users,
             metrics_open=config.metrics_open,
         )
         app_runner = web.AppRunner(app, access_log=None)
         await app_runner.setup()
-        await web.TCPSite(app_runner, config.http.host, config.http.port).start()
+        await web.TCPSite(
+            app_runner, config.http.host, config.http.port, ssl_context=client_tls
+        ).start()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

@@ -28,27 +28,35 @@ import fnmatch
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar, cast, overload
+
+import hiredis
 
 from eventual import __version__
 from eventual.core import Level, Request, Result
 from eventual.core import ops as O  # noqa: N812  (short: the command table reads better)
-from eventual.core.ops import INT64_MAX, INT64_MIN, STRING_BYTES_MAX
+from eventual.core.ops import INT64_MAX, INT64_MIN
 from eventual.core.route import NOT_SERVING
 from eventual.crdt import BoundedCounter, HyperLogLog
+from eventual.server.limits import Clients
 from eventual.server.runtime import NodeRuntime, wall_ms
+from eventual.server.users import NOBODY_ASKED, Role, User, Users
 
 __all__ = ["RespServerProtocol"]
 
 log = logging.getLogger("eventual.resp")
 
-MULTIBULK_MAX = 1024 * 1024  # Redis's limit on arguments per command
-# Twice the largest string a node stores: a value over that limit (ops.STRING_BYTES_MAX) still
-# parses and gets a clear error; past this one, Redis too answers a protocol error and closes.
-BULK_BYTES_MAX = 2 * STRING_BYTES_MAX
 INLINE_BYTES_MAX = 64 * 1024  # Redis's limit on an inline command line
 PIPELINE_MAX = 10_000  # commands awaiting a reply per connection; beyond, reading pauses
+# A command on many keys has at most this many of their operations in flight at once, and one
+# on many members writes them this many at a time: each event-loop turn then does a bounded
+# amount of one client's work, and other clients' commands run between (PING stays fast
+# while someone runs SADD with a million members; see ``RespServerProtocol.call_sliced``).
+GATHER_WINDOW = 128
+COMMANDS_PER_TURN = 128  # of one client's pipeline, per event-loop turn
+ITEMS_PER_OP = 250
+
 
 Reply = bytes
 Done = Callable[[Reply], None]
@@ -115,71 +123,82 @@ def parse_int(raw: bytes) -> int:
 # --- parsing ---
 
 
-def parse_commands(buffer: bytearray) -> list[list[bytes]]:
-    """Take every complete command off ``buffer``; raise ProtocolError when out of sync."""
-    commands: list[list[bytes]] = []
-    position = 0
-    size = len(buffer)
-    while position < size:
-        if buffer[position] != ord("*"):  # an inline command
+_MORE = object()  # hiredis's answer when a command is not complete yet
+
+
+class RequestReader:
+    """Requests off a byte stream, incrementally: what arrives is parsed once, never again.
+
+    Multibulk requests (what every client library sends) go through hiredis's reader, in C;
+    inline commands (a person at ``telnet``) are split here, line by line. Like Redis, a
+    connection reads inline commands until its first multibulk one; from then on it speaks
+    multibulk only (a stray inline line after that is a protocol error: no client mixes them).
+    """
+
+    def __init__(self) -> None:
+        self.reader = hiredis.Reader(notEnoughData=_MORE)
+        self.inline = bytearray()
+        self.multibulk = False
+
+    def feed(self, data: bytes) -> list[list[bytes]]:
+        """The commands that ``data`` completes; ProtocolError when the stream is bad."""
+        commands: list[list[bytes]] = []
+        if not self.multibulk:
+            self.inline += data
+            data = self._inline(commands)
+            if not data:
+                return commands
+            self.multibulk = True
+        reader = self.reader
+        try:
+            reader.feed(data)
+            while (item := reader.gets()) is not _MORE:
+                if item:  # "*0" and "*-1" are ignored, as Redis does
+                    commands.append(_arguments(item))
+        except hiredis.ProtocolError as problem:
+            raise ProtocolError(_redis_words(str(problem))) from None
+        return commands
+
+    def _inline(self, commands: list[list[bytes]]) -> bytes:
+        """Take complete inline lines; return the rest if a multibulk command begins."""
+        buffer = self.inline
+        position = 0
+        while position < len(buffer) and buffer[position] != ord("*"):
             end = buffer.find(b"\n", position)
             if end < 0:
-                if size - position > INLINE_BYTES_MAX:
+                if len(buffer) - position > INLINE_BYTES_MAX:
                     raise ProtocolError("Protocol error: too big inline request")
                 break
             line = bytes(buffer[position:end]).rstrip(b"\r")
             position = end + 1
             if line.strip():
                 commands.append(split_inline(line))
-            continue
-        end = buffer.find(b"\r\n", position)
-        if end < 0:
-            if size - position > 32:
-                raise ProtocolError("Protocol error: invalid multibulk length")
-            break
-        try:
-            count = int(buffer[position + 1 : end])
-        except ValueError:
-            raise ProtocolError("Protocol error: invalid multibulk length") from None
-        if count > MULTIBULK_MAX:
-            raise ProtocolError("Protocol error: invalid multibulk length")
-        cursor = end + 2
-        args: list[bytes] = []
-        complete = True
-        for _ in range(max(count, 0)):
-            if cursor >= size:
-                complete = False
-                break
-            if buffer[cursor] != ord("$"):
-                got = chr(buffer[cursor])
-                raise ProtocolError(f"Protocol error: expected '$', got '{got}'")
-            line_end = buffer.find(b"\r\n", cursor)
-            if line_end < 0:
-                if size - cursor > 32:
-                    raise ProtocolError("Protocol error: invalid bulk length")
-                complete = False
-                break
-            try:
-                length = int(buffer[cursor + 1 : line_end])
-            except ValueError:
-                raise ProtocolError("Protocol error: invalid bulk length") from None
-            if not 0 <= length <= BULK_BYTES_MAX:
-                raise ProtocolError("Protocol error: invalid bulk length")
-            start = line_end + 2
-            if start + length + 2 > size:
-                complete = False
-                break
-            if buffer[start + length : start + length + 2] != b"\r\n":
-                raise ProtocolError("Protocol error: bulk string is not terminated by CRLF")
-            args.append(bytes(buffer[start : start + length]))
-            cursor = start + length + 2
-        if not complete:
-            break
-        position = cursor
-        if args:  # "*0" and "*-1" are ignored, as Redis does
-            commands.append(args)
-    del buffer[:position]
-    return commands
+        if position < len(buffer) and buffer[position] == ord("*"):
+            rest = bytes(buffer[position:])
+            buffer.clear()
+            return rest
+        del buffer[:position]
+        return b""
+
+
+def _arguments(item: Any) -> list[bytes]:
+    if not isinstance(item, list):
+        raise ProtocolError("Protocol error: expected '*'")
+    if set(map(type, item)) != {bytes}:  # in C: a million arguments cost milliseconds
+        for argument in item:
+            if not isinstance(argument, bytes):
+                kind = {int: ":", list: "*", type(None): "$-1"}.get(type(argument), "+")
+                raise ProtocolError(f"Protocol error: expected '$', got '{kind}'")
+    return item
+
+
+def _redis_words(problem: str) -> str:
+    """hiredis's words for a bad stream, as Redis says them."""
+    if "multi-bulk" in problem.lower():
+        return "Protocol error: invalid multibulk length"
+    if "bulk" in problem.lower():
+        return "Protocol error: invalid bulk length"
+    return f"Protocol error: {problem.removeprefix('Protocol error, ')}"
 
 
 def split_inline(line: bytes) -> list[bytes]:
@@ -215,16 +234,35 @@ def split_inline(line: bytes) -> list[bytes]:
 
 
 class RespServerProtocol(asyncio.Protocol):
+    """One Redis client. What it can make the node hold is bounded by ``ClientLimits``:
+    its incomplete command (parsed once, incrementally), its replies in flight (reading
+    pauses while they wait on it) and, before AUTH, almost nothing."""
+
     next_client_id = 1
 
     def __init__(
-        self, runtime: NodeRuntime, password: str | None = None, level: Level = Level.QUORUM
+        self,
+        runtime: NodeRuntime,
+        users: Users | None = None,
+        level: Level = Level.QUORUM,
+        clients: Clients | None = None,
     ) -> None:
         self.runtime = runtime
-        self.password = password
-        self.authenticated = password is None
-        self.buffer = bytearray()
+        self.users = users or Users()
+        self.user: User | None = None if self.users.required else NOBODY_ASKED
+        self.clients = clients or Clients()
+        self.limits = self.clients.limits
+        self.reader = RequestReader()
+        # What this client's incomplete command holds, without measuring each command: the
+        # size of the last read that completed one (what is left of it is at most that), and
+        # ``pending``, the bytes of the reads since, which completed nothing. ``pending`` is
+        # what counts against the node-wide limit; a client that keeps completing commands
+        # counts nothing there, whatever its reads' size.
+        self.last_read = 0
+        self.pending = 0
         self.slots: deque[list[bytes | None]] = deque()
+        self.unsent = 0  # bytes of replies made but not yet handed to the transport
+        self.dropped = False  # closed for a limit: nothing more is sent or counted
         self.transport: asyncio.Transport | None = None
         self.resp3 = False
         self.level = level
@@ -232,31 +270,150 @@ class RespServerProtocol(asyncio.Protocol):
         self.client_id = RespServerProtocol.next_client_id
         RespServerProtocol.next_client_id += 1
         self.closing = False
+        self.counted = False
         self.flush_scheduled = False
-        self.paused = False
+        self.queue: deque[list[bytes]] = deque()  # parsed, not yet run (``_drain``)
+        self.queued = False  # reading paused while commands wait in the queue
+        self.drain_scheduled = False
+        self.backlogged = False  # too many commands awaiting replies
+        self.write_paused = False  # too many reply bytes the client has not read
+        self.stall: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
+        if self.clients.open >= self.limits.maxclients:
+            self.clients.refused += 1
+            self.transport.write(error("ERR max number of clients reached"))
+            self.transport.close()
+            self.closing = True
+            return
+        self.clients.open += 1
+        self.counted = True
+        pause = self.limits.output_pause_bytes
+        self.transport.set_write_buffer_limits(high=pause, low=pause // 4)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        if self.counted:
+            self.counted = False
+            self.clients.open -= 1
+        self._set_pending(0)
+        if self.stall is not None:
+            self.stall.cancel()
+
+    def _closing(self) -> bool:
+        return self.closing
+
+    def _set_pending(self, size: int) -> None:
+        self.clients.query_bytes += size - self.pending
+        self.pending = size
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
+        if self._closing():
+            return  # a protocol error or a limit ended it: what follows is not read
         try:
-            commands = parse_commands(self.buffer)
+            commands = self.reader.feed(data)
         except ProtocolError as problem:
+            self._set_pending(0)
             self._reply_now(error(f"ERR {problem}"))
             self._close_after_flush()
             return
-        for args in commands:
+        if commands:
+            self.last_read = len(data)
+            self._set_pending(0)
+        else:
+            self._set_pending(self.pending + len(data))
+        if self.pending:
+            self._check_query_limits()
+        if commands:
+            self.queue.extend(commands)
+            self._drain()
+
+    def _drain(self) -> None:
+        """Run queued commands, at most ``COMMANDS_PER_TURN`` in one event-loop turn; while
+        some wait, this client is not read, and the rest run on the next turn, after other
+        clients have had theirs: a deep pipeline costs its sender time, not everyone."""
+        self.drain_scheduled = False
+        queue = self.queue
+        for _ in range(min(len(queue), COMMANDS_PER_TURN)):
             if self.closing:
+                queue.clear()
                 break
-            self._run(args)
-        if len(self.slots) > PIPELINE_MAX and self.transport is not None and not self.paused:
-            self.paused = True
-            self.transport.pause_reading()
+            self._run(queue.popleft())
+        backlogged = len(self.slots) > PIPELINE_MAX or (
+            self.backlogged and len(self.slots) >= PIPELINE_MAX // 2
+        )
+        if queue and not self.drain_scheduled:
+            self.drain_scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain)
+        if backlogged != self.backlogged or bool(queue) != self.queued:
+            self.backlogged, self.queued = backlogged, bool(queue)
+            self._update_reading()
+
+    def _check_query_limits(self) -> None:
+        limits = self.limits
+        if self.closing:
+            return
+        if self.user is None and self.pending > limits.preauth_query_bytes:
+            why = f"unauthenticated command over {limits.preauth_query_bytes} bytes"
+        elif self.last_read + self.pending > limits.query_buffer_bytes:
+            why = f"query buffer over {limits.query_buffer_bytes} bytes"
+        elif self.clients.query_bytes > limits.query_total_bytes:
+            why = f"all clients' query buffers over {limits.query_total_bytes} bytes"
+        else:
+            return
+        self._drop(why, f"ERR Protocol error: {why}")
+
+    def _drop(self, why: str, reply: str | None = None) -> None:
+        """Close this client for a limit, telling it why if it still reads."""
+        if self.dropped:
+            return
+        self.dropped = True
+        self.clients.closed_for_limits += 1
+        log.warning("closing client %d: %s", self.client_id, why)
+        self._set_pending(0)
+        self.closing = True
+        self.slots.clear()  # its replies are not sent: free them now
+        self.unsent = 0
+        if self.transport is not None:
+            if reply is None:
+                self.transport.abort()  # it does not read: nothing to tell it
+                return
+            if not self.transport.is_closing():
+                self.transport.write(error(reply))
+            self.transport.close()
+
+    # --- flow control: a client that does not read its replies stops being read ---
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        self._update_reading()
+        if self.stall is None:
+            self.stall = asyncio.get_running_loop().call_later(
+                self.limits.output_stall_s, self._stalled
+            )
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.stall is not None:
+            self.stall.cancel()
+            self.stall = None
+        self._update_reading()
+
+    def _stalled(self) -> None:
+        self.stall = None
+        if self.write_paused and not self.closing:
+            self._drop(f"has not read its replies for {self.limits.output_stall_s} s")
+
+    def _update_reading(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self.backlogged or self.write_paused or self.queued:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
 
     # --- replies, in order ---
 
@@ -265,7 +422,15 @@ class RespServerProtocol(asyncio.Protocol):
         self.slots.append(slot)
 
         def done(reply: bytes) -> None:
+            if self.dropped:
+                return
             slot[0] = reply
+            self.unsent += len(reply)
+            if self.unsent > self.limits.output_buffer_bytes:
+                # Checked reply by reply, as Redis does: a pipeline of big GETs from a client
+                # that never reads cannot pile up more than the limit before it is closed.
+                self._drop(f"unread replies over {self.limits.output_buffer_bytes} bytes")
+                return
             self._schedule_flush()
 
         return done
@@ -285,13 +450,21 @@ class RespServerProtocol(asyncio.Protocol):
             reply = self.slots.popleft()[0]
             assert reply is not None
             out.append(reply)
-        if out and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(b"".join(out))
-        if self.closing and not self.slots and self.transport is not None:
-            self.transport.close()
-        if self.paused and len(self.slots) < PIPELINE_MAX // 2 and self.transport is not None:
-            self.paused = False
-            self.transport.resume_reading()
+        transport = self.transport
+        if transport is None:
+            return
+        if out and not transport.is_closing():
+            data = b"".join(out)
+            self.unsent -= len(data)
+            transport.write(data)
+            if transport.get_write_buffer_size() + self.unsent > self.limits.output_buffer_bytes:
+                self._drop(f"unread replies over {self.limits.output_buffer_bytes} bytes")
+                return
+        if self.closing and not self.slots:
+            transport.close()
+        if self.backlogged and len(self.slots) < PIPELINE_MAX // 2:
+            self.backlogged = False
+            self._update_reading()
 
     def _close_after_flush(self) -> None:
         self.closing = True
@@ -312,12 +485,22 @@ class RespServerProtocol(asyncio.Protocol):
                 )
             )
             return
-        arity, function = handler
+        arity, function, need = handler
         if (arity >= 0 and len(args) != arity) or (arity < 0 and len(args) < -arity):
             done(error(f"ERR wrong number of arguments for '{name.lower()}' command"))
             return
-        if not self.authenticated and name not in ("AUTH", "HELLO", "QUIT", "PING"):
-            done(error("NOAUTH Authentication required."))
+        user = self.user
+        if user is None:
+            if name not in ("AUTH", "HELLO", "QUIT", "PING"):
+                done(error("NOAUTH Authentication required."))
+                return
+        elif need is not Role.READ_ONLY and not user.allows(need):
+            done(
+                error(
+                    f"NOPERM User {user.name} has no permissions to run the "
+                    f"'{name.lower()}' command"
+                )
+            )
             return
         if name not in ("AUTH", "HELLO", "QUIT") and not self.runtime.node.serving():
             done(error(NOT_SERVING))  # PING too, as Redis's while it loads
@@ -330,10 +513,19 @@ class RespServerProtocol(asyncio.Protocol):
             log.exception("command %s failed", name)
             done(error("ERR internal error; see the node's log"))
 
+    def login(self, name: bytes, password: bytes) -> None:
+        user = self.users.check(name, password)
+        if user is None:
+            log.warning("client %d: failed AUTH for user %r", self.client_id, name[:64])
+            raise CommandError("WRONGPASS invalid username-password pair or user is disabled.")
+        self.user = user
+
     def call(self, op: O.Operation, then: Callable[[Result], bytes], done: Done) -> None:
         """Run one core operation; reply with ``then(result)`` or its error."""
 
         def finish(result: Result) -> None:
+            if self.dropped:
+                return  # closed for a limit: no reply to build
             if not result.ok:
                 done(error(result.error or "ERR unknown failure"))
                 return
@@ -345,42 +537,109 @@ class RespServerProtocol(asyncio.Protocol):
         self.runtime.request(Request(0, op, self.level), finish)
 
     def call_many(
-        self, op_list: list[O.Operation], then: Callable[[list[Result]], bytes], done: Done
+        self,
+        op_list: Sequence[O.Operation],
+        keep: Callable[[Result], R],
+        then: Callable[[list[R]], bytes],
+        done: Done,
     ) -> None:
-        """Run operations at once; reply with ``then(results)``, or the first error."""
+        """Run operations; reply with ``then`` of what ``keep`` took of each result, or the
+        first error."""
 
-        def reply(results: list[Result]) -> None:
+        def reply(kept: list[R]) -> None:
             try:
-                done(then(results))
+                done(then(kept))
             except CommandError as problem:
                 done(error(str(problem)))
 
-        self.gather(op_list, reply, done)
+        self.gather(op_list, keep, reply, done)
 
     def gather(
-        self, op_list: list[O.Operation], then: Callable[[list[Result]], None], done: Done
+        self,
+        op_list: Sequence[O.Operation],
+        keep: Callable[[Result], R],
+        then: Callable[[list[R]], None],
+        done: Done,
     ) -> None:
-        """Run operations at once; ``then(results)`` once all succeeded (it must reply
-        through ``done``), or reply with the first error."""
-        results: list[Result | None] = [None] * len(op_list)
-        remaining = [len(op_list)]
+        """Run operations, at most ``GATHER_WINDOW`` in flight (so that a command on a
+        million keys takes turns with other clients), keeping ``keep(result)`` of each as
+        it comes (an int or the encoded reply, not the result: a million results alive at
+        once would make the garbage collector walk them, and stall every client);
+        ``then(kept)`` once all succeeded (it must reply through ``done``), or reply with
+        the first error (a CommandError from ``keep`` too)."""
+        kept: list[R | None] = [None] * len(op_list)
+        state = {"remaining": len(op_list), "next": 0, "failed": False}
 
-        def one(index: int) -> Callable[[Result], None]:
-            def finish(result: Result) -> None:
-                results[index] = result
-                remaining[0] -= 1
-                if remaining[0]:
+        def start() -> None:
+            index = state["next"]
+            state["next"] = index + 1
+            self.runtime.request(Request(0, op_list[index], self.level), finish(index))
+
+        def fail(reply: bytes) -> None:
+            state["failed"] = True
+            done(reply)
+
+        def finish(index: int) -> Callable[[Result], None]:
+            def finished(result: Result) -> None:
+                if state["failed"]:
                     return
-                failed = next((r for r in results if r is not None and not r.ok), None)
-                if failed is not None:
-                    done(error(failed.error or "ERR unknown failure"))
+                if not result.ok:
+                    fail(error(result.error or "ERR unknown failure"))
                     return
-                then([r for r in results if r is not None])
+                try:
+                    kept[index] = keep(result)
+                except CommandError as problem:
+                    fail(error(str(problem)))
+                    return
+                state["remaining"] -= 1
+                if state["next"] < len(op_list) and not self.closing:
+                    start()
+                elif not state["remaining"]:
+                    then(cast(list[R], kept))
+                elif self.closing:
+                    state["failed"] = True  # the client is gone: start nothing more
 
-            return finish
+            return finished
 
-        for index, op in enumerate(op_list):
-            self.runtime.request(Request(0, op, self.level), one(index))
+        for _ in range(min(GATHER_WINDOW, len(op_list))):
+            start()
+
+    def call_sliced(
+        self,
+        make: Callable[[tuple[Any, ...]], O.Operation],
+        items: tuple[Any, ...],
+        then: Callable[[list[Result]], bytes],
+        done: Done,
+    ) -> None:
+        """Run ``make`` over ``items`` in slices of ``ITEMS_PER_OP``, one after another,
+        and reply with ``then`` of every result, or the first error. One command on a
+        million members so takes its turns with other clients' commands instead of holding
+        the node for seconds; the cost is that it is as many writes, not one (a reader can
+        see the first slices before the last: ``docs/redis.md``)."""
+        slices = [items[i : i + ITEMS_PER_OP] for i in range(0, len(items), ITEMS_PER_OP)]
+        if len(slices) <= 1:
+            self.call(make(items), lambda r: then([r]), done)
+            return
+        results: list[Result] = []
+
+        def next_slice(result: Result | None) -> None:
+            if result is not None:
+                if not result.ok:
+                    done(error(result.error or "ERR unknown failure"))
+                    return
+                results.append(result)
+            if len(results) == len(slices):
+                try:
+                    done(then(results))
+                except CommandError as problem:
+                    done(error(str(problem)))
+                return
+            if self.closing:
+                return  # the client is gone: the rest is not written
+            op = make(slices[len(results)])
+            self.runtime.request(Request(0, op, self.level), next_slice)
+
+        next_slice(None)
 
     def bulk(self, value: bytes | None) -> bytes:
         return bulk(value, self.resp3)
@@ -390,6 +649,31 @@ class RespServerProtocol(asyncio.Protocol):
 
 
 # --- helpers for commands ---
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Each(Sequence[O.Operation], Generic[T]):
+    """One operation per argument, made when it is started: a command on a million keys
+    does not build a million operations in one go."""
+
+    def __init__(self, make: Callable[[T], O.Operation], args: Sequence[T]) -> None:
+        self.make = make
+        self.args = args
+
+    def __len__(self) -> int:
+        return len(self.args)
+
+    @overload
+    def __getitem__(self, index: int) -> O.Operation: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[O.Operation]: ...
+    def __getitem__(self, index: int | slice) -> O.Operation | Sequence[O.Operation]:
+        if isinstance(index, slice):
+            return [self.make(arg) for arg in self.args[index]]
+        return self.make(self.args[index])
+
 
 STRING_KINDS = ("string", "counter")
 
@@ -423,12 +707,14 @@ def ttl_reply(result: Result, unit_ms: int) -> bytes:
 # --- the commands: name -> (arity as Redis counts it, handler) ---
 
 Handler = Callable[[RespServerProtocol, list[bytes], Done], None]
-COMMANDS: dict[str, tuple[int, Handler]] = {}
+# name -> (arity, handler, the role it needs: READ_ONLY for reads and connection commands)
+COMMANDS: dict[str, tuple[int, Handler, Role]] = {}
+WRITE = Role.READ_WRITE
 
 
-def command(name: str, arity: int) -> Callable[[Handler], Handler]:
+def command(name: str, arity: int, need: Role = Role.READ_ONLY) -> Callable[[Handler], Handler]:
     def register(function: Handler) -> Handler:
-        COMMANDS[name] = (arity, function)
+        COMMANDS[name] = (arity, function, need)
         return function
 
     return register
@@ -459,11 +745,14 @@ def _select(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
 
 @command("AUTH", -2)
 def _auth(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    if c.password is None:
-        raise CommandError("ERR AUTH <password> called without any password configured")
-    if args[-1].decode(errors="replace") != c.password:
-        raise CommandError("WRONGPASS invalid username-password pair or user is disabled.")
-    c.authenticated = True
+    """``AUTH <password>`` (the user ``default``) or ``AUTH <user> <password>``."""
+    if len(args) > 2:
+        raise CommandError("ERR syntax error")
+    if not c.users.required:
+        raise CommandError(
+            "ERR AUTH <password> called without any password configured for the default user."
+        )
+    c.login(args[0] if len(args) == 2 else b"default", args[-1])
     done(simple("OK"))
 
 
@@ -477,17 +766,14 @@ def _hello(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
         while rest:
             option = rest.pop(0).upper()
             if option == b"AUTH" and len(rest) >= 2:
-                _, password = rest.pop(0), rest.pop(0)
-                if c.password is not None and password.decode(errors="replace") != c.password:
-                    raise CommandError(
-                        "WRONGPASS invalid username-password pair or user is disabled."
-                    )
-                c.authenticated = True
+                name, password = rest.pop(0), rest.pop(0)
+                if c.users.required:
+                    c.login(name, password)
             elif option == b"SETNAME" and rest:
                 c.name = rest.pop(0)
             else:
                 raise CommandError("ERR Syntax error in HELLO option")
-        if not c.authenticated:
+        if c.user is None:
             raise CommandError("NOAUTH HELLO must be called with the client already authenticated")
         c.resp3 = version == b"3"
     fields = [
@@ -530,7 +816,7 @@ def _command(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
             array(
                 [
                     array([c.bulk(name.lower().encode()), integer(arity)])
-                    for name, (arity, _) in sorted(COMMANDS.items())
+                    for name, (arity, _, _) in sorted(COMMANDS.items())
                 ]
             )
         )
@@ -624,7 +910,7 @@ def _set_options(args: list[bytes]) -> tuple[int | None, bool, bool, bool, bool]
     return expire_at, nx, xx, get, keep
 
 
-@command("SET", -3)
+@command("SET", -3, WRITE)
 def _set(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     key, value = args[0], args[1]
     expire_at, nx, xx, get, keep = _set_options(args[2:])
@@ -646,30 +932,23 @@ def _set(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
 
 @command("MGET", -2)
 def _mget(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    def values(results: list[Result]) -> bytes:
-        out = []
-        for result in results:
-            out.append(
-                c.bulk(
-                    None
-                    if result.kind not in STRING_KINDS or result.value is None
-                    else as_bytes(result.value)
-                )
-            )
-        return array(out)
+    def value(result: Result) -> bytes:
+        if result.kind not in STRING_KINDS or result.value is None:
+            return c.bulk(None)
+        return c.bulk(as_bytes(result.value))
 
-    c.call_many([O.Get(key) for key in args], values, done)
+    c.call_many(Each(O.Get, args), value, array, done)
 
 
-@command("MSET", -3)
+@command("MSET", -3, WRITE)
 def _mset(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     if len(args) % 2:
         raise CommandError("ERR wrong number of arguments for 'mset' command")
-    writes: list[O.Operation] = [O.StringSet(args[i], args[i + 1]) for i in range(0, len(args), 2)]
-    c.call_many(writes, lambda results: simple("OK"), done)
+    writes = Each(lambda i: O.StringSet(args[i], args[i + 1]), range(0, len(args), 2))
+    c.call_many(writes, lambda result: None, lambda results: simple("OK"), done)
 
 
-@command("APPEND", 3)
+@command("APPEND", 3, WRITE)
 def _append(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     key, suffix = args
 
@@ -701,32 +980,30 @@ def _wrongtype() -> bytes:
     raise CommandError("WRONGTYPE Operation against a key holding the wrong kind of value")
 
 
-@command("INCR", 2)
+@command("INCR", 2, WRITE)
 def _incr(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     _counter(c, args[0], 1, done)
 
 
-@command("DECR", 2)
+@command("DECR", 2, WRITE)
 def _decr(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     _counter(c, args[0], -1, done)
 
 
-@command("INCRBY", 3)
+@command("INCRBY", 3, WRITE)
 def _incrby(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     _counter(c, args[0], parse_int(args[1]), done)
 
 
-@command("DECRBY", 3)
+@command("DECRBY", 3, WRITE)
 def _decrby(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     _counter(c, args[0], -parse_int(args[1]), done)
 
 
-@command("DEL", -2)
+@command("DEL", -2, WRITE)
 def _del(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     c.call_many(
-        [O.Delete(key) for key in args],
-        lambda rs: integer(sum(int(r.value or 0) for r in rs)),
-        done,
+        Each(O.Delete, args), lambda r: int(r.value or 0), lambda ns: integer(sum(ns)), done
     )
 
 
@@ -735,9 +1012,7 @@ COMMANDS["UNLINK"] = COMMANDS["DEL"]
 
 @command("EXISTS", -2)
 def _exists(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    c.call_many(
-        [O.Get(key, ()) for key in args], lambda rs: integer(sum(present(r) for r in rs)), done
-    )
+    c.call_many(Each(lambda key: O.Get(key, ()), args), present, lambda ns: integer(sum(ns)), done)
 
 
 REDIS_TYPES = {
@@ -772,22 +1047,22 @@ def _expire(
     c.call(O.Expire(args[0], at_ms), lambda r: integer(int(r.value or 0)), done)
 
 
-@command("EXPIRE", -3)
+@command("EXPIRE", -3, WRITE)
 def _expire_s(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     _expire(c, args, done, unit_ms=1000, base_ms=wall_ms(), name="expire")
 
 
-@command("PEXPIRE", -3)
+@command("PEXPIRE", -3, WRITE)
 def _pexpire(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     _expire(c, args, done, unit_ms=1, base_ms=wall_ms(), name="pexpire")
 
 
-@command("EXPIREAT", -3)
+@command("EXPIREAT", -3, WRITE)
 def _expireat(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     _expire(c, args, done, unit_ms=1000, base_ms=0, name="expireat")
 
 
-@command("PEXPIREAT", -3)
+@command("PEXPIREAT", -3, WRITE)
 def _pexpireat(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     _expire(c, args, done, unit_ms=1, base_ms=0, name="pexpireat")
 
@@ -802,19 +1077,26 @@ def _pttl(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     c.call(O.Get(args[0], ()), lambda r: ttl_reply(r, 1), done)
 
 
-@command("PERSIST", 2)
+@command("PERSIST", 2, WRITE)
 def _persist(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     c.call(O.Persist(args[0]), lambda r: integer(int(r.value or 0)), done)
 
 
-@command("SADD", -3)
+@command("SADD", -3, WRITE)
 def _sadd(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    c.call(O.SetAdd(args[0], tuple(args[1:])), lambda r: integer(int(r.value)), done)
+    key = args[0]
+    c.call_sliced(lambda ms: O.SetAdd(key, ms), tuple(args[1:]), _count, done)
 
 
-@command("SREM", -3)
+@command("SREM", -3, WRITE)
 def _srem(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    c.call(O.SetRemove(args[0], tuple(args[1:])), lambda r: integer(int(r.value)), done)
+    key = args[0]
+    c.call_sliced(lambda ms: O.SetRemove(key, ms), tuple(args[1:]), _count, done)
+
+
+def _count(results: list[Result]) -> bytes:
+    """The reply of SADD, SREM, HSET, HDEL: how many members each slice changed, summed."""
+    return integer(sum(int(r.value) for r in results))
 
 
 def _members(r: Result) -> list[bytes]:
@@ -946,17 +1228,19 @@ def _fields(r: Result) -> dict[bytes, Any]:
     return dict(r.value or {})
 
 
-@command("HSET", -4)
+@command("HSET", -4, WRITE)
 def _hset(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     if len(args) % 2 == 0:
         raise CommandError("ERR wrong number of arguments for 'hset' command")
+    key = args[0]
     pairs = tuple((args[i], args[i + 1]) for i in range(1, len(args), 2))
-    c.call(O.HashSet(args[0], pairs), lambda r: integer(int(r.value)), done)
+    c.call_sliced(lambda ps: O.HashSet(key, ps), pairs, _count, done)
 
 
 COMMANDS["HMSET"] = (
     -4,
     lambda c, a, d: _hset(c, a, lambda reply: d(simple("OK") if reply.startswith(b":") else reply)),
+    WRITE,
 )
 
 
@@ -969,9 +1253,10 @@ def _hget(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     c.call(O.Get(args[0], (args[1],)), field, done)
 
 
-@command("HDEL", -3)
+@command("HDEL", -3, WRITE)
 def _hdel(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    c.call(O.HashDel(args[0], tuple(args[1:])), lambda r: integer(int(r.value)), done)
+    key = args[0]
+    c.call_sliced(lambda fs: O.HashDel(key, fs), tuple(args[1:]), _count, done)
 
 
 @command("HGETALL", 2)
@@ -1003,7 +1288,7 @@ def _hscan(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     c.call(O.Get(args[0], cursor=cursor, count=count), page, done)
 
 
-@command("HINCRBY", 4)
+@command("HINCRBY", 4, WRITE)
 def _hincrby(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     amount = parse_int(args[2])
     if amount == 0:
@@ -1022,18 +1307,28 @@ def _hexists(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     c.call(O.Get(args[0], (args[1],)), lambda r: integer(int(args[1] in _fields(r))), done)
 
 
-@command("PFADD", -2)
+@command("PFADD", -2, WRITE)
 def _pfadd(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    c.call(O.HllAdd(args[0], tuple(args[1:])), lambda r: integer(int(r.value)), done)
+    key = args[0]
+    c.call_sliced(
+        lambda es: O.HllAdd(key, es),
+        tuple(args[1:]),
+        lambda rs: integer(int(any(r.value for r in rs))),  # 1 if any register changed
+        done,
+    )
 
 
-def _union(results: list[Result]) -> HyperLogLog:
+def _hll_state(result: Result) -> bytes | None:
+    expect_kind(result, "hll")
+    return result.state
+
+
+def _union(states: list[bytes | None]) -> HyperLogLog:
     """The union of the HyperLogLogs read (absent keys count as empty)."""
     union = HyperLogLog()
-    for result in results:
-        expect_kind(result, "hll")
-        if result.state is not None:
-            union.merge(HyperLogLog.from_bytes(result.state))
+    for state in states:
+        if state is not None:
+            union.merge(HyperLogLog.from_bytes(state))
     return union
 
 
@@ -1047,26 +1342,24 @@ def _pfcount(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
 
         c.call(O.Get(args[0]), count, done)
         return
-    c.call_many(
-        [O.Get(key) for key in args], lambda results: integer(_union(results).value()), done
-    )
+    c.call_many(Each(O.Get, args), _hll_state, lambda states: integer(_union(states).value()), done)
 
 
-@command("PFMERGE", -2)
+@command("PFMERGE", -2, WRITE)
 def _pfmerge(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     """Read the destination and the sources, merge them here, and merge that union into
     the destination (a CRDT merge: replicas that saw other additions keep them). Like
     Redis, the destination must be a HyperLogLog or absent, and counts as a source."""
 
-    def merge_into_destination(results: list[Result]) -> None:
+    def merge_into_destination(states: list[bytes | None]) -> None:
         try:
-            union = _union(results)
+            union = _union(states)
         except CommandError as problem:
             done(error(str(problem)))
             return
         c.call(O.HllMerge(args[0], union.to_bytes()), lambda r: simple("OK"), done)
 
-    c.gather([O.Get(key) for key in args], merge_into_destination, done)
+    c.gather(Each(O.Get, args), _hll_state, merge_into_destination, done)
 
 
 def _local_keys(c: RespServerProtocol, pattern: bytes) -> list[bytes]:
@@ -1106,17 +1399,17 @@ def _dbsize(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     done(integer(len(_local_keys(c, b"*"))))
 
 
-@command("BC.INCRBY", 3)
+@command("BC.INCRBY", 3, WRITE)
 def _bc_incr(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     c.call(O.BcounterIncr(args[0], parse_int(args[1])), lambda r: integer(int(r.value)), done)
 
 
-@command("BC.DECRBY", 3)
+@command("BC.DECRBY", 3, WRITE)
 def _bc_decr(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     c.call(O.BcounterDecr(args[0], parse_int(args[1])), lambda r: integer(int(r.value)), done)
 
 
-@command("BC.TRANSFER", 4)
+@command("BC.TRANSFER", 4, WRITE)
 def _bc_transfer(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     op = O.BcounterTransfer(args[0], args[1].decode(errors="replace"), parse_int(args[2]))
     c.call(op, lambda r: integer(int(r.value)), done)

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable
@@ -75,8 +76,18 @@ class Address:
         return f"{self.host}:{self.port}"
 
 
+_CLOCK_SKEW_MS = 0  # --clock-skew-ms: fault tests run nodes whose clocks are wrong
+
+
+def set_clock_skew(ms: int) -> None:
+    """Offset this process's wall clock by ``ms`` (a fault test's stand-in for a machine
+    whose clock is wrong: the node's HLC, TTLs and timestamps all follow it)."""
+    global _CLOCK_SKEW_MS  # noqa: PLW0603  (one clock per process, as on a machine)
+    _CLOCK_SKEW_MS = ms
+
+
 def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return time.time_ns() // 1_000_000 + _CLOCK_SKEW_MS
 
 
 class _PeerLink:
@@ -122,7 +133,12 @@ class _PeerLink:
         refused = False  # said once in the log until the handshake succeeds again
         while True:
             try:
-                reader, writer = await asyncio.open_connection(self.address.host, self.address.port)
+                reader, writer = await asyncio.open_connection(
+                    self.address.host,
+                    self.address.port,
+                    ssl=None if self.runtime.tls is None else self.runtime.tls[1],
+                    ssl_handshake_timeout=None if self.runtime.tls is None else PEER_HANDSHAKE_S,
+                )
             except OSError:
                 backoff = await self._wait(backoff)
                 continue
@@ -253,14 +269,17 @@ class NodeRuntime:
         *,
         region_delay_ms: dict[str, int] | None = None,
         secret: bytes | None = None,
+        tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
     ) -> None:
         """``secret``: the cluster secret (None: protected mode, loopback peers only).
         ``peer_addresses``: the members given on the command line, and any seeds under
         ``seed:HOST:PORT`` names; members learnt later are dialled at the address the
         cluster state gives them. ``region_delay_ms`` holds frames to members of a region
-        for that long: the dev cluster's stand-in for the distance between regions."""
+        for that long: the dev cluster's stand-in for the distance between regions.
+        ``tls``: contexts to serve and to dial the internode port with (None: plain TCP)."""
         self.store = store
         self.secret = secret
+        self.tls = tls
         self.peer_connections = 0  # incoming internode connections open now
         self.node = Node(config, store, wall_ms())
         self.listen = listen
@@ -283,7 +302,11 @@ class NodeRuntime:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._server = await self.loop.create_server(
-            lambda: _PeerProtocol(self), self.listen.host, self.listen.port
+            lambda: _PeerProtocol(self),
+            self.listen.host,
+            self.listen.port,
+            ssl=None if self.tls is None else self.tls[0],
+            ssl_handshake_timeout=None if self.tls is None else PEER_HANDSHAKE_S,
         )
         self._sync_links()
         self._absorb(self.node.start(wall_ms()))
