@@ -39,17 +39,32 @@ def wait_until(condition: Callable[[], object], deadline_s: float = DEADLINE_S) 
 # Below Linux's ephemeral range (32768-60999): a port there can be taken at any moment as
 # the source port of some outgoing connection, and a node that cannot bind it dies.
 PORTS = (20_000, 32_700)
+WORKERS_MAX = 8  # xdist workers get disjoint shares of PORTS (CI runs two)
+_given: set[int] = set()  # ports this process has handed out: never twice
+
+
+def _share() -> tuple[int, int]:
+    """This test process's share of PORTS: two workers never pick the same port, and one
+    worker never hands out a port twice (a test asking for three ranges gets three)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) % WORKERS_MAX if worker.isdigit() else 0
+    width = (PORTS[1] - PORTS[0]) // WORKERS_MAX
+    return PORTS[0] + index * width, PORTS[0] + (index + 1) * width
 
 
 def free_base_port(count: int) -> int:
+    low, high = _share()
     for _ in range(200):
-        base = random.randrange(PORTS[0], PORTS[1] - count)
+        base = random.randrange(low, high - count)
+        if _given.intersection(range(base, base + count)):
+            continue
         sockets = []
         try:
             for port in range(base, base + count):
                 s = socket.socket()
                 s.bind(("127.0.0.1", port))
                 sockets.append(s)
+            _given.update(range(base, base + count))
             return base
         except OSError:
             continue
