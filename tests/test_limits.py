@@ -48,7 +48,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         "--password", PASSWORD,
         "--users-file", str(users),
         "--maxclients", "48",
-        "--client-query-buffer-limit", str(16 * MiB),
+        "--client-query-buffer-limit", str(32 * MiB),
         "--client-output-buffer-limit", str(8 * MiB),
         ready=lambda n: n.client(password=PASSWORD).ping(),
     )  # fmt: skip
@@ -248,19 +248,19 @@ def test_an_incomplete_command_past_the_query_buffer_limit_is_closed(node: Node)
     assert node.rss_bytes() - before < 64 * MiB
 
 
-def test_a_command_of_300k_arguments_sent_slowly_is_parsed_once_and_takes_turns(
+def test_a_command_of_a_million_arguments_sent_slowly_is_parsed_once_and_takes_turns(
     node: Node,
 ) -> None:
     """The incomplete multibulk is parsed as it arrives (not again on every read), and the
     command then runs GATHER_WINDOW keys at a time."""
-    count = 300_000
+    count = 1_000_000
     keys = [b"absent:%d" % i for i in range(count)]
     args = b"".join(b"$%d\r\n%s\r\n" % (len(k), k) for k in keys)
     header = b"*%d\r\n$6\r\nEXISTS\r\n" % (count + 1)
     with Pinger(node) as pinger:
         sock = authenticated(node)
         sock.sendall(header)
-        for start in range(0, len(args), 4096):  # ~1,000 reads, each a little more
+        for start in range(0, len(args), 4096):  # ~4,000 reads, each a little more
             sock.sendall(args[start : start + 4096])
         sock.settimeout(60)
         assert sock.recv(100) == b":0\r\n"
