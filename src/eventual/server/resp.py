@@ -162,22 +162,27 @@ class RequestReader:
     def _inline(self, commands: list[list[bytes]]) -> bytes:
         """Take complete inline lines; return the rest if a multibulk command begins."""
         buffer = self.inline
-        position = 0
-        while position < len(buffer) and buffer[position] != ord("*"):
-            end = buffer.find(b"\n", position)
-            if end < 0:
-                if len(buffer) - position > INLINE_BYTES_MAX:
-                    raise ProtocolError("Protocol error: too big inline request")
-                break
-            line = bytes(buffer[position:end]).rstrip(b"\r")
-            position = end + 1
-            if line.strip():
-                commands.append(split_inline(line))
-        if position < len(buffer) and buffer[position] == ord("*"):
-            rest = bytes(buffer[position:])
-            buffer.clear()
-            return rest
-        del buffer[:position]
+        end = buffer.rfind(b"\n")
+        if end < 0 or buffer[:1] == b"*":
+            if buffer[:1] == b"*":
+                rest = bytes(buffer)
+                buffer.clear()
+                return rest
+            if len(buffer) > INLINE_BYTES_MAX:
+                raise ProtocolError("Protocol error: too big inline request")
+            return b""
+        lines = bytes(buffer[:end]).split(b"\n")  # split in C: a read of lines costs little
+        for index, line in enumerate(lines):
+            if line[:1] == b"*":  # a multibulk command begins: the rest is hiredis's
+                rest = b"\n".join(lines[index:]) + bytes(buffer[end:])
+                buffer.clear()
+                return rest
+            text = line.rstrip(b"\r")
+            if text.strip():
+                commands.append(split_inline(text))
+        del buffer[: end + 1]
+        if len(buffer) > INLINE_BYTES_MAX:
+            raise ProtocolError("Protocol error: too big inline request")
         return b""
 
 
@@ -202,6 +207,8 @@ def _redis_words(problem: str) -> str:
 
 
 def split_inline(line: bytes) -> list[bytes]:
+    if b'"' not in line and b"'" not in line:
+        return line.split()  # no quotes: whitespace splits, as Redis's sdssplitargs does
     args: list[bytes] = []
     current = bytearray()
     quote: int | None = None
