@@ -1,9 +1,12 @@
 """The Redis protocol front end (RESP2, and RESP3 after ``HELLO 3``).
 
-Requests are arrays of bulk strings or inline commands; every command in a read is parsed
-and started at once, and replies go out in order, in one write per event-loop turn
-(pipelining). Malformed input gets Redis's own words (``-ERR Protocol error: ...``) and, where
-the stream is out of sync, a closed connection; other clients are untouched.
+Requests are arrays of bulk strings or inline commands, parsed incrementally as they arrive
+(hiredis's reader: ``RequestReader``); commands start in order, at most
+``COMMANDS_PER_TURN`` of one client's per event-loop turn, and replies go out in order, in one
+write per turn (pipelining). Malformed input gets Redis's own words (``-ERR Protocol error:
+...``) and, where the stream is out of sync, a closed connection; other clients are untouched.
+What a client may make the node hold is bounded by ``limits.ClientLimits``; users and roles
+come from ``users`` (``docs/security.md``).
 
 Semantics are those of DESIGN.md §2, mapped onto core operations:
 
