@@ -163,11 +163,12 @@ class Cluster:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start(self, index: int) -> None:
-        process = subprocess.Popen(
-            ["ip", "netns", "exec", self.net.names[index], *self.commands[index]],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.data / f"n{index + 1}.log", "ab"),  # noqa: SIM115
-        )
+        with (self.data / f"n{index + 1}.log").open("ab") as log:  # the child keeps its copy
+            process = subprocess.Popen(
+                ["ip", "netns", "exec", self.net.names[index], *self.commands[index]],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         if index < len(self.processes):
             self.processes[index] = process
         else:

@@ -499,7 +499,7 @@ def node(
             members=tuple(MemberSpec.parse(m) for m in members),
             n=n,
             durability=durability,
-            password=password,
+            users=Users.build(password, users_file),
             cluster_secret=secret,
             http=Address.parse(http) if http else None,
             consistency=Level.parse(consistency),
@@ -507,7 +507,6 @@ def node(
             region_delay_ms=tuple(_region_delay(text) for text in region_delays),
             fault_injection=fault_injection,
             metrics_open=metrics_open,
-            users_file=users_file,
             limits=ClientLimits(
                 maxclients=maxclients,
                 query_buffer_bytes=query_buffer_limit,
@@ -516,7 +515,6 @@ def node(
             tls=_tls(tls_cert_file, tls_key_file, tls_ca_cert_file, tls_clients, tls_cluster),
             clock_skew_ms=clock_skew_ms,
         )
-        Users.build(password, users_file)  # a bad users file is a usage error, said now
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     run_node(config)

@@ -62,14 +62,13 @@ class ServerConfig:
     consistency: Level = Level.QUORUM  # for Redis connections until they say CONSISTENCY
     n: int = 3
     durability: str = "fsync"
-    password: str | None = None
     cluster_secret: bytes | None = None  # internode connections prove they hold it
     join: Address | None = None  # a member's internode address: join the cluster through it
     # Hold frames to members of a region this long (ms): a stand-in for distance, on one machine.
     region_delay_ms: tuple[tuple[str, int], ...] = ()
     fault_injection: bool = False  # POST /debug/partition: for tests, never in production
     metrics_open: bool = False  # /metrics without the password (for a scraper that has none)
-    users_file: Path | None = None  # more users, with roles (server/users.py)
+    users: Users = field(default_factory=Users)  # --password and --users-file (users.py)
     limits: ClientLimits = field(default_factory=ClientLimits)
     tls: TlsConfig | None = None
     clock_skew_ms: int = 0  # for fault tests: this node's clock is this far off
@@ -149,7 +148,7 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
     if config.clock_skew_ms:
         set_clock_skew(config.clock_skew_ms)
         log.warning("this node's clock is skewed by %d ms (--clock-skew-ms)", config.clock_skew_ms)
-    users = Users.build(config.password, config.users_file)
+    users = config.users
     clients = Clients(_fit_maxclients(config.limits))
     client_tls = config.tls.server_context() if config.tls and config.tls.clients else None
     store = SQLiteStore(config.data_dir / "eventual.db", config.durability)

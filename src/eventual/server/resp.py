@@ -855,6 +855,11 @@ def _info(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
         f"# Cluster\r\nnodes:{len(node.peers) + 1}\r\npeers_up:{len(up)}\r\n"
         f"partitions:{node.config.partitions}\r\nn:{node.config.n}\r\n"
         f"durability:{c.runtime.store.durability}\r\n"
+        f"# Clients\r\nconnected_clients:{c.clients.open}\r\n"
+        f"maxclients:{c.limits.maxclients}\r\n"
+        f"rejected_connections:{c.clients.refused}\r\n"
+        f"client_closed_for_limits:{c.clients.closed_for_limits}\r\n"
+        f"client_query_buffer_bytes:{c.clients.query_bytes}\r\n"
     )
     done(c.bulk(text.encode()))
 
