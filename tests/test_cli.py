@@ -1,5 +1,6 @@
 """The command line and the README's examples."""
 
+import os
 import re
 import subprocess
 import sys
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+import eventual
 from eventual import __version__
 from eventual.cli import main
 
@@ -15,7 +17,19 @@ README = Path(__file__).parent.parent / "README.md"
 
 def test_version_and_help() -> None:
     runner = CliRunner()
-    assert runner.invoke(main, ["--version"]).output.strip() == f"eventual, version {__version__}"
+    version = runner.invoke(main, ["--version"]).output.strip()
+    assert version == f"eventual, version {__version__}; build: {eventual.BUILD}"
+    # Which build runs is decided at import: the pure one when asked for.
+    pure = subprocess.run(
+        [sys.executable, "-m", "eventual", "--version"],
+        env=dict(os.environ, EVENTUAL_PURE="1"),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert pure.strip().endswith(
+        "build: pure" if not eventual.COMPILED else "(EVENTUAL_PURE is set)"
+    )
     help_text = runner.invoke(main, ["--help"]).output
     assert "demo" in help_text
 

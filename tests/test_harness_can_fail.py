@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import eventual
 from eventual.codec import DecodeError
 from eventual.crdt import GCounter, ORSet
 from laws import (
@@ -21,6 +22,12 @@ from laws import (
     systems,
 )
 from specs import SPECS
+
+if eventual.COMPILED:  # the planted bugs subclass native classes: see tests/conftest.py
+    pytest.skip(
+        f"plants bugs in subclasses; the pure build runs it ({eventual.BUILD})",
+        allow_module_level=True,
+    )
 
 
 class SummingGCounter(GCounter):

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+import eventual
 from eventual.cli import main
 from eventual.clocks import DVVSet
 from eventual.core.node import Node
@@ -21,9 +22,12 @@ from eventual.sim.runner import run_seeds
 CI_SEEDS = 300
 
 
-def digest_in_fresh_process(seed: int, hash_seed: str) -> str:
-    """Run one seed in a new interpreter: a different PYTHONHASHSEED must not matter."""
+def digest_in_fresh_process(seed: int, hash_seed: str, *, pure: bool = False) -> str:
+    """Run one seed in a new interpreter: a different PYTHONHASHSEED must not matter.
+    ``pure``: on the pure-Python build, whichever build this process runs."""
     env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+    if pure:
+        env["EVENTUAL_PURE"] = "1"
     out = subprocess.run(
         [sys.executable, "-m", "eventual", "sim", "--seed", str(seed), "--ops", "120", "--json"],
         capture_output=True,
@@ -40,6 +44,14 @@ def test_the_same_seed_gives_the_same_digest_and_another_seed_another() -> None:
     assert digest_in_fresh_process(12, "1") != first
     in_process = Simulation(SimConfig(seed=11, ops=120)).run().digest
     assert in_process == first
+
+
+@pytest.mark.skipif(not eventual.COMPILED, reason=f"needs the compiled build ({eventual.BUILD})")
+def test_the_compiled_and_the_pure_build_give_the_same_digest() -> None:
+    # Seeds that take every fault and workload the default run has: the compiled modules
+    # must make every decision the pure ones make, to the order of the messages.
+    for seed in (3, 11):
+        assert digest_in_fresh_process(seed, "1") == digest_in_fresh_process(seed, "1", pure=True)
 
 
 def test_the_cli_reports_seeds_ops_faults_and_speed() -> None:
@@ -71,6 +83,7 @@ def violations(seeds: range, **config: Any) -> list[dict[str, Any]]:
 # --- planted bugs: each checker must catch one ---
 
 
+@pytest.mark.pure_only
 def test_a_merge_that_drops_a_sibling_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     original = DVVSet.merge
 
@@ -90,6 +103,7 @@ def test_a_merge_that_drops_a_sibling_is_caught(monkeypatch: pytest.MonkeyPatch)
     assert "neither a sibling nor covered" in lost["detail"] and lost["trace"]
 
 
+@pytest.mark.pure_only
 def test_a_replica_that_ignores_deltas_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     from eventual.core.messages import ReplicaWrite, WriteAck
 
@@ -102,6 +116,7 @@ def test_a_replica_that_ignores_deltas_is_caught(monkeypatch: pytest.MonkeyPatch
     assert any(v["checker"] == "convergence" for v in found)
 
 
+@pytest.mark.pure_only
 def test_a_member_level_repair_that_drops_a_member_is_caught(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -140,6 +155,7 @@ def test_big_collections_grow_to_thousands_of_members_in_the_sweep() -> None:
     assert max(sizes) >= 1_000 and min(sizes) > AE_MEMBERS_WHOLE_MAX
 
 
+@pytest.mark.pure_only
 def test_a_bounded_counter_that_decrements_without_rights_is_caught(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

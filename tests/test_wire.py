@@ -1,18 +1,21 @@
 """Internode frames: every message type round-trips; bad bytes only ever give WireError."""
 
 import contextlib
+import dataclasses
 import typing
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import eventual
 from eventual.clocks import VersionVector
 from eventual.core import Level, Request, Result
 from eventual.core import messages as M  # noqa: N812
 from eventual.core import ops as O  # noqa: N812
 from eventual.core.membership import MemberEntry, MemberStatus
 from eventual.core.swim import Status, SwimAck, SwimPing, SwimPingReq, Update
+from eventual.server import wire
 from eventual.server.wire import WireError, decode_message, encode_message
 
 EXAMPLES: list[M.Message] = [
@@ -51,6 +54,18 @@ EXAMPLES: list[M.Message] = [
         )
     ),
 ]
+
+
+@pytest.mark.skipif(bool(eventual.COMPILED), reason="the compiled build keeps no type hints")
+def test_the_wire_schema_matches_the_dataclasses() -> None:
+    # The wire's table of fields is written out (the compiled build cannot read hints): it
+    # must say what the dataclasses say, field by field and in order.
+    for cls, fields in wire._FIELDS.items():
+        hints = typing.get_type_hints(cls)
+        assert [name for name, _ in fields] == [f.name for f in dataclasses.fields(cls)], cls
+        assert dict(fields) == hints, cls
+    assert set(typing.get_args(M.Message)) <= set(wire._FIELDS)
+    assert set(typing.get_args(O.Operation)) <= set(wire._FIELDS)
 
 
 def test_every_message_type_has_an_example() -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from eventual import __version__
+from eventual import BUILD, __version__
 from eventual.client import Client, ClientError
 from eventual.core import Level
 from eventual.demo import run_demo
@@ -39,7 +39,13 @@ DURABILITY_HELP = (
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "EVENTUAL"}
 )
-@click.version_option(__version__, "--version", "-V", prog_name="eventual")
+@click.version_option(
+    __version__,
+    "--version",
+    "-V",
+    prog_name="eventual",
+    message=f"%(prog)s, version %(version)s; build: {BUILD}",
+)
 def main() -> None:
     """Eventual: a leaderless, eventually consistent, replicated key-value store.
 

@@ -19,7 +19,6 @@ Adding a type means subclassing ``Lattice``, taking a tag in ``codec.TypeTag`` a
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Self
 
 from eventual.codec import DecodeError, TypeTag, decode_frame, encode_frame
@@ -34,32 +33,35 @@ def merge_max(mine: dict[Any, int], theirs: dict[Any, int]) -> None:
             mine[key] = count
 
 
-class Lattice(ABC):
+class Lattice:
+    # Not an ``abc.ABC``: mypyc-compiled subclasses of an ABCMeta class crashed the garbage
+    # collector (mypy 2.4, CPython 3.11: docs/performance.md). Every type overrides the five
+    # methods that raise NotImplementedError here; the law harness calls each of them.
     TAG: ClassVar[TypeTag]
     VERSION: ClassVar[int] = 1
 
     __slots__ = ()
 
-    @abstractmethod
     def merge(self, other: Self) -> None:
         """Join ``other`` into this state, in place."""
+        raise NotImplementedError
 
-    @abstractmethod
     def value(self) -> Any:
         """The user-visible value of this state."""
+        raise NotImplementedError
 
-    @abstractmethod
     def copy(self) -> Self:
         """An independent copy of this state."""
+        raise NotImplementedError
 
-    @abstractmethod
     def _payload(self) -> Any:
         """The msgpack-ready, canonically ordered payload of this state."""
+        raise NotImplementedError
 
     @classmethod
-    @abstractmethod
     def _from_payload(cls, payload: Any) -> Self:
         """Rebuild a state from a decoded payload; raise DecodeError on any bad shape."""
+        raise NotImplementedError
 
     def to_bytes(self) -> bytes:
         return encode_frame(self.TAG, self.VERSION, self._payload())

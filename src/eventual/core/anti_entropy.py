@@ -10,6 +10,8 @@ partitions the same way, a few sessions a tick.
 
 from __future__ import annotations
 
+from mypy_extensions import trait
+
 from eventual.codec import DecodeError
 from eventual.core.base import (
     AE_BYTES_MAX,
@@ -32,6 +34,7 @@ from eventual.core.record import COLLECTIONS, Record
 from eventual.core.store import Batch
 
 
+@trait
 class AntiEntropy(NodeBase):
     def _anti_entropy(self, effects: Effects) -> bool:
         """One tick; True while partitions are still being pulled or handed off."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mypy_extensions import trait
+
 from eventual.clocks import DEFAULT_MAX_DRIFT_MS, HybridLogicalClock
 from eventual.core.consistency import Level, Requirement, requirement
 from eventual.core.membership import (
@@ -186,8 +188,13 @@ class _PendingReap:
 _REGIONAL = frozenset({Level.LOCAL_ONE.value, Level.LOCAL_QUORUM.value, Level.EACH_QUORUM.value})
 
 
+@trait
 class NodeBase:
-    """The state every role reads and writes (set up by ``Node.__init__``)."""
+    """The state every role reads and writes (set up by ``Node.__init__``).
+
+    A trait, as every role is: ``Node`` inherits all the roles, and in the compiled build a
+    native class may inherit several traits but only one plain class
+    (docs/performance.md)."""
 
     config: NodeConfig
     id: str

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from mypy_extensions import trait
+
 from eventual.codec import DecodeError
 from eventual.core.base import (
     NodeBase,
@@ -35,6 +37,7 @@ from eventual.crdt._causal import scan_hash
 KIND_NAMES = {kind: kind.name.lower() for kind in Kind}  # what a read says the key holds
 
 
+@trait
 class GetCoordinator(NodeBase):
     def _read(
         self,

@@ -5,6 +5,8 @@ node that stops replicating a partition keeps its tree until every new replica h
 
 from __future__ import annotations
 
+from mypy_extensions import trait
+
 from eventual.codec import DecodeError
 from eventual.core.base import (
     HANDOFF_BYTES_PER_TICK_MAX,
@@ -21,6 +23,7 @@ from eventual.core.record import Record
 from eventual.core.store import Batch, Hint
 
 
+@trait
 class Handoff(NodeBase):
     def _handoff(self, effects: Effects) -> None:
         sent = sent_bytes = 0

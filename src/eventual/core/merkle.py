@@ -3,10 +3,10 @@ Dynamo §4.7, Riak's active anti-entropy).
 
 Fixed shape: 256 leaves under 16 groups under a root. A key's leaf comes from the hash bits
 just below the ones that chose its partition, so keys spread evenly. A leaf's hash is the XOR
-of ``mix(h(key), record digest)`` over its keys, so a write updates it in O(1) (XOR out the
-old entry, XOR in the new); group and root hashes are recomputed lazily when read. ``mix`` is
-the SplitMix64 finalizer over the two 64-bit hashes: non-linear, so two keys that swapped
-their digests do not leave the leaf unchanged, and a few multiplications instead of a
+of ``mix(h(key), record digest)`` over its keys, each entry kept, so a write updates it in O(1)
+(XOR out the old entry, XOR in the new); group and root hashes are recomputed lazily when read.
+``mix`` is the SplitMix64 finalizer over the two 64-bit hashes: non-linear, so two keys that
+swapped their digests do not leave the leaf unchanged, and a few multiplications instead of a
 BLAKE2b call on every write.
 
 Two replicas compare roots; where they differ, the 16 group hashes; where those differ, the
@@ -59,15 +59,16 @@ class MerkleTree:
         # The 8 hash bits right below the ones that chose the partition.
         leaf = (((key_hashed * self._partitions) & _MASK64) >> 56) % LEAVES
         entries = self._entries[leaf]
+        new = None if hashed is None else _mix(key_hashed, hashed)
         old = entries.get(key)
-        if old == hashed:
+        if old == new:
             return
         if old is not None:
-            self._leaves[leaf] ^= _mix(key_hashed, old)
+            self._leaves[leaf] ^= old
             del entries[key]
-        if hashed is not None:
-            self._leaves[leaf] ^= _mix(key_hashed, hashed)
-            entries[key] = hashed
+        if new is not None:
+            self._leaves[leaf] ^= new
+            entries[key] = new
         self._groups = self._root = None
 
     def groups(self) -> list[int]:
@@ -88,6 +89,10 @@ class MerkleTree:
         return self._leaves[start : start + LEAVES_PER_GROUP]
 
     def leaf_entries(self, leaf: int) -> dict[bytes, int]:
+        """Each key of ``leaf`` with its entry, ``mix(h(key), digest)``: kept mixed, so a
+        write XORs the old entry out without mixing it again. For one key, equal entries
+        are equal digests (``mix`` is a bijection of the digest), so replicas compare
+        entries as they would compare digests."""
         return self._entries[leaf]
 
     def __len__(self) -> int:

@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every request (see core/ops.py)
 class Request:
     """A client request. ``n``/``r``/``w`` override the level's counts when given."""
 

@@ -273,7 +273,16 @@ class Node(Router, GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff
         for to, reply in self.swim.receive(sender, message, self.now):
             effects.send(to, reply)
 
-    _on_swim_ping = _on_swim_ack = _on_swim_ping_req = _on_swim
+    # One method per message type, as the dispatch table names them (no aliases in a class
+    # body: the compiled build does not support them).
+    def _on_swim_ping(self, effects: Effects, sender: str, message: SwimPing) -> None:
+        self._on_swim(effects, sender, message)
+
+    def _on_swim_ack(self, effects: Effects, sender: str, message: SwimAck) -> None:
+        self._on_swim(effects, sender, message)
+
+    def _on_swim_ping_req(self, effects: Effects, sender: str, message: SwimPingReq) -> None:
+        self._on_swim(effects, sender, message)
 
     def _on_forward(self, effects: Effects, sender: str, message: Forward) -> None:
         origin = (sender, message.id)

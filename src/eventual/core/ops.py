@@ -1,14 +1,13 @@
 """Client operations and how a coordinating replica applies them.
 
-Every operation is a frozen dataclass naming its key. ``apply(record, op, actor, now_ms,
-timestamp)`` runs a mutation against the coordinator's record *in place* and returns the
-record (the same object, or a new one after a hard reset), the *delta* to replicate (a
-``Record`` at the same incarnation, or a new one after a hard reset) and the result for the
-client. It raises ``WrongTypeError``, ``InsufficientRights``, ``ValueError`` or
-``TypeError`` before changing anything when the operation cannot apply: every argument is
-checked first (``_check``), so a record held in memory is never left half changed. In place
-is what keeps a write to one member of a big set as cheap as one to a small set: nothing is
-copied.
+Every operation is a dataclass naming its key, never changed once built. ``apply(record, op,
+actor, now_ms, timestamp)`` runs a mutation against the coordinator's record *in place* and
+returns the record (the same object, or a new one after a hard reset), the *delta* to replicate
+(a ``Record`` at the same incarnation, or a new one after a hard reset) and the result for the
+client. It raises ``WrongTypeError``, ``InsufficientRights``, ``ValueError`` or ``TypeError``
+before changing anything when the operation cannot apply: every argument is checked first
+(``_check``), so a record held in memory is never left half changed. In place is what keeps a
+write to one member of a big set as cheap as one to a small set: nothing is copied.
 
 ``actor`` is the coordinator's actor id (it names the dots and counter entries this write
 creates); ``timestamp`` is the coordinator's HLC time for LWW writes and resets.
@@ -70,7 +69,10 @@ STRING_BYTES_MAX = 64 * 1024 * 1024  # a string value (a cached page, an image);
 MEMBER_BYTES_MAX = 1024 * 1024  # a set member, a hash field or a hash value
 
 
-@dataclass(frozen=True, slots=True)
+# Operations are not frozen (nor are requests): one or two are built for every command, and
+# a frozen dataclass's __init__ costs several times a plain one's, the compiled build's most
+# of all (each field goes through object.__setattr__). Nothing changes them once built.
+@dataclass(slots=True)
 class Get:
     """Read a key. ``members``: read only these members of a set or fields of a hash (a
     record of any other kind is read whole); ``()``: read only a collection's size
@@ -95,7 +97,7 @@ def scan_count(count: int) -> int:
     return min(max(count, 1), SCAN_COUNT_MAX)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ObjectPut:
     """Store ``value`` as an object; ``context`` is what the writer read (None: blind)."""
 
@@ -105,7 +107,7 @@ class ObjectPut:
     kind = Kind.OBJECT
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Delete:
     """DEL: observed-remove. For objects, ``context`` says what is deleted (None: all the
     coordinator has seen)."""
@@ -115,7 +117,7 @@ class Delete:
     kind = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StringSet:
     key: bytes
     value: bytes
@@ -124,28 +126,28 @@ class StringSet:
     kind = Kind.STRING
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterAdd:
     key: bytes
     amount: int
     kind = Kind.COUNTER
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BcounterIncr:
     key: bytes
     amount: int
     kind = Kind.BCOUNTER
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BcounterDecr:
     key: bytes
     amount: int
     kind = Kind.BCOUNTER
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BcounterTransfer:
     key: bytes
     to_actor: str
@@ -153,35 +155,35 @@ class BcounterTransfer:
     kind = Kind.BCOUNTER
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SetAdd:
     key: bytes
     members: tuple[bytes, ...]
     kind = Kind.SET
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SetRemove:
     key: bytes
     members: tuple[bytes, ...]
     kind = Kind.SET
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HashSet:
     key: bytes
     pairs: tuple[tuple[bytes, bytes], ...]
     kind = Kind.HASH
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HashDel:
     key: bytes
     fields: tuple[bytes, ...]
     kind = Kind.HASH
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HashIncr:
     key: bytes
     field: bytes
@@ -189,7 +191,7 @@ class HashIncr:
     kind = Kind.HASH
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MapIncr:
     """Add to the counter at ``field`` of a map of nested CRDTs."""
 
@@ -199,28 +201,28 @@ class MapIncr:
     kind = Kind.MAP
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MapRemove:
     key: bytes
     field: bytes
     kind = Kind.MAP
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FlagSet:
     key: bytes
     enabled: bool
     kind = Kind.FLAG
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HllAdd:
     key: bytes
     elements: tuple[bytes, ...]
     kind = Kind.HLL
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HllMerge:
     """Merge an encoded HyperLogLog (``PFMERGE``'s union of its sources) into the key."""
 
@@ -229,14 +231,14 @@ class HllMerge:
     kind = Kind.HLL
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Expire:
     key: bytes
     at_ms: int
     kind = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Persist:
     key: bytes
     kind = None

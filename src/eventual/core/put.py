@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 from typing import cast
 
+from mypy_extensions import trait
+
 from eventual.core.base import (
     _WRITE_NOTE,
     OBJECT_BYTES_MAX,
@@ -36,6 +38,7 @@ from eventual.crdt import InsufficientRights, LWWRegister
 from eventual.crdt.ormap import WrongType
 
 
+@trait
 class PutCoordinator(NodeBase):
     def _coordinate(
         self,
@@ -58,8 +61,8 @@ class PutCoordinator(NodeBase):
                 record = record.copy()
         if isinstance(op, BcounterTransfer) and op.to_actor not in self.cluster.entries:
             # Rights moved to a name no node holds could never be spent again.
-            error = f"ERR {op.to_actor!r} is not a member of the cluster"
-            self._finish(effects, origin, Result(False, error=error))
+            refusal = f"ERR {op.to_actor!r} is not a member of the cluster"
+            self._finish(effects, origin, Result(False, error=refusal))
             return
         if record is None and isinstance(op, Delete | Expire | Persist):
             self._finish(effects, origin, Result(True, 0, answered=1))
@@ -75,15 +78,16 @@ class PutCoordinator(NodeBase):
                 timestamp = self.hlc.last = previous + 1
         try:
             applied = apply(record, op, self._actor(op, fallback), self.now, timestamp)
-        except (WrongTypeError, WrongType) as error:
-            self._finish(effects, origin, Result(False, error=str(error)))
+        except (WrongTypeError, WrongType) as wrong:
+            self._finish(effects, origin, Result(False, error=str(wrong)))
             return
-        except InsufficientRights as error:
+        except InsufficientRights as refused:
             # Its own word, like Redis's WRONGTYPE: a refusal to retry elsewhere, not a fault.
-            self._finish(effects, origin, Result(False, error=f"REFUSED {error}"))
+            self._finish(effects, origin, Result(False, error=f"REFUSED {refused}"))
             return
-        except (ValueError, TypeError, OverflowError) as error:
-            self._finish(effects, origin, Result(False, error=f"ERR {error}"))
+        except (ValueError, TypeError, OverflowError) as bad:
+            # (Each exception is named apart: the compiled build types a name by its first use.)
+            self._finish(effects, origin, Result(False, error=f"ERR {bad}"))
             return
         new = applied.record
         problem = _object_limits(new) if new.kind is Kind.OBJECT else None

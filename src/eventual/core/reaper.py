@@ -6,6 +6,8 @@ reaped history is ever issued again.
 
 from __future__ import annotations
 
+from mypy_extensions import trait
+
 from eventual.core.base import (
     REAP_PER_TICK_MAX,
     NodeBase,
@@ -21,6 +23,7 @@ from eventual.core.messages import (
 from eventual.core.store import Batch
 
 
+@trait
 class Reaper(NodeBase):
     def _reap(self, effects: Effects) -> None:
         if self.cluster.in_transition():

@@ -46,6 +46,8 @@ from collections.abc import Iterable
 from enum import IntEnum
 from typing import Any, Self, TypeVar, cast
 
+from mypy_extensions import mypyc_attr
+
 from eventual.clocks import DVVSet, VersionVector
 from eventual.codec import (
     DecodeError,
@@ -127,6 +129,7 @@ def _nested(cls: type[L], data: bytes, trusted: bool) -> L:
     return cls.from_bytes(data)
 
 
+@mypyc_attr(native_class=False)
 class WrongTypeError(TypeError):
     """An operation for one type on a key that holds another (Redis's WRONGTYPE)."""
 

@@ -4,6 +4,8 @@ read a record whole or projected.
 
 from __future__ import annotations
 
+from mypy_extensions import trait
+
 from eventual.clocks import ClockDriftError
 from eventual.codec import DecodeError
 from eventual.core.base import (
@@ -21,6 +23,7 @@ from eventual.core.record import Record
 from eventual.core.store import Batch
 
 
+@trait
 class Replica(NodeBase):
     def _on_replica_write(self, effects: Effects, sender: str, message: ReplicaWrite) -> None:
         try:
@@ -32,9 +35,9 @@ class Replica(NodeBase):
             return
         try:
             incoming = Record.from_bytes(message.record)
-        except DecodeError as error:
+        except DecodeError as bad:  # a name of its own: the compiled build types it once
             if message.id:
-                effects.send(sender, WriteAck(message.id, error=f"bad record: {error}"))
+                effects.send(sender, WriteAck(message.id, error=f"bad record: {bad}"))
             return
         batch = Batch()
         partition = self.ring.partition_of(message.key)

@@ -7,6 +7,8 @@ node's region first. A write none of the primaries can take is coordinated here 
 
 from __future__ import annotations
 
+from mypy_extensions import trait
+
 from eventual.core.base import (
     CLIENT,
     KEY_BYTES_MAX,
@@ -24,6 +26,7 @@ from eventual.core.ops import Get
 NOT_SERVING = "LOADING this node is joining the cluster and has not heard from it yet"
 
 
+@trait
 class Router(NodeBase):
     def request(self, request: Request, now_ms: int) -> Effects:
         self.now = now_ms

@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from mypy_extensions import mypyc_attr
+
 __all__ = ["Batch", "Hint", "MemoryStore", "RecordWrite", "Store"]
 
 
@@ -94,6 +96,7 @@ class Store(Protocol):
     def apply(self, batch: Batch) -> None: ...
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # the simulator's CheckedStore extends it
 class MemoryStore:
     """A dict-backed store. ``writes`` counts applied batches (the simulator's fsyncs)."""
 

@@ -68,11 +68,18 @@ class DotFunction(Lattice):
 
     @classmethod
     def _from_payload(cls, payload: Any) -> Self:
-        context, values = expect_list(payload, cls.__name__, 2)
         state = cls()
-        state._context = CausalContext.from_payload(context)
-        for item in expect_list(values, f"{cls.__name__} values"):
-            actor, n, value = expect_list(item, f"{cls.__name__} entry", 3)
-            state._values[decode_dot([actor, n])] = expect_scalar(value, "value")
-        check_dots_seen(state._values, state._context, cls.__name__)
+        state._load(payload)
         return state
+
+    def _load(self, payload: Any) -> None:
+        """Fill this empty state from ``payload`` (a subclass adds its checks by overriding
+        this, not ``_from_payload``: the compiled build passes the wrong class to a class
+        method called through ``super()``)."""
+        name = type(self).__name__
+        context, values = expect_list(payload, name, 2)
+        self._context = CausalContext.from_payload(context)
+        for item in expect_list(values, f"{name} values"):
+            actor, n, value = expect_list(item, f"{name} entry", 3)
+            self._values[decode_dot([actor, n])] = expect_scalar(value, "value")
+        check_dots_seen(self._values, self._context, name)

@@ -7,6 +7,8 @@ concurrent with a disable carries a dot the disable never saw, so the flag stays
 
 from __future__ import annotations
 
+from typing import Any
+
 from eventual.codec import DecodeError, TypeTag
 from eventual.crdt._dotfun import DotFunction
 
@@ -26,9 +28,7 @@ class EWFlag(DotFunction):
     def disable(self) -> EWFlag:
         return self._clear()
 
-    @classmethod
-    def _from_payload(cls, payload: object) -> EWFlag:
-        flag = super()._from_payload(payload)
-        if any(value is not None for value in flag._values.values()):
+    def _load(self, payload: Any) -> None:
+        super()._load(payload)
+        if any(value is not None for value in self._values.values()):
             raise DecodeError("ewflag: a flag's dots carry no value")
-        return flag

@@ -109,7 +109,7 @@ class HyperLogLog(Lattice):
         registers = self._registers
         m = len(registers)
         zeros = registers.count(0)
-        harmonic = sum(2.0**-rank for rank in registers)
+        harmonic = sum(2.0 ** -registers[i] for i in range(m))  # mypyc: no loop over a bytearray
         estimate = _alpha(m) * m * m / harmonic
         if estimate <= 2.5 * m and zeros:
             estimate = m * math.log(m / zeros)  # linear counting is exact-ish while sparse

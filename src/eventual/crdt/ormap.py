@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Self, TypeVar
 
+from mypy_extensions import mypyc_attr
+
 from eventual.codec import (
     DecodeError,
     Element,
@@ -60,6 +62,7 @@ ORMAP_DEPTH_MAX = 8
 N = TypeVar("N", bound=Lattice)
 
 
+@mypyc_attr(native_class=False)
 class WrongType(TypeError):
     """The key holds a CRDT of another type than the operation asked for."""
 

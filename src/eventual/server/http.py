@@ -23,7 +23,7 @@ import msgpack
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from eventual import __version__
+from eventual import BUILD, __version__
 from eventual.clocks import VersionVector
 from eventual.codec import DecodeError
 from eventual.core import Level, Request, Result
@@ -306,6 +306,7 @@ def build_app(
             {
                 "node": node.id,
                 "version": __version__,
+                "build": BUILD,
                 "healthy": all(m["up"] for m in serving),
                 "members": members,
                 "in_transition": node.cluster.in_transition(),

@@ -36,7 +36,7 @@ from typing import Any, Generic, TypeVar, cast, overload
 
 import hiredis
 
-from eventual import __version__
+from eventual import BUILD, __version__
 from eventual.core import Level, Request, Result
 from eventual.core import ops as O  # noqa: N812  (short: the command table reads better)
 from eventual.core.ops import INT64_MAX, INT64_MIN
@@ -851,6 +851,7 @@ def _info(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     up = [peer for peer in node.peers if node.up(peer)]
     text = (
         f"# Server\r\nredis_version:7.0.0\r\neventual_version:{__version__}\r\n"
+        f"eventual_build:{BUILD}\r\n"
         f"node_id:{node.id}\r\nregion:{node.region}\r\n"
         f"# Cluster\r\nnodes:{len(node.peers) + 1}\r\npeers_up:{len(up)}\r\n"
         f"partitions:{node.config.partitions}\r\nn:{node.config.n}\r\n"

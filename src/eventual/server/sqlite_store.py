@@ -56,6 +56,8 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+from mypy_extensions import mypyc_attr
+
 from eventual.core.store import Batch, Hint
 
 __all__ = ["DURABILITY", "SCHEMA_VERSION", "SQLiteStore", "StoreError"]
@@ -92,6 +94,7 @@ DROP TABLE records;
 _UPGRADE_FROM_2 = "ALTER TABLE record_log ADD COLUMN member BLOB"
 
 
+@mypyc_attr(native_class=False)  # the compiled build cannot subclass RuntimeError natively
 class StoreError(RuntimeError):
     """The data directory cannot be used (unreadable, newer schema, ...)."""
 

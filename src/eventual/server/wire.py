@@ -8,7 +8,6 @@ every field against the dataclass's type hints, so a peer's garbage becomes one
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import types
 import typing
@@ -19,6 +18,7 @@ import msgpack
 from eventual.clocks import VersionVector
 from eventual.codec import DecodeError
 from eventual.core import membership, messages, ops, swim
+from eventual.core.consistency import Level
 
 __all__ = ["FRAME_BYTES_MAX", "WireError", "decode_message", "encode_message"]
 
@@ -34,29 +34,246 @@ class WireError(ValueError):
     """A frame from a peer is malformed: the peer is at fault; drop its connection."""
 
 
-_TYPES: list[type] = [
-    *typing.get_args(messages.Message),
-    messages.Request,
-    messages.Result,
-    *typing.get_args(ops.Operation),
-    swim.Update,
-    membership.MemberEntry,
-]
+# Every type that travels, with its fields in order and the type each must have. The type
+# code of a class is its place here: append, never reorder (peers of another version decode
+# by it). Written out rather than read from the dataclasses' type hints: the compiled build
+# keeps none that can be checked (mypyc turns ``int | None`` into ``type``). tests/test_wire.py
+# checks this table against the hints of the pure build, so a field added to a message and
+# not here fails the suite.
+_FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {
+    swim.SwimPing: (
+        ("seq", int),
+        ("updates", tuple[swim.Update, ...]),
+    ),
+    swim.SwimAck: (
+        ("seq", int),
+        ("updates", tuple[swim.Update, ...]),
+    ),
+    swim.SwimPingReq: (
+        ("seq", int),
+        ("target", str),
+        ("updates", tuple[swim.Update, ...]),
+    ),
+    messages.Forward: (
+        ("id", int),
+        ("request", messages.Request),
+    ),
+    messages.ForwardReply: (
+        ("id", int),
+        ("result", messages.Result),
+    ),
+    messages.ReplicaWrite: (
+        ("id", int),
+        ("key", bytes),
+        ("record", bytes),
+        ("hlc", int),
+        ("hint_for", str | None),
+    ),
+    messages.WriteAck: (
+        ("id", int),
+        ("error", str | None),
+    ),
+    messages.ReplicaRead: (
+        ("id", int),
+        ("key", bytes),
+        ("members", tuple[bytes, ...] | None),
+        ("cursor", int | None),
+        ("count", int),
+    ),
+    messages.ReadReply: (
+        ("id", int),
+        ("record", bytes | None),
+        ("size", int),
+        ("digest", int),
+        ("cursor", int),
+    ),
+    messages.HintHandoff: (
+        ("key", bytes),
+        ("record", bytes),
+    ),
+    messages.HintAck: (
+        ("key", bytes),
+        ("record_hash", int),
+    ),
+    messages.AeRoot: (
+        ("partition", int),
+        ("groups", tuple[int, ...]),
+    ),
+    messages.AeGroups: (
+        ("partition", int),
+        ("groups", tuple[tuple[int, tuple[int, ...]], ...]),
+    ),
+    messages.AeLeaves: (
+        ("partition", int),
+        ("leaves", tuple[tuple[int, tuple[tuple[bytes, int], ...]], ...]),
+    ),
+    messages.AePush: (
+        ("partition", int),
+        ("records", tuple[tuple[bytes, bytes], ...]),
+        ("want", tuple[bytes, ...]),
+    ),
+    messages.AeRecords: (
+        ("partition", int),
+        ("records", tuple[tuple[bytes, bytes], ...]),
+    ),
+    messages.ReapCheck: (
+        ("key", bytes),
+        ("record_hash", int),
+    ),
+    messages.ReapAck: (
+        ("key", bytes),
+        ("record_hash", int),
+        ("same", bool),
+    ),
+    messages.ReapCommit: (
+        ("key", bytes),
+        ("record_hash", int),
+    ),
+    messages.ClusterGossip: (("entries", tuple[membership.MemberEntry, ...]),),
+    messages.AeKeySync: (
+        ("partition", int),
+        ("key", bytes),
+        ("head", bytes),
+        ("digest", int),
+        ("answer", bool),
+    ),
+    messages.Request: (
+        ("id", int),
+        ("op", ops.Operation),
+        ("level", Level),
+        ("n", int | None),
+        ("r", int | None),
+        ("w", int | None),
+    ),
+    messages.Result: (
+        ("ok", bool),
+        ("value", Any),
+        ("error", str | None),
+        ("context", bytes | None),
+        ("dot", tuple[str, int] | None),
+        ("supersedes", tuple[str, int] | None),
+        ("answered", int),
+        ("kind", str | None),
+        ("expire_at", int | None),
+        ("state", bytes | None),
+        ("size", int | None),
+        ("cursor", int | None),
+    ),
+    ops.Get: (
+        ("key", bytes),
+        ("members", tuple[bytes, ...] | None),
+        ("cursor", int | None),
+        ("count", int),
+    ),
+    ops.ObjectPut: (
+        ("key", bytes),
+        ("value", bytes),
+        ("context", VersionVector | None),
+    ),
+    ops.Delete: (
+        ("key", bytes),
+        ("context", VersionVector | None),
+    ),
+    ops.StringSet: (
+        ("key", bytes),
+        ("value", bytes),
+        ("expire_at_ms", int | None),
+        ("keep_ttl", bool),
+    ),
+    ops.CounterAdd: (
+        ("key", bytes),
+        ("amount", int),
+    ),
+    ops.BcounterIncr: (
+        ("key", bytes),
+        ("amount", int),
+    ),
+    ops.BcounterDecr: (
+        ("key", bytes),
+        ("amount", int),
+    ),
+    ops.BcounterTransfer: (
+        ("key", bytes),
+        ("to_actor", str),
+        ("amount", int),
+    ),
+    ops.SetAdd: (
+        ("key", bytes),
+        ("members", tuple[bytes, ...]),
+    ),
+    ops.SetRemove: (
+        ("key", bytes),
+        ("members", tuple[bytes, ...]),
+    ),
+    ops.HashSet: (
+        ("key", bytes),
+        ("pairs", tuple[tuple[bytes, bytes], ...]),
+    ),
+    ops.HashDel: (
+        ("key", bytes),
+        ("fields", tuple[bytes, ...]),
+    ),
+    ops.HashIncr: (
+        ("key", bytes),
+        ("field", bytes),
+        ("amount", int),
+    ),
+    ops.MapIncr: (
+        ("key", bytes),
+        ("field", bytes),
+        ("amount", int),
+    ),
+    ops.MapRemove: (
+        ("key", bytes),
+        ("field", bytes),
+    ),
+    ops.FlagSet: (
+        ("key", bytes),
+        ("enabled", bool),
+    ),
+    ops.HllAdd: (
+        ("key", bytes),
+        ("elements", tuple[bytes, ...]),
+    ),
+    ops.Expire: (
+        ("key", bytes),
+        ("at_ms", int),
+    ),
+    ops.Persist: (("key", bytes),),
+    ops.HllMerge: (
+        ("key", bytes),
+        ("sketch", bytes),
+    ),
+    swim.Update: (
+        ("node", str),
+        ("incarnation", int),
+        ("status", swim.Status),
+    ),
+    membership.MemberEntry: (
+        ("node", str),
+        ("region", str),
+        ("address", str),
+        ("generation", int),
+        ("status", membership.MemberStatus),
+        ("seq", int),
+        ("ready_for", int),
+        ("zone", str),
+        ("aware_of", int),
+    ),
+}
+_TYPES: list[type] = list(_FIELDS)
 _CODE = {cls: code for code, cls in enumerate(_TYPES)}
-_HINTS: dict[type, list[tuple[str, Any]]] = {}
 
 
-def _hints(cls: type) -> list[tuple[str, Any]]:
-    if cls not in _HINTS:
-        resolved = typing.get_type_hints(cls)
-        _HINTS[cls] = [(f.name, resolved[f.name]) for f in dataclasses.fields(cls)]
-    return _HINTS[cls]
+def _hints(cls: type) -> tuple[tuple[str, Any], ...]:
+    return _FIELDS[cls]
 
 
 def _pack(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    code = _CODE.get(type(value))
+    if code is not None:
         return [
-            _CODE[type(value)],
+            code,
             *(_pack(getattr(value, name)) for name, _ in _hints(type(value))),
         ]
     if isinstance(value, enum.Enum):
@@ -122,7 +339,7 @@ def _check(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, set):
             raise WireError(f"{where}: expected a set")
         return frozenset(_check(v, typing.get_args(hint)[0], where) for v in value)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+    if hint in _CODE:
         return _unpack_dataclass(value, hint, where)
     if isinstance(hint, type) and issubclass(hint, enum.Enum):  # Level, swim.Status
         try:
