@@ -40,7 +40,8 @@ GROUP = "eventual._native"  # the shared library every compiled module calls int
 
 def cannot_compile() -> str | None:
     """Why this machine cannot build the compiled modules, or None if it can."""
-    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    # The compiler setuptools will call: $CC if set, else the one Python was built with.
+    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(compiler) is None:
         return f"no C compiler ({compiler})"
     include = sysconfig.get_paths()["include"]
