@@ -91,7 +91,10 @@ def _choose() -> tuple[str, frozenset[str]]:
     if os.environ.get("EVENTUAL_PURE", "") not in ("", "0"):
         reason = "EVENTUAL_PURE is set"
     else:
-        stale = _stale(modules)
+        # Only a source tree (an editable install) can have sources newer than their build:
+        # an installed wheel's files all get the time they were unpacked, in any order.
+        in_tree = os.path.exists(os.path.join(_HERE, os.pardir, os.pardir, "pyproject.toml"))
+        stale = _stale(modules) if in_tree else []
         if not stale:
             return "compiled (mypyc)", frozenset(modules)
         reason = f"{stale[0]} changed since it was compiled; pip install -e . compiles again"
