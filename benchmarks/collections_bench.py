@@ -124,7 +124,8 @@ def main() -> None:
             for name, port in servers:
                 if args.memory_only and name == "redis":
                     continue
-                client = redis.Redis(port=port)
+                # SMEMBERS of a million members takes seconds: past redis-py's default 5 s.
+                client = redis.Redis(port=port, socket_timeout=120)
                 results[name] = {}
                 for size in sizes:
                     before = rss_bytes(pids[1]) if name == "eventual" else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import resource
 import signal
@@ -244,7 +245,18 @@ async def _stop_once_left(runtime: NodeRuntime, stop: asyncio.Event) -> None:
             return
 
 
+# The cyclic garbage collector's thresholds for a node process. A node holds millions of
+# long-lived objects (decoded records, a member's dots), and at Python's default (700, 10, 10)
+# a big scan spent a fifth of its time in collections that walked them: SMEMBERS of 300,000
+# members went from 4 to 7 µs per member, worse as the set grew (more so compiled, which
+# allocates its temporaries differently). Collecting the young generation every 50,000
+# allocations instead of 700 keeps each collection short (a few ms at most) and rare; almost
+# all garbage here is freed by reference counting anyway, not by the collector.
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
 def run_node(config: ServerConfig) -> None:
+    gc.set_threshold(*GC_THRESHOLDS)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         import uvloop  # noqa: PLC0415  (optional: faster when installed)
