@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import itertools
 import logging
 import math
 from collections import deque
@@ -243,12 +244,13 @@ def split_inline(line: bytes) -> list[bytes]:
 # --- the connection ---
 
 
+_CLIENT_IDS = itertools.count(1)  # CLIENT ID: one per connection, in this process
+
+
 class RespServerProtocol(asyncio.Protocol):
     """One Redis client. What it can make the node hold is bounded by ``ClientLimits``:
     its incomplete command (parsed once, incrementally), its replies in flight (reading
     pauses while they wait on it) and, before AUTH, almost nothing."""
-
-    next_client_id = 1
 
     def __init__(
         self,
@@ -277,8 +279,7 @@ class RespServerProtocol(asyncio.Protocol):
         self.resp3 = False
         self.level = level
         self.name: bytes | None = None
-        self.client_id = RespServerProtocol.next_client_id
-        RespServerProtocol.next_client_id += 1
+        self.client_id = next(_CLIENT_IDS)
         self.closing = False
         self.counted = False
         self.flush_scheduled = False
@@ -1253,11 +1254,14 @@ def _hset(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     c.call_sliced(lambda ps: O.HashSet(key, ps), pairs, _count, done)
 
 
-COMMANDS["HMSET"] = (
-    -4,
-    lambda c, a, d: _hset(c, a, lambda reply: d(simple("OK") if reply.startswith(b":") else reply)),
-    WRITE,
-)
+def _hmset(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    def ok(reply: bytes) -> None:
+        done(simple("OK") if reply.startswith(b":") else reply)
+
+    _hset(c, args, ok)
+
+
+COMMANDS["HMSET"] = (-4, _hmset, WRITE)
 
 
 @command("HGET", 3)

@@ -234,8 +234,8 @@ class _PeerProtocol(asyncio.Protocol):
                 # member yet. What it may do before it is one, the core decides.
                 try:
                     name, nonce = check_hello(self.runtime.secret, self.challenge, body)
-                except PeerAuthError as error:
-                    self._drop(str(error))
+                except PeerAuthError as refused:  # (one name per except clause, compiled)
+                    self._drop(str(refused))
                     return
                 assert self.transport is not None
                 self.transport.write(accept_frame(self.runtime.secret, name, self.challenge, nonce))

@@ -389,8 +389,8 @@ def decode_message(body: bytes) -> messages.Message:
         value = msgpack.unpackb(body, raw=False, strict_map_key=False, ext_hook=_ext)
     except WireError:
         raise
-    except DecodeError as error:
-        raise WireError(f"bad value in frame: {error}") from None
+    except DecodeError as bad:  # (a name per clause: the compiled build types it once)
+        raise WireError(f"bad value in frame: {bad}") from None
     except Exception as error:  # msgpack reports malformed bytes with several exception types
         raise WireError(f"malformed frame: {error}") from None
     message: messages.Message = _unpack_dataclass(value, _MESSAGE_HINT, "frame")
