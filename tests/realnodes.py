@@ -12,9 +12,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -185,11 +186,18 @@ class Node:
         raise AssertionError("no VmRSS")
 
     def stop(self) -> None:
-        self.process.terminate()
+        stop_processes([self.process])
+
+
+def stop_processes(processes: Sequence[subprocess.Popen[Any]]) -> None:
+    """SIGTERM to each, then up to 20 s each to exit cleanly before SIGKILL."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
         try:
-            self.process.wait(timeout=20)
+            process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            process.kill()
 
 
 def start_node(

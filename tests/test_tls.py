@@ -18,7 +18,7 @@ import trustme
 
 from eventual.server.main import node_command
 from eventual.server.peer_auth import new_secret
-from realnodes import DEADLINE_S, free_base_port, wait_until
+from realnodes import DEADLINE_S, free_base_port, stop_processes, wait_until
 
 ETH_P_ALL = 0x0003
 
@@ -100,13 +100,7 @@ def tls_cluster(tmp_path: Path) -> Iterator[tuple[list[int], list[int], list[int
             ca_file,
         )
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(processes)
 
 
 @pytest.mark.skipif(not can_capture(), reason="capturing loopback traffic needs CAP_NET_RAW")

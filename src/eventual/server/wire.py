@@ -265,17 +265,10 @@ _TYPES: list[type] = list(_FIELDS)
 _CODE = {cls: code for code, cls in enumerate(_TYPES)}
 
 
-def _hints(cls: type) -> tuple[tuple[str, Any], ...]:
-    return _FIELDS[cls]
-
-
 def _pack(value: Any) -> Any:
     code = _CODE.get(type(value))
     if code is not None:
-        return [
-            code,
-            *(_pack(getattr(value, name)) for name, _ in _hints(type(value))),
-        ]
+        return [code, *(_pack(getattr(value, name)) for name, _ in _FIELDS[type(value)])]
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, VersionVector):
@@ -367,7 +360,7 @@ def _unpack_dataclass(value: Any, expected: Any, where: str) -> Any:
     allowed = typing.get_args(expected) or (expected,)
     if cls not in allowed:
         raise WireError(f"{where}: a {cls.__name__} is not allowed here")
-    hints = _hints(cls)
+    hints = _FIELDS[cls]
     if len(value) != len(hints) + 1:
         raise WireError(f"{where}: {cls.__name__} needs {len(hints)} fields")
     fields = {
