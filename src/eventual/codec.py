@@ -41,6 +41,7 @@ __all__ = [
     "expect_list",
     "expect_scalar",
     "expect_str",
+    "pack",
     "sort_key",
 ]
 
@@ -91,6 +92,12 @@ _PACKER = msgpack.Packer(use_bin_type=True)
 _PREFIXES: dict[tuple[int, int], bytes] = {}
 
 
+def pack(value: Any) -> bytes:
+    """``value``'s msgpack encoding (bin type for bytes), with the shared packer."""
+    packed: bytes = _PACKER.pack(value)
+    return packed
+
+
 def encode_frame(tag: TypeTag, version: int, payload: Any) -> bytes:
     """Prefix a msgpack payload with its type tag and format version."""
     prefix = _PREFIXES.get((tag, version))
@@ -135,8 +142,7 @@ def element_key(element: Element) -> tuple[int, Element]:
 
 def sort_key(value: Scalar) -> bytes:
     """A total order over mixed scalars: their canonical encoding."""
-    packed: bytes = msgpack.packb(value, use_bin_type=True)
-    return packed
+    return pack(value)
 
 
 # --- validation of values handed in by callers (raise TypeError/ValueError: caller's fault) ---

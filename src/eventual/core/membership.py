@@ -44,7 +44,7 @@ from enum import IntEnum
 
 import msgpack
 
-from eventual.codec import DecodeError
+from eventual.codec import DecodeError, pack
 from eventual.core.ring import Member, Ring
 
 __all__ = ["ClusterState", "MemberEntry", "MemberStatus"]
@@ -171,8 +171,7 @@ class ClusterState:
             ]
             for e in self.sorted_entries()
         ]
-        packed: bytes = msgpack.packb(rows, use_bin_type=True)
-        return packed
+        return pack(rows)
 
     @classmethod
     def decode(cls, data: bytes) -> ClusterState:

@@ -73,7 +73,7 @@ class Result:
     cursor: int | None = None  # page reads: where the next page starts (0: the end)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see ReplicaWrite
 class Forward:
     """A mutation sent to a primary replica to coordinate (its dots must come from a
     replica that holds all of its own earlier dots for the key)."""
@@ -82,13 +82,15 @@ class Forward:
     request: Request
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see ReplicaWrite
 class ForwardReply:
     id: int
     result: Result
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, like every message made per request: the compiled build makes a frozen
+# dataclass through Python code (``object.__setattr__`` per field), at several times the cost.
+@dataclass(slots=True)
 class ReplicaWrite:
     """Merge ``record`` (a delta or a full state); ``hint_for`` names the primary a
     fallback holds it for. ``hlc`` is the coordinator's clock, checked for drift."""
@@ -100,13 +102,13 @@ class ReplicaWrite:
     hint_for: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see ReplicaWrite
 class WriteAck:
     id: int
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see ReplicaWrite
 class ReplicaRead:
     """Send back the record of ``key`` (``members``: projected to them, ``ops.Get``)."""
 
@@ -117,7 +119,7 @@ class ReplicaRead:
     count: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see ReplicaWrite
 class ReadReply:
     """``size`` and ``digest`` of the whole record come with a projection: replicas whose
     digests agree agree on the size too. ``cursor``: where this replica's page ended."""

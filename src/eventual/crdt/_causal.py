@@ -20,10 +20,9 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-import msgpack
 from sortedcontainers import SortedKeyList
 
-from eventual.codec import DecodeError, expect_int, expect_list, expect_str
+from eventual.codec import DecodeError, expect_int, expect_list, expect_str, pack
 from eventual.lattice import merge_max
 
 __all__ = [
@@ -233,7 +232,7 @@ def dot_digest(key: object, dot: Dot) -> int:
 
     A dot names one event, so it determines the value it carries: hashing the key and the
     dot is enough to tell two dot stores apart, and costs the same whatever the value."""
-    packed: bytes = msgpack.packb((key, dot[0], dot[1]), use_bin_type=True)
+    packed = pack((key, dot[0], dot[1]))
     return int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(), "big")
 
 
@@ -242,7 +241,7 @@ def scan_hash(key: object) -> int:
     the cursor that starts and ends a scan). The same on every replica, so a coordinator can
     merge the pages several replicas return for one cursor; BLAKE2b, so no client can pick
     many members that share a place (a page takes every member of the place it ends at)."""
-    packed: bytes = msgpack.packb(key, use_bin_type=True)
+    packed = pack(key)
     return (int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(), "big") >> 2) + 1
 
 

@@ -27,7 +27,7 @@ from typing import Any, Generic, Self, TypeVar
 
 import msgpack
 
-from eventual.codec import DecodeError, Element, check_element, expect_element
+from eventual.codec import DecodeError, Element, check_element, expect_element, pack
 from eventual.crdt._causal import CausalContext, Dot, KeyedDots
 from eventual.lattice import Lattice
 
@@ -38,8 +38,7 @@ V = TypeVar("V")
 
 def member_id(element: Element) -> bytes:
     """The store key of a member: its msgpack encoding (injective over bytes, str, int)."""
-    packed: bytes = msgpack.packb(element, use_bin_type=True)
-    return packed
+    return pack(element)
 
 
 def member_of(identifier: bytes) -> Element:
@@ -219,8 +218,7 @@ class KeyedCausal(Lattice, Generic[V]):
         for dot in sorted(live):
             flat += dot
             flat += self._cell_values(live[dot])
-        packed: bytes = msgpack.packb(flat, use_bin_type=True)
-        return packed
+        return pack(flat)
 
     def load_member(self, element: Element, cell: bytes) -> None:
         """Put a stored member back (the head, with its context, is loaded first)."""

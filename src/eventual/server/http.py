@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from eventual import BUILD, __version__
 from eventual.clocks import VersionVector
-from eventual.codec import DecodeError
+from eventual.codec import DecodeError, pack
 from eventual.core import Level, Request, Result
 from eventual.core import ops as O  # noqa: N812
 from eventual.core.ops import STRING_BYTES_MAX
@@ -46,8 +46,7 @@ BAD_JSON = (ValueError, RecursionError)
 
 
 def encode_object(content_type: str, body: bytes) -> bytes:
-    packed: bytes = msgpack.packb([content_type, body], use_bin_type=True)
-    return packed
+    return pack([content_type, body])
 
 
 def decode_object(value: object) -> tuple[str, bytes]:

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import msgpack
 
+from eventual.codec import pack
+
 __all__ = [
     "CHALLENGE_BYTES",
     "PeerAuthError",
@@ -81,7 +83,7 @@ def new_secret() -> bytes:
 
 
 def _frame(payload: object) -> bytes:
-    body: bytes = msgpack.packb(payload, use_bin_type=True)
+    body = pack(payload)
     return len(body).to_bytes(4, "big") + body
 
 

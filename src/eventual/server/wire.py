@@ -11,12 +11,13 @@ from __future__ import annotations
 import enum
 import types
 import typing
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
 
 from eventual.clocks import VersionVector
-from eventual.codec import DecodeError
+from eventual.codec import DecodeError, pack
 from eventual.core import membership, messages, ops, swim
 from eventual.core.consistency import Level
 
@@ -265,17 +266,27 @@ _TYPES: list[type] = list(_FIELDS)
 _CODE = {cls: code for code, cls in enumerate(_TYPES)}
 
 
+_NAMES = {cls: tuple(name for name, _ in fields) for cls, fields in _FIELDS.items()}
+_SCALARS = frozenset({bytes, str, int, bool, float, type(None)})
+
+
 def _pack(value: Any) -> Any:
-    code = _CODE.get(type(value))
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    code = _CODE.get(kind)
     if code is not None:
-        return [code, *(_pack(getattr(value, name)) for name, _ in _FIELDS[type(value)])]
+        packed = [code]
+        for name in _NAMES[kind]:
+            packed.append(_pack(getattr(value, name)))
+        return packed
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, VersionVector):
         return msgpack.ExtType(_VERSION_VECTOR, value.to_bytes())
     if isinstance(value, set | frozenset):
         items = sorted((_pack(v) for v in value), key=repr)
-        return msgpack.ExtType(_SET, msgpack.packb(items, use_bin_type=True))
+        return msgpack.ExtType(_SET, pack(items))
     if isinstance(value, tuple | list):
         return [_pack(v) for v in value]
     if isinstance(value, dict):
@@ -284,7 +295,7 @@ def _pack(value: Any) -> Any:
 
 
 def encode_message(message: messages.Message) -> bytes:
-    body: bytes = msgpack.packb(_pack(message), use_bin_type=True)
+    body = pack(_pack(message))
     return len(body).to_bytes(4, "big") + body
 
 
@@ -303,77 +314,163 @@ def _freeze(value: Any) -> Any:
     return tuple(_freeze(v) for v in value) if isinstance(value, list) else value
 
 
-def _check(value: Any, hint: Any, where: str) -> Any:
-    """Value as the hint wants it, or WireError."""
-    origin = typing.get_origin(hint)
-    if hint is Any:
+# Decoding checks each field with a function made once per field from its hint, at import:
+# reading the hints per message (``typing.get_origin`` and friends are Python code) cost more
+# than the rest of decoding a frame.
+Check = Callable[[Any, str], Any]
+
+
+def _as_is(value: Any, where: str) -> Any:
+    return value
+
+
+def _none(value: Any, where: str) -> Any:
+    if value is not None:
+        raise WireError(f"{where}: expected nothing")
+    return None
+
+
+def _integer(value: Any, where: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WireError(f"{where}: expected an integer")
+    return value
+
+
+def _instance(kind: type) -> Check:
+    def check(value: Any, where: str) -> Any:
+        if not isinstance(value, kind):
+            raise WireError(f"{where}: expected {kind.__name__}, got {type(value).__name__}")
         return value
-    if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(hint):
+
+    return check
+
+
+def _member_of(kind: type[enum.Enum]) -> Check:  # Level, swim.Status, MemberStatus
+    def check(value: Any, where: str) -> Any:
+        try:
+            return kind(value)
+        except ValueError:
+            raise WireError(f"{where}: unknown {kind.__name__} {value!r}") from None
+
+    return check
+
+
+def _one_of(hint: Any, checks: list[Check]) -> Check:
+    def check(value: Any, where: str) -> Any:
+        for option in checks:
             try:
-                return _check(value, option, where)
+                return option(value, where)
             except WireError:
                 continue
         raise WireError(f"{where}: {type(value).__name__} fits none of {hint}")
-    if hint is type(None):
-        if value is not None:
-            raise WireError(f"{where}: expected nothing")
-        return None
-    if origin is tuple:
-        args = typing.get_args(hint)
+
+    return check
+
+
+def _optional(inner: Check) -> Check:
+    def check(value: Any, where: str) -> Any:
+        return None if value is None else inner(value, where)
+
+    return check
+
+
+def _tuple_of(inner: Check) -> Check:
+    def check(value: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise WireError(f"{where}: expected a list")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_check(v, args[0], where) for v in value)
-        if len(args) != len(value):
-            raise WireError(f"{where}: expected {len(args)} items")
-        return tuple(_check(v, a, where) for v, a in zip(value, args, strict=True))
-    if origin is frozenset:
+        return tuple([inner(v, where) for v in value])
+
+    return check
+
+
+def _fixed_tuple(checks: list[Check]) -> Check:
+    def check(value: Any, where: str) -> Any:
+        if not isinstance(value, list):
+            raise WireError(f"{where}: expected a list")
+        if len(checks) != len(value):
+            raise WireError(f"{where}: expected {len(checks)} items")
+        return tuple([c(v, where) for v, c in zip(value, checks, strict=True)])
+
+    return check
+
+
+def _frozenset_of(inner: Check) -> Check:
+    def check(value: Any, where: str) -> Any:
         if not isinstance(value, set):
             raise WireError(f"{where}: expected a set")
-        return frozenset(_check(v, typing.get_args(hint)[0], where) for v in value)
+        return frozenset([inner(v, where) for v in value])
+
+    return check
+
+
+def _dataclass_of(allowed: frozenset[type]) -> Check:
+    def check(value: Any, where: str) -> Any:
+        return _unpack_dataclass(value, allowed, where)
+
+    return check
+
+
+def _checker(hint: Any) -> Check:
+    """The function that checks a value against ``hint`` and returns it as the hint wants it
+    (tuples for lists, enum members for their values, ...), or raises WireError."""
+    if hint is Any:
+        return _as_is
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if all(option in _CODE for option in options):
+            return _dataclass_of(frozenset(options))
+        if len(options) == 2 and type(None) in options:
+            (other,) = [option for option in options if option is not type(None)]
+            return _optional(_checker(other))
+        return _one_of(hint, [_checker(option) for option in options])
+    if hint is type(None):
+        return _none
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return _tuple_of(_checker(args[0]))
+        return _fixed_tuple([_checker(arg) for arg in args])
+    if origin is frozenset:
+        return _frozenset_of(_checker(typing.get_args(hint)[0]))
     if hint in _CODE:
-        return _unpack_dataclass(value, hint, where)
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):  # Level, swim.Status
-        try:
-            return hint(value)
-        except ValueError:
-            raise WireError(f"{where}: unknown {hint.__name__} {value!r}") from None
+        return _dataclass_of(frozenset({hint}))
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return _member_of(hint)
     if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise WireError(f"{where}: expected an integer")
-        return value
+        return _integer
     if hint in (str, bytes, bool, float, VersionVector):
-        if not isinstance(value, hint):
-            raise WireError(f"{where}: expected {hint.__name__}, got {type(value).__name__}")
-        return value
-    raise WireError(f"{where}: cannot check {hint}")
+        return _instance(hint)
+    raise TypeError(f"the wire cannot check {hint}")
 
 
-def _unpack_dataclass(value: Any, expected: Any, where: str) -> Any:
+# cls -> each field's (where, check), in the dataclass's order.
+_CHECKS: dict[type, list[tuple[str, Check]]] = {
+    cls: [(f"{cls.__name__}.{name}", _checker(hint)) for name, hint in fields]
+    for cls, fields in _FIELDS.items()
+}
+
+
+def _unpack_dataclass(value: Any, allowed: frozenset[type], where: str) -> Any:
     if not isinstance(value, list) or not value or not isinstance(value[0], int):
         raise WireError(f"{where}: expected a tagged list")
     code = value[0]
     if not 0 <= code < len(_TYPES):
         raise WireError(f"{where}: unknown type code {code}")
     cls = _TYPES[code]
-    allowed = typing.get_args(expected) or (expected,)
     if cls not in allowed:
         raise WireError(f"{where}: a {cls.__name__} is not allowed here")
-    hints = _FIELDS[cls]
-    if len(value) != len(hints) + 1:
-        raise WireError(f"{where}: {cls.__name__} needs {len(hints)} fields")
-    fields = {
-        name: _check(item, hint, f"{cls.__name__}.{name}")
-        for (name, hint), item in zip(hints, value[1:], strict=True)
-    }
+    checks = _CHECKS[cls]
+    if len(value) != len(checks) + 1:
+        raise WireError(f"{where}: {cls.__name__} needs {len(checks)} fields")
+    arguments = [check(item, inner) for (inner, check), item in zip(checks, value[1:], strict=True)]
     try:
-        return cls(**fields)
+        return cls(*arguments)
     except (TypeError, ValueError) as error:
         raise WireError(f"{where}: {error}") from None
 
 
-_MESSAGE_HINT = messages.Message
+_MESSAGE_TYPES = frozenset(typing.get_args(messages.Message))
 
 
 def decode_message(body: bytes) -> messages.Message:
@@ -386,5 +483,5 @@ def decode_message(body: bytes) -> messages.Message:
         raise WireError(f"bad value in frame: {bad}") from None
     except Exception as error:  # msgpack reports malformed bytes with several exception types
         raise WireError(f"malformed frame: {error}") from None
-    message: messages.Message = _unpack_dataclass(value, _MESSAGE_HINT, "frame")
+    message: messages.Message = _unpack_dataclass(value, _MESSAGE_TYPES, "frame")
     return message
