@@ -128,6 +128,31 @@ def test_read_repair_fixes_a_stale_replica() -> None:
     wait_until(sim, lambda: converged(sim, key), deadline_ms=2_000)
 
 
+def test_a_read_at_one_found_here_asks_no_one_else_and_about_one_in_ten_repairs() -> None:
+    sim = cluster(anti_entropy=False)
+    key = b"str:motd"
+    assert sim.call(sim.primaries(key)[0], ops.StringSet(key, b"old"), Level.ALL).ok
+    _, stale = make_stale(sim, key, ops.StringSet(key, b"new"))
+    sim.run_for(5_000)
+    alone = 0
+    for _ in range(60):
+        sent = sim.messages
+        assert sim.call(stale, ops.Get(key), Level.ONE).value == b"old"
+        alone += sim.messages == sent  # nothing sent: answered from its own record
+        sim.run_for(100)
+        if converged(sim, key):
+            break
+    assert converged(sim, key), "reads at ONE never repaired the stale replica"
+    assert alone >= 1, "every read at ONE asked the other replicas"
+    # Not found here is not an answer at ONE: the read asks the others (Riak's basic quorum).
+    missing = b"str:new-key"
+    a, _, c = sim.primaries(missing)
+    sim.cut(a, c)
+    assert sim.call(a, ops.StringSet(missing, b"v"), Level.QUORUM).ok
+    sim.heal_network()
+    assert sim.call(c, ops.Get(missing), Level.ONE).value == b"v"
+
+
 def test_anti_entropy_alone_fixes_a_replica_that_is_never_read() -> None:
     key = b"map:profile"
     op = ops.MapIncr(key, b"visits", 3)

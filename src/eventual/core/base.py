@@ -231,6 +231,7 @@ class NodeBase:
     handing_off: dict[int, set[str]]
     tombstones: dict[bytes, int]
     requirements: dict[tuple[object, ...], Requirement]
+    read_repair_state: int  # picks the reads at R = 1 that repair (get.py READ_REPAIR_EVERY)
     stats: dict[str, int]
 
     # Provided by other roles (declared here so each role module type-checks alone).
@@ -347,6 +348,11 @@ class NodeBase:
             return self._load(key)
         hint = self.store.hint(key)
         return None if hint is None else Record.from_bytes(hint.record)
+
+    def _other_replicas(self, partition: int) -> frozenset[str]:
+        """The partition's replicas on the current ring, this node left out."""
+        replicas = self.ring.preference_list(partition, self.config.n)
+        return frozenset(node for node in replicas if node != self.id)
 
     def _merge_hint(
         self, batch: Batch, key: bytes, incoming: Record, target: str | frozenset[str]

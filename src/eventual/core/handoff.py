@@ -66,7 +66,15 @@ class Handoff(NodeBase):
         except DecodeError:
             return
         batch = Batch()
-        self._merge_local(batch, message.key, incoming)
+        partition = self.ring.partition_of(message.key)
+        if partition in self.trees:
+            self._merge_local(batch, message.key, incoming)
+        else:
+            # The ring moved while the hint waited: this node no longer replicates the key.
+            # Merged into a record here, it would be stranded (nothing hands off a partition
+            # this node does not hold); kept as a hint, it goes on to the key's replicas now,
+            # as a replica write with an older view does (replica.py).
+            self._merge_hint(batch, message.key, incoming, self._other_replicas(partition))
         if batch:
             self.store.apply(batch)
         effects.send(sender, HintAck(message.key, record_hash(message.record)))

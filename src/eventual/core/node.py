@@ -30,7 +30,9 @@ request times out; replicas that never acknowledged get a hint kept by the coord
 
 *Reads* (``get.py``) go to the primaries (fallbacks for down ones), answer once R replies
 agree to be merged, and send the merged record back to primaries that answered with
-something else (read repair). A read of a few members or of a size reads projections.
+something else (read repair). A read this node's own replica satisfies (R = 1) and that
+finds the key here asks no one else, but for about one in ``READ_REPAIR_EVERY``, which asks
+all and repairs. A read of a few members or of a size reads projections.
 
 *Hints* are records a node holds for a primary that was unreachable; a periodic handoff
 sends them once the primary is up again, and drops each after the primary acknowledged the
@@ -172,6 +174,7 @@ class Node(Router, GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff
         self.handing_off: dict[int, set[str]] = {}  # partition -> new replicas not yet synced
         self.tombstones: dict[bytes, int] = {}  # key -> when it was first seen deleted
         self.requirements: dict[tuple[object, ...], Requirement] = {}  # see _requirement
+        self.read_repair_state = 0x9E3779B9  # any nonzero seed
         self._own_partitions()
         for partition in range(config.partitions):  # a handoff a crash interrupted: again
             if partition not in self.trees and next(store.keys(partition), None):

@@ -48,12 +48,7 @@ class Replica(NodeBase):
             # a flip (put.py), or a coordinator with an older view. Kept as a hint for the
             # key's replicas, it reaches them by handoff, and a reader with the older view
             # still finds it here (_local_for_read reads hints of such partitions).
-            owed = frozenset(
-                node
-                for node in self.ring.preference_list(partition, self.config.n)
-                if node != self.id
-            )
-            self._merge_hint(batch, message.key, incoming, owed)
+            self._merge_hint(batch, message.key, incoming, self._other_replicas(partition))
         else:
             self._merge_local(batch, message.key, incoming)
         if batch:
