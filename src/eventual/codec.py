@@ -109,7 +109,7 @@ def encode_frame(tag: TypeTag, version: int, payload: Any) -> bytes:
 
 def decode_frame(data: bytes, tag: TypeTag, version: int) -> Any:
     """Check the tag and version bytes and unpack the payload. Raises only ``DecodeError``."""
-    if not isinstance(data, bytes | bytearray | memoryview):
+    if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError(f"expected bytes, got {type(data).__name__}")
     data = bytes(data)
     if len(data) < 3:
@@ -174,7 +174,7 @@ def check_element(element: object) -> Element:
 
 
 def check_scalar(value: object) -> Scalar:
-    if value is None or isinstance(value, bool | bytes | str):
+    if value is None or isinstance(value, (bool, bytes, str)):
         return value
     if isinstance(value, int):
         if not INT64_MIN <= value <= UINT64_MAX:

@@ -82,7 +82,7 @@ _WRITE_NOTE = "; the write is applied where it landed and will spread"
 
 def carried_bytes(op: Mutation) -> int:
     """Roughly how many bytes of value an operation carries."""
-    if isinstance(op, ObjectPut | StringSet):
+    if isinstance(op, (ObjectPut, StringSet)):
         return len(op.value)
     return 0
 
@@ -275,7 +275,7 @@ class NodeBase:
         return self.next_id
 
     def _actor(self, op: Mutation, fallback: bool) -> str:
-        if isinstance(op, BcounterIncr | BcounterDecr | BcounterTransfer) and not fallback:
+        if isinstance(op, (BcounterIncr, BcounterDecr, BcounterTransfer)) and not fallback:
             return self.id  # rights belong to the node, whatever its epoch
         if self.epoch_stale:
             self.epoch += 1

@@ -325,7 +325,7 @@ class _Change:
             self.absorbed = True
             self.delta.baseline.merge(record.baseline)
         elif kind in (Kind.SET, Kind.HASH, Kind.MAP):
-            assert isinstance(record.data, ORSet | ORMap)
+            assert isinstance(record.data, (ORSet, ORMap))
             self.absorb(record.data.clear())
         elif kind is Kind.FLAG:
             assert isinstance(record.data, EWFlag)
@@ -380,7 +380,7 @@ def _check_counter(current: object, amount: int) -> None:
 
 def _check(op: Mutation, record: Record | None) -> None:
     """Every way ``op`` can fail, checked before anything changes."""
-    if isinstance(op, CounterAdd | HashIncr | MapIncr):
+    if isinstance(op, (CounterAdd, HashIncr, MapIncr)):
         _check_amount(op.amount)
         if not INT64_MIN <= op.amount <= INT64_MAX:
             raise ValueError("value is not an integer or out of range")
@@ -395,11 +395,11 @@ def _check(op: Mutation, record: Record | None) -> None:
         _check_size("string value", op.value, STRING_BYTES_MAX)
     elif isinstance(op, ObjectPut):
         _check_size("object value", op.value, STRING_BYTES_MAX)
-    elif isinstance(op, SetAdd | SetRemove):
+    elif isinstance(op, (SetAdd, SetRemove)):
         _check_members("set member", op.members)
     elif isinstance(op, HashDel):
         _check_members("hash field", op.fields)
-    elif isinstance(op, HashIncr | MapIncr | MapRemove):
+    elif isinstance(op, (HashIncr, MapIncr, MapRemove)):
         _check_members("hash field", (op.field,))
     elif isinstance(op, HashSet):
         _check_members("hash field", tuple(field for field, _ in op.pairs))
@@ -414,7 +414,7 @@ def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestam
     wanted: Kind | None = op.kind
     _check(op, record)
     if record is None:
-        if isinstance(op, Delete | Expire | Persist):
+        if isinstance(op, (Delete, Expire, Persist)):
             return Applied(Record(Kind.OBJECT), Record(Kind.OBJECT), 0)
         assert wanted is not None
         record = Record(wanted)
@@ -459,7 +459,7 @@ def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestam
         else:
             absorb(data.decrement(actor, -op.amount))
         result = change.record.value()
-    elif isinstance(op, BcounterIncr | BcounterDecr | BcounterTransfer):
+    elif isinstance(op, (BcounterIncr, BcounterDecr, BcounterTransfer)):
         data = cast(BoundedCounter, data)  # by kind: no ABC check
         if isinstance(op, BcounterIncr):
             absorb(data.increment(actor, op.amount))
@@ -490,7 +490,7 @@ def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestam
         result = sum(field in data for field in set(op.fields))
         for field in op.fields:
             absorb(data.remove(field))
-    elif isinstance(op, HashIncr | MapIncr):
+    elif isinstance(op, (HashIncr, MapIncr)):
         data = cast(ORMap, data)  # by kind: no ABC check
         absorb(data.update(actor, op.field, PNCounter, _counter_adder(actor, op.amount)))
         nested = data.get(op.field)

@@ -64,7 +64,7 @@ class PutCoordinator(NodeBase):
             refusal = f"ERR {op.to_actor!r} is not a member of the cluster"
             self._finish(effects, origin, Result(False, error=refusal))
             return
-        if record is None and isinstance(op, Delete | Expire | Persist):
+        if record is None and isinstance(op, (Delete, Expire, Persist)):
             self._finish(effects, origin, Result(True, 0, answered=1))
             return
         need = self._requirement(effects, origin, request, primaries, request.w)

@@ -188,7 +188,7 @@ class KeyedCausal(Lattice, Generic[V]):
 
     def _cell_bytes(self, element: Element, value: V) -> int:
         """Roughly what one dot of ``element`` costs encoded."""
-        return (len(element) if isinstance(element, bytes | str) else 9) + 16
+        return (len(element) if isinstance(element, (bytes, str)) else 9) + 16
 
     # --- decomposition into a head and member cells ---
 

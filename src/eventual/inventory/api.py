@@ -99,7 +99,7 @@ def build_inventory_app(inventory: Inventory) -> web.Application:
         sku = request.match_info["sku"]
         region, body = await _body(request, inventory)
         ttl = body.get("ttl_s", 600)
-        if isinstance(ttl, bool) or not isinstance(ttl, int | float):
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
             raise _bad("ttl_s must be a number of seconds")
         seen.add(sku)
         try:

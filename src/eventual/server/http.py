@@ -69,7 +69,7 @@ def _text(value: bytes) -> str:
 def _json_value(value: Any) -> Any:
     if isinstance(value, bytes):
         return _text(value)
-    if isinstance(value, set | frozenset | list | tuple):
+    if isinstance(value, (set, frozenset, list, tuple)):
         return sorted((_json_value(v) for v in value), key=str)
     if isinstance(value, dict):
         return {str(_json_value(k)): _json_value(v) for k, v in value.items()}

@@ -284,10 +284,10 @@ def _pack(value: Any) -> Any:
         return value.value
     if isinstance(value, VersionVector):
         return msgpack.ExtType(_VERSION_VECTOR, value.to_bytes())
-    if isinstance(value, set | frozenset):
+    if isinstance(value, (set, frozenset)):
         items = sorted((_pack(v) for v in value), key=repr)
         return msgpack.ExtType(_SET, pack(items))
-    if isinstance(value, tuple | list):
+    if isinstance(value, (tuple, list)):
         return [_pack(v) for v in value]
     if isinstance(value, dict):
         return {_pack(k): _pack(v) for k, v in value.items()}
