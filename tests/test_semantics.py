@@ -19,11 +19,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from eventual.clocks import DVVSet, VersionVector
-from eventual.codec import sort_key
+from eventual.codec import DecodeError, sort_key
 from eventual.crdt import (
     BoundedCounter,
     EWFlag,
@@ -430,6 +431,22 @@ def test_hyperloglog_counts_duplicates_and_replicas_once() -> None:
         small.add(i)
     assert abs(small.value() - 100) <= 3  # linear counting is near exact while sparse
     assert math.isclose(HyperLogLog(precision=4).standard_error, 0.26)
+
+
+def test_hyperloglog_decoding_refuses_a_rank_above_the_maximum_in_either_layout() -> None:
+    sparse, dense = HyperLogLog(precision=10), HyperLogLog(precision=4)
+    sparse.add(b"one")
+    for i in range(200):
+        dense.add(i)  # 16 registers, all set: the dense layout
+    for hll in (sparse, dense):
+        assert HyperLogLog.from_bytes(hll.to_bytes()) == hll
+        data = bytearray(hll.to_bytes())
+        top = 64 - hll._precision + 1
+        data[-1] = top  # the last register (dense) or the last entry's rank (sparse)
+        assert HyperLogLog.from_bytes(bytes(data)).value() >= 0
+        data[-1] = top + 1
+        with pytest.raises(DecodeError, match="above the maximum"):
+            HyperLogLog.from_bytes(bytes(data))
 
 
 def test_version_vector_compare_is_four_way() -> None:

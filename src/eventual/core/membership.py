@@ -107,6 +107,10 @@ class ClusterState:
     def __init__(self, entries: Iterable[MemberEntry] = ()) -> None:
         self.entries: dict[str, MemberEntry] = {}
         self.refused = 0  # entries refused for a generation too far ahead
+        # members() by statuses, and the future ring's digest: asked on every gossip round,
+        # changed only when an entry is (``learn``, the one place ``entries`` changes).
+        self._members: dict[tuple[MemberStatus, ...], list[Member]] = {}
+        self._future_digest = 0
         for entry in entries:
             self.learn(entry)
 
@@ -121,6 +125,8 @@ class ClusterState:
         if known is None and len(self.entries) >= MEMBERS_MAX:
             return False
         self.entries[entry.node] = entry
+        self._members = {}
+        self._future_digest = 0
         return True
 
     def merge(self, entries: Iterable[MemberEntry]) -> bool:
@@ -136,10 +142,13 @@ class ClusterState:
         return entry
 
     def members(self, statuses: tuple[MemberStatus, ...]) -> list[Member]:
-        return sorted(
-            (e.member() for e in self.entries.values() if e.status in statuses),
-            key=lambda m: m.node,
-        )
+        known = self._members.get(statuses)
+        if known is None:
+            known = self._members[statuses] = sorted(
+                (e.member() for e in self.entries.values() if e.status in statuses),
+                key=lambda m: m.node,
+            )
+        return list(known)  # a copy: callers may change theirs
 
     def current(self) -> list[Member]:
         return self.members(CURRENT)
@@ -149,6 +158,12 @@ class ClusterState:
 
     def in_transition(self) -> bool:
         return [m.node for m in self.current()] != [m.node for m in self.future()]
+
+    def future_digest(self) -> int:
+        """``ring_digest`` of the future ring (never 0)."""
+        if not self._future_digest:
+            self._future_digest = ring_digest(self.future())
+        return self._future_digest
 
     def digest(self) -> int:
         return int.from_bytes(hashlib.blake2b(self.encode(), digest_size=8).digest(), "big")

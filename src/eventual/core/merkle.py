@@ -4,7 +4,9 @@ Dynamo §4.7, Riak's active anti-entropy).
 Fixed shape: 256 leaves under 16 groups under a root. A key's leaf comes from the hash bits
 just below the ones that chose its partition, so keys spread evenly. A leaf's hash is the XOR
 of ``mix(h(key), record digest)`` over its keys, each entry kept, so a write updates it in O(1)
-(XOR out the old entry, XOR in the new); group and root hashes are recomputed lazily when read.
+(XOR out the old entry, XOR in the new); a group's hash is recomputed when read after one of
+its leaves changed, the root when read after any did. A leaf's key table is made at its first
+key: a tree costs little until it holds something.
 ``mix`` is the SplitMix64 finalizer over the two 64-bit hashes: non-linear, so two keys that
 swapped their digests do not leave the leaf unchanged, and a few multiplications instead of a
 BLAKE2b call on every write.
@@ -17,6 +19,7 @@ then only the records that differ travel. Traffic grows with the difference, not
 from __future__ import annotations
 
 import hashlib
+import struct
 
 from eventual.core.ring import key_hash
 
@@ -26,6 +29,7 @@ GROUPS = 16
 LEAVES_PER_GROUP = 16
 LEAVES = GROUPS * LEAVES_PER_GROUP
 _MASK64 = (1 << 64) - 1
+_PACK_GROUP = struct.Struct(f">{max(GROUPS, LEAVES_PER_GROUP)}Q").pack  # 16 hashes, big-endian
 
 
 def _h64(data: bytes) -> int:
@@ -44,13 +48,14 @@ def _mix(key_hashed: int, digest: int) -> int:
 
 
 class MerkleTree:
-    __slots__ = ("_entries", "_groups", "_leaves", "_partitions", "_root")
+    __slots__ = ("_dirty", "_entries", "_groups", "_leaves", "_partitions", "_root")
 
     def __init__(self, partitions: int) -> None:
         self._partitions = partitions
         self._leaves = [0] * LEAVES
-        self._entries: list[dict[bytes, int]] = [{} for _ in range(LEAVES)]
-        self._groups: list[int] | None = None
+        self._entries: dict[int, dict[bytes, int]] = {}  # leaf -> key -> entry, once it has one
+        self._groups = [_h64(_PACK_GROUP(*self._leaves[:LEAVES_PER_GROUP]))] * GROUPS
+        self._dirty: set[int] = set()  # groups whose hash is out of date
         self._root: int | None = None
 
     def update(self, key: bytes, hashed: int | None) -> None:
@@ -58,7 +63,11 @@ class MerkleTree:
         key_hashed = key_hash(key)
         # The 8 hash bits right below the ones that chose the partition.
         leaf = (((key_hashed * self._partitions) & _MASK64) >> 56) % LEAVES
-        entries = self._entries[leaf]
+        entries = self._entries.get(leaf)
+        if entries is None:
+            if hashed is None:
+                return
+            entries = self._entries[leaf] = {}
         new = None if hashed is None else _mix(key_hashed, hashed)
         old = entries.get(key)
         if old == new:
@@ -69,19 +78,19 @@ class MerkleTree:
         if new is not None:
             self._leaves[leaf] ^= new
             entries[key] = new
-        self._groups = self._root = None
+        self._dirty.add(leaf // LEAVES_PER_GROUP)
+        self._root = None
 
     def groups(self) -> list[int]:
-        if self._groups is None:
-            self._groups = [
-                _h64(b"".join(h.to_bytes(8, "big") for h in self.group_leaves(g)))
-                for g in range(GROUPS)
-            ]
+        if self._dirty:
+            for group in self._dirty:
+                self._groups[group] = _h64(_PACK_GROUP(*self.group_leaves(group)))
+            self._dirty.clear()
         return self._groups
 
     def root(self) -> int:
         if self._root is None:
-            self._root = _h64(b"".join(h.to_bytes(8, "big") for h in self.groups()))
+            self._root = _h64(_PACK_GROUP(*self.groups()))
         return self._root
 
     def group_leaves(self, group: int) -> list[int]:
@@ -93,7 +102,7 @@ class MerkleTree:
         write XORs the old entry out without mixing it again. For one key, equal entries
         are equal digests (``mix`` is a bijection of the digest), so replicas compare
         entries as they would compare digests."""
-        return self._entries[leaf]
+        return self._entries.get(leaf, {})
 
     def __len__(self) -> int:
-        return sum(len(entries) for entries in self._entries)
+        return sum(len(entries) for entries in self._entries.values())

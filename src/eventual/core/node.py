@@ -87,7 +87,6 @@ from eventual.core.membership import (
     ClusterState,
     MemberEntry,
     MemberStatus,
-    ring_digest,
     rings,
 )
 from eventual.core.merkle import MerkleTree
@@ -391,7 +390,7 @@ class Node(Router, GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff
 
     def _advance(self) -> None:
         """Report readiness for the future ring; complete the transition when all are."""
-        target = ring_digest(self.cluster.future())
+        target = self.cluster.future_digest()
         if target != self.target:
             self.target, self.synced = target, set()
             self.all_aware, self.pulls_started = False, set()

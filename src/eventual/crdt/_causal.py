@@ -276,18 +276,17 @@ class KeyedDots(Generic[K, V]):
         # kept up to date dot by dot.
         self._digest: int | None = 0
         self.touched: set[K] = set()
-        # The keys in scan order (``scan_hash``), kept once there are more than
-        # SCAN_ORDER_FROM of them: a scan page then costs O(log n + page), and each key
-        # that comes or goes O(log n). None: not kept (small, or decoded whole and never
-        # scanned since; ``scan`` builds it then).
+        # The keys in scan order (``scan_hash``), built by the first scan of more than
+        # SCAN_ORDER_FROM keys and kept from then on: a scan page then costs O(log n +
+        # page), and each key that comes or goes O(log n). None: not kept (small, or never
+        # scanned since it was decoded or made): a set that is only written and read member
+        # by member never pays a hash per member for it.
         self.order: Any = None  # SortedKeyList[K] (the library has no type hints)
 
     def _arrived(self, key: K) -> None:
         """``key`` has just become live."""
         if self.order is not None:
             self.order.add(key)
-        elif len(self.entries) > SCAN_ORDER_FROM:
-            self.order = SortedKeyList(self.entries, key=scan_hash)
 
     def _left(self, key: K) -> None:
         """``key`` has just lost its last live dot."""

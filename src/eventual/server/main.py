@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import resource
 import signal
@@ -18,6 +17,7 @@ from pathlib import Path
 from eventual.core import Level, NodeConfig
 from eventual.core.membership import MemberStatus
 from eventual.core.ring import Member
+from eventual.process import tune_gc
 from eventual.server.limits import ClientLimits, Clients
 from eventual.server.peer_auth import SECRET_ENV, new_secret
 from eventual.server.resp import RespServerProtocol
@@ -245,18 +245,8 @@ async def _stop_once_left(runtime: NodeRuntime, stop: asyncio.Event) -> None:
             return
 
 
-# The cyclic garbage collector's thresholds for a node process. A node holds millions of
-# long-lived objects (decoded records, a member's dots), and at Python's default (700, 10, 10)
-# a big scan spent a fifth of its time in collections that walked them: SMEMBERS of 300,000
-# members went from 4 to 7 µs per member, worse as the set grew (more so compiled, which
-# allocates its temporaries differently). Collecting the young generation every 50,000
-# allocations instead of 700 keeps each collection short (a few ms at most) and rare; almost
-# all garbage here is freed by reference counting anyway, not by the collector.
-GC_THRESHOLDS = (50_000, 20, 20)
-
-
 def run_node(config: ServerConfig) -> None:
-    gc.set_threshold(*GC_THRESHOLDS)
+    tune_gc()  # eventual/process.py
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         import uvloop  # noqa: PLC0415  (optional: faster when installed)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from eventual.process import tune_gc
 from eventual.sim.simulator import SimConfig, SimResult, Simulation
 
 __all__ = ["Summary", "run_seeds"]
@@ -78,6 +79,7 @@ def _results(template: SimConfig, seeds: list[int], jobs: int) -> Iterator[SimRe
 
 def run_seeds(template: SimConfig, seeds: list[int], jobs: int | None = None) -> Summary:
     jobs = jobs or os.cpu_count() or 1
+    tune_gc()  # before the workers fork: they keep it
     summary = Summary()
     started = time.perf_counter()
     for result in _results(template, seeds, jobs):
