@@ -80,3 +80,19 @@ def test_the_inventory_demo_shows_a_stale_read_and_balances_its_books() -> None:
     assert "(stale: the sale is on its way)" in done.stdout  # shown, from real reads
     assert "while cut off, then refused" in done.stdout
     assert "books balanced" in done.stdout
+
+
+def test_a_violations_replay_hint_carries_the_options_that_shaped_the_run() -> None:
+    # Without anti-entropy, crashes and partitions leave replicas apart: violations whose
+    # replay must run the same seed the same way, not the default run.
+    runner = CliRunner()
+    options = ["--faults", "crash,partition", "--no-anti-entropy", "--workload", "small"]
+    found = runner.invoke(main, ["sim", "--seeds", "1", "--jobs", "1", *options])
+    assert found.exit_code == 1, found.output
+    replay = re.search(r"replay: eventual (sim .*)", found.output)
+    assert replay is not None, found.output
+    assert set(options) <= set(replay.group(1).split())
+    again = runner.invoke(main, replay.group(1).split())
+    assert again.exit_code == 1
+    first = found.output.split("\nVIOLATION", 1)[1].split("\n", 1)[0]
+    assert first in again.output, "the replay found another violation (or none)"

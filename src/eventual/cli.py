@@ -130,11 +130,12 @@ def demo(story: str, show_bytes: bool, latency_ms: int) -> None:
 )
 @click.option(
     "--workload",
-    type=click.Choice(["mixed", "inventory"]),
+    type=click.Choice(["mixed", "small", "inventory"]),
     default="mixed",
     show_default=True,
     help=(
         "mixed: every data type, with sets and hashes grown to thousands of members;"
+        " small: the same without those big collections (several times faster);"
         " inventory: bounded-counter stock sold in every region."
     ),
 )
@@ -176,6 +177,20 @@ def sim(
         workload=workload,
     )
     seeds = [seed] if seed is not None else list(range(first_seed, first_seed + seed_count))
+    # What a replay needs besides the seed: every option that shapes a run and is not its
+    # default (--seeds, --jobs and --json do not change what one seed does).
+    shaping = {
+        "--nodes": (nodes, 5),
+        "--regions": (regions, 3),
+        "--faults": (faults, "all"),
+        "--ops": (ops, 300),
+        "--workload": (workload, "mixed"),
+    }
+    replay_options = "".join(
+        f" {flag} {value}" for flag, (value, default) in shaping.items() if value != default
+    )
+    if not anti_entropy:
+        replay_options += " --no-anti-entropy"
     summary = run_seeds(template, seeds, jobs)
     if as_json:
         click.echo(summary.to_json())
@@ -202,7 +217,7 @@ def sim(
                 f"\nVIOLATION seed {found['seed']} [{found['checker']}] key {found['key']}: "
                 f"{found['detail']}"
             )
-            click.echo(f"  replay: eventual sim --seed {found['seed']}")
+            click.echo(f"  replay: eventual sim --seed {found['seed']}{replay_options}")
             for line in found["trace"]:
                 click.echo(f"  | {line}")
     if summary.violations:
