@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from eventual.core import Level, Record, ops
+from eventual.core import Level, Record, Request, ops
+from eventual.core.messages import ReplicaWrite
 from eventual.core.records import stored_bytes
 from eventual.sim import Faults, SimConfig, Simulation
 
@@ -151,6 +152,18 @@ def test_a_read_at_one_found_here_asks_no_one_else_and_about_one_in_ten_repairs(
     assert sim.call(a, ops.StringSet(missing, b"v"), Level.QUORUM).ok
     sim.heal_network()
     assert sim.call(c, ops.Get(missing), Level.ONE).value == b"v"
+
+
+def test_replica_writes_may_leave_before_the_commit_but_bounded_counter_ones_wait() -> None:
+    sim = cluster()
+    for key, op, early in (
+        (b"str:early", ops.StringSet(b"str:early", b"v"), True),
+        (b"bc:stock", ops.BcounterIncr(b"bc:stock", 5), False),  # dots named after the node
+    ):
+        node = sim.nodes[sim.primaries(key)[0]]
+        effects = node.request(Request(10_000, op, Level.QUORUM), sim.now)
+        writes = [send for send in effects.sends if isinstance(send.message, ReplicaWrite)]
+        assert len(writes) == 2 and all(send.early is early for send in writes), key
 
 
 def test_anti_entropy_alone_fixes_a_replica_that_is_never_read() -> None:

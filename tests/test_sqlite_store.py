@@ -1,11 +1,16 @@
-"""The SQLite store: the storage contract, durability across reopening, schema versions."""
+"""The SQLite store: the storage contract, durability across reopening, schema versions, and
+what the runtime keeps in it about how the node last stopped."""
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from eventual.core import NodeConfig
+from eventual.core.ring import Member
 from eventual.core.store import Batch, Hint, RecordWrite
+from eventual.server.runtime import Address, NodeRuntime
 from eventual.server.sqlite_store import SCHEMA_VERSION, SQLiteStore, StoreError
 
 
@@ -178,3 +183,23 @@ def test_a_version_2_store_is_upgraded_in_place(tmp_path: Path) -> None:
     reopened = SQLiteStore(path)
     assert reopened.head(b"a") == b"h" and dict(reopened.cells(b"a")) == {b"m": b"c"}
     reopened.close()
+
+
+def test_a_node_that_did_not_stop_cleanly_writes_under_a_new_epoch(tmp_path: Path) -> None:
+    # The runtime sends replica writes before its commit: a node killed in between may have
+    # sent dots it never stored, so it must not issue them again after a restart.
+    path = tmp_path / "node.db"
+    config = NodeConfig("n1", (Member("n1"),), n=1)
+
+    def start() -> NodeRuntime:
+        return NodeRuntime(config, SQLiteStore(path, "fsync"), {}, Address("127.0.0.1", 1))
+
+    first = start()
+    assert first.node.epoch == 0
+    first.store._db.close()  # killed: no stop, the running mark stays
+    second = start()
+    assert second.node.epoch == 1
+    asyncio.run(second.stop())  # a clean stop clears the mark
+    third = start()
+    assert third.node.epoch == 1, "a clean stop must not cost an epoch"
+    asyncio.run(third.stop())

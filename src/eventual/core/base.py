@@ -28,9 +28,7 @@ from eventual.core.messages import (
     Result,
 )
 from eventual.core.ops import (
-    BcounterDecr,
-    BcounterIncr,
-    BcounterTransfer,
+    BCOUNTER_OPS,
     Mutation,
     ObjectPut,
     StringSet,
@@ -274,13 +272,20 @@ class NodeBase:
         self.next_id += 1
         return self.next_id
 
+    def new_epoch(self) -> None:
+        """Write under a new actor from now on (``node.epoch``): no dot of the old epochs is
+        ever issued again. After a reap or a dropped hint (``epoch_stale``), and when the
+        runtime starts a node that stopped uncleanly, whose last turn may have sent dots it
+        had not stored."""
+        self.epoch += 1
+        self.epoch_stale = False
+        self.store.apply(Batch(meta={"epoch": str(self.epoch).encode()}))
+
     def _actor(self, op: Mutation, fallback: bool) -> str:
-        if isinstance(op, (BcounterIncr, BcounterDecr, BcounterTransfer)) and not fallback:
+        if isinstance(op, BCOUNTER_OPS) and not fallback:
             return self.id  # rights belong to the node, whatever its epoch
         if self.epoch_stale:
-            self.epoch += 1
-            self.epoch_stale = False
-            self.store.apply(Batch(meta={"epoch": str(self.epoch).encode()}))
+            self.new_epoch()
         if fallback:
             return f"{self.id}~{self.epoch}"
         if self._actor_epoch != self.epoch:  # the name, made once per epoch, not per write

@@ -126,6 +126,7 @@ class GetCoordinator(NodeBase):
                     ReplicaRead(
                         read_id, pending.key, pending.members, pending.cursor, pending.count
                     ),
+                    early=True,  # asks, carries nothing of ours (``Send.early``)
                 )
 
     def _local_digest(self, pending: _PendingRead, record: Record) -> int:

@@ -252,8 +252,16 @@ class Timer:
 
 @dataclass(slots=True)  # Send and Reply: one per message and per request, never hashed
 class Send:
+    """``early``: the message carries nothing this node must have made durable first, so a
+    driver that commits its store once per turn may send it before that commit (a request to
+    other replicas, whose writing and acknowledging then overlaps the commit). It holds no
+    dot this node could issue again after losing the turn: the runtime moves a node that
+    stopped uncleanly to a new actor epoch before it serves (``server/runtime.py``), and
+    bounded-counter writes, whose actor is the node itself, are never early."""
+
     to: str
     message: Message
+    early: bool = False
 
 
 @dataclass(slots=True)
@@ -268,8 +276,8 @@ class Effects:
     replies: list[Reply] = field(default_factory=list)
     timers: list[tuple[int, Timer]] = field(default_factory=list)  # (delay ms, timer)
 
-    def send(self, to: str, message: Message) -> None:
-        self.sends.append(Send(to, message))
+    def send(self, to: str, message: Message, *, early: bool = False) -> None:
+        self.sends.append(Send(to, message, early))
 
     def reply(self, request_id: int, result: Result) -> None:
         self.replies.append(Reply(request_id, result))

@@ -34,6 +34,7 @@ from eventual.crdt import (
 from eventual.lattice import Lattice
 
 __all__ = [
+    "BCOUNTER_OPS",
     "MEMBER_BYTES_MAX",
     "STRING_BYTES_MAX",
     "Applied",
@@ -266,6 +267,8 @@ Mutation = (
     | HllMerge  # last: the wire numbers operations in this order
 )
 Operation = Get | Mutation
+# The operations whose dots are named after the node itself (its rights), never its epoch.
+BCOUNTER_OPS = (BcounterIncr, BcounterDecr, BcounterTransfer)
 
 
 @dataclass(slots=True)  # not frozen: one per write, and frozen inits cost 3x

@@ -31,7 +31,15 @@ from eventual.core.messages import (
     Timer,
     WriteAck,
 )
-from eventual.core.ops import BcounterTransfer, Delete, Expire, Mutation, Persist, apply
+from eventual.core.ops import (
+    BCOUNTER_OPS,
+    BcounterTransfer,
+    Delete,
+    Expire,
+    Mutation,
+    Persist,
+    apply,
+)
 from eventual.core.record import Kind, Record, WrongTypeError
 from eventual.core.store import Batch, Hint
 from eventual.crdt import InsufficientRights, LWWRegister
@@ -76,8 +84,9 @@ class PutCoordinator(NodeBase):
             if previous is not None and previous >= timestamp:
                 # A causally later write must win: move past what this record has seen.
                 timestamp = self.hlc.last = previous + 1
+        actor = self._actor(op, fallback)
         try:
-            applied = apply(record, op, self._actor(op, fallback), self.now, timestamp)
+            applied = apply(record, op, actor, self.now, timestamp)
         except (WrongTypeError, WrongType) as wrong:
             self._finish(effects, origin, Result(False, error=str(wrong)))
             return
@@ -194,8 +203,11 @@ class PutCoordinator(NodeBase):
         self.pending[write_id] = pending
         delta = applied.delta.to_bytes()
         hlc = self.hlc.now(self.now)
+        # Sent before this node's commit (``Send.early``) unless its dots are named after the
+        # node itself, whatever its epoch: bounded-counter rights.
+        early = actor != self.id or not isinstance(op, BCOUNTER_OPS)
         for target, hint_for in targets.items():
-            effects.send(target, ReplicaWrite(write_id, op.key, delta, hlc, hint_for))
+            effects.send(target, ReplicaWrite(write_id, op.key, delta, hlc, hint_for), early=early)
         self._check_write(effects, write_id, pending)
         if write_id in self.pending:
             effects.after(self._timeout_ms(len(delta)), Timer("timeout", write_id))

@@ -84,7 +84,7 @@ class Router(NodeBase):
             if live:
                 forward_id = self._id()
                 self.pending[forward_id] = _PendingForward(origin, live[0])
-                effects.send(live[0], Forward(forward_id, request))
+                effects.send(live[0], Forward(forward_id, request), early=True)  # nothing of ours
                 # The primary may itself wait a full request timeout for its replicas.
                 timeout = self._timeout_ms(carried_bytes(op)) * 2
                 effects.after(timeout, Timer("timeout", forward_id))

@@ -5,6 +5,16 @@ returns are buffered, and once per event-loop turn the runtime commits the store
 transaction: group commit) and only *then* releases the buffered replies and messages, so
 nothing is acknowledged before it is on disk. Timers and the wall clock come from here.
 
+Requests to other nodes (``Send.early``: a coordinator's writes to the other replicas, reads,
+forwards) leave *before* the commit, so the replicas write, sync and acknowledge while this
+node syncs its own copy: a quorum write costs one fsync's time, not two in a row. Such a
+request may carry dots of a write this node then loses (killed before its commit, or power
+lost with ``--durability os``), so a node must never issue those dots again: the store holds
+a ``running`` mark from start to clean stop, and a node that finds it set at start (it did
+not stop cleanly) takes a new actor epoch (``NodeBase.new_epoch``) before it serves, as Riak
+vnodes do after a crash. Bounded-counter writes, named after the node whatever its epoch,
+wait for the commit.
+
 Internode links: each node dials every peer and sends its own messages on that connection,
 after a handshake that names it and proves both ends hold the cluster secret
 (``server/peer_auth.py``); it reads the messages of a peer on the connection that peer
@@ -29,7 +39,8 @@ from dataclasses import dataclass
 from typing import cast
 
 from eventual.core import Effects, Node, NodeConfig, Request, Result
-from eventual.core.messages import Message, Timer
+from eventual.core.messages import Message, Send, Timer
+from eventual.core.store import Batch
 from eventual.server.peer_auth import (
     CHALLENGE_BYTES,
     PeerAuthError,
@@ -282,6 +293,11 @@ class NodeRuntime:
         self.tls = tls
         self.peer_connections = 0  # incoming internode connections open now
         self.node = Node(config, store, wall_ms())
+        if store.meta("running") == b"1":  # it did not stop cleanly: see the module docstring
+            log.warning("%s did not stop cleanly: writing under a new actor epoch", config.node)
+            self.node.new_epoch()
+        store.apply(Batch(meta={"running": b"1"}))
+        store.commit()  # the new epoch is durable before any dot of it can leave
         self.listen = listen
         self.links = {
             peer: _PeerLink(self, peer, address) for peer, address in peer_addresses.items()
@@ -363,6 +379,7 @@ class NodeRuntime:
             self._server.close()
             await self._server.wait_closed()
         self._flush()
+        self.store.apply(Batch(meta={"running": b"0"}))
         self.store.close()
 
     # --- into the node ---
@@ -413,13 +430,29 @@ class NodeRuntime:
             self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
-        """End of turn: commit, then release replies, messages and timers."""
+        """End of turn: requests to other nodes, the commit, then replies, the other
+        messages and timers."""
         self._flush_scheduled = False
         effects, self._buffer = self._buffer, Effects()
+        self._sync_links()  # dial members learnt this turn (connecting sends nothing yet)
+        sends = effects.sends
+        if any(send.early for send in sends):
+            self._send([send for send in sends if send.early])
+            sends = [send for send in sends if not send.early]
         self.store.commit()
-        self._sync_links()
+        self._send(sends)
+        for reply in effects.replies:
+            callback = self.pending_replies.pop(reply.request_id, None)
+            if callback is not None:
+                callback(reply.result)
+        loop = self.loop
+        if loop is not None and not self.stopped:
+            for delay, timer in effects.timers:
+                loop.call_later(delay / 1000, self._timer, timer)
+
+    def _send(self, sends: list[Send]) -> None:
         delayed: dict[int, list[tuple[_PeerLink, bytes]]] = {}
-        for send in effects.sends:
+        for send in sends:
             link = self.links.get(send.to)
             if link is None or send.to in self.blocked:
                 continue
@@ -434,11 +467,3 @@ class NodeRuntime:
             # A fixed delay per destination region keeps each link's frames in order.
             for delay, frames in delayed.items():
                 self.loop.call_later(delay / 1000, self._send_late, frames)
-        for reply in effects.replies:
-            callback = self.pending_replies.pop(reply.request_id, None)
-            if callback is not None:
-                callback(reply.result)
-        loop = self.loop
-        if loop is not None and not self.stopped:
-            for delay, timer in effects.timers:
-                loop.call_later(delay / 1000, self._timer, timer)
