@@ -206,10 +206,9 @@ class ORMap(KeyedCausal[Lattice]):
 def _decode_nested(data: bytes, depth: int) -> Lattice:
     if not data:
         raise DecodeError("ormap: empty nested state")
-    try:
-        nested_type = _NESTED_TYPES[TypeTag(data[0])]
-    except (ValueError, KeyError):
-        raise DecodeError(f"ormap: tag {data[0]} is not a nestable type") from None
+    nested_type = _NESTED_BY_TAG.get(data[0])  # by number: calling an Enum is Python code
+    if nested_type is None:
+        raise DecodeError(f"ormap: tag {data[0]} is not a nestable type")
     if nested_type is ORMap:
         return ORMap._decode(decode_frame(data, TypeTag.ORMAP, ORMap.VERSION), depth + 1)
     # No canonical re-encode of each nested state: the outer ``from_bytes`` re-encodes the
@@ -233,3 +232,4 @@ _NESTED_TYPES: dict[TypeTag, type[Lattice]] = {
         ORMap,
     )
 }
+_NESTED_BY_TAG: dict[int, type[Lattice]] = {int(tag): cls for tag, cls in _NESTED_TYPES.items()}
