@@ -8,10 +8,12 @@ import contextlib
 import json
 import os
 import random
+import shlex
 import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 import typing
@@ -749,3 +751,49 @@ def test_region_latency_makes_replication_lag_visible(tmp_path: Path) -> None:
         assert reader.get("stock:lamp") == b"8"  # W + R > N: the two majorities meet
     finally:
         stop_cluster(cluster)
+
+
+def test_dev_refuses_a_taken_port_in_one_line(tmp_path: Path) -> None:
+    base = free_base_port(3)
+    with socket.socket() as holder:  # another program holds n1's internode port
+        holder.bind(("127.0.0.1", base + 2))
+        holder.listen()
+        ports = ["--resp-port", str(base), "--http-port", str(base + 1)]
+        ports += ["--peer-port", str(base + 2)]
+        done = subprocess.run(
+            [sys.executable, "-m", "eventual", "dev", "--nodes", "1", *ports],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"internode port 127.0.0.1:{base + 2} is not free" in lines[0]
+    assert "Eventual dev cluster" not in done.stdout, "nothing may start"
+
+
+def test_dev_reports_a_dead_node_with_the_command_that_restarts_it(tmp_path: Path) -> None:
+    found = start_cluster(tmp_path, 1)
+    assert found.process.stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(found.process.stdout), daemon=True)
+    reader.start()
+    restarted: subprocess.Popen[bytes] | None = None
+    try:
+        os.kill(found.pids["n1"], signal.SIGKILL)
+        wait_until(lambda: any("Restart it with:" in line for line in lines))
+        said = next(i for i, line in enumerate(lines) if "exited" in line)
+        assert lines[said].startswith("n1 exited (signal 9)")
+        wait_until(lambda: len(lines) > said + 1)
+        command = shlex.split(lines[said + 1])
+        assert command[:4] == [sys.executable, "-m", "eventual", "node"]
+        restarted = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+        wait_until(lambda: found.client(0).ping())  # the printed command brings it back
+        assert found.client(0).set("back", "1")
+    finally:
+        if restarted is not None:
+            restarted.terminate()
+            restarted.wait(timeout=20)
+        stop_cluster(found)

@@ -638,6 +638,9 @@ def dev(
 ) -> None:
     """Run a local cluster on this machine until Ctrl-C; print each node's addresses.
 
+    Starts nothing, and exits 1 with one line, if a port it needs is taken. A node that
+    dies is reported with the command that restarts it; the others keep serving.
+
     Node options (--durability, --consistency, --n, --password) apply to every node.
     The nodes share a cluster secret, made once in DATA_DIR/cluster.secret: a node you
     start by hand to join them needs --cluster-secret-file pointing there."""

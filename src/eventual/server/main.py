@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import logging
 import resource
+import shlex
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -212,8 +214,7 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
     ready_line = (
         f"node {config.node} ready: redis {config.resp}{http} internode {config.me.address}"
     )
-    log.info(ready_line)
-    print(ready_line, flush=True)
+    log.info(ready_line)  # one line, on the log (stderr), like every other event
     if ready is not None:
         ready.set()
     watcher = asyncio.create_task(_stop_once_left(runtime, stop))
@@ -224,6 +225,7 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
     server.close()
     await server.wait_closed()
     await runtime.stop()
+    log.info("node %s stopped", config.node)
 
 
 LEFT_LINGER_S = 30  # a node that left answers stragglers this long, then exits
@@ -268,6 +270,17 @@ def node_command(
     return command
 
 
+def _port_taken(host: str, port: int) -> str:
+    """Why ``host:port`` cannot be listened on ("" if it can)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            return error.strerror or str(error)
+    return ""
+
+
 def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
     nodes: int,
     resp_port: int,
@@ -281,12 +294,30 @@ def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
     extra_options: list[str] | None = None,
     region_latency_ms: int = 0,
 ) -> int:
-    """Start ``nodes`` node processes, print their addresses, stop them on Ctrl-C."""
+    """Start ``nodes`` node processes, print their addresses, stop them on Ctrl-C. Refuses
+    to start (exit 1, one line) if a port it needs is taken; says so, with the command that
+    restarts it, when a node exits while the cluster runs."""
     region_names = [f"region-{i + 1}" for i in range(max(1, regions))]
     members = [
         MemberSpec(f"n{i + 1}", region_names[i % len(region_names)], Address(host, peer_port + i))
         for i in range(nodes)
     ]
+    for i, member in enumerate(members):
+        for what, port in (
+            ("Redis", resp_port + i),
+            ("HTTP", http_port + i),
+            ("internode", peer_port + i),
+        ):
+            problem = _port_taken(host, port)
+            if problem:
+                print(
+                    f"eventual dev: {member.node}'s {what} port {host}:{port} is not free "
+                    f"({problem}): stop what holds it (another dev cluster?) or choose other "
+                    "ports (--resp-port, --http-port, --peer-port)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return 1
     # One secret for the dev cluster, kept with its data: a node started by hand to join it
     # (`eventual node --join ... --cluster-secret-file`) reads the same file.
     secret_file = data_dir / "cluster.secret"
@@ -295,6 +326,7 @@ def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
         secret_file.touch(mode=0o600)
         secret_file.write_bytes(new_secret())
     processes = []
+    commands = []
     for i, member in enumerate(members):
         command = node_command(
             member.node,
@@ -313,6 +345,7 @@ def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
                 for option in ("--region-delay", f"{region}={region_latency_ms}")
             ],
         )  # fmt: skip
+        commands.append(command)
         processes.append(subprocess.Popen(command))
     distance = f"; {region_latency_ms} ms between regions (each way)" if region_latency_ms else ""
     print(f"Eventual dev cluster: {nodes} nodes, data in {data_dir}{distance}", flush=True)
@@ -333,10 +366,21 @@ def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    reported: set[int] = set()
     while not stopping:
         time.sleep(0.2)
         # A node that died (killed by a test, say) is left down: that is the point of a dev
-        # cluster; the others keep serving.
+        # cluster; the others keep serving. It is reported once, with what restarts it.
+        for i, process in enumerate(processes):
+            code = process.poll()
+            if code is not None and i not in reported:
+                reported.add(i)
+                how = f"signal {-code}" if code < 0 else f"code {code}"
+                print(
+                    f"{members[i].node} exited ({how}); the others keep serving. "
+                    f"Restart it with:\n  {shlex.join(commands[i])}",
+                    flush=True,
+                )
     for process in processes:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
