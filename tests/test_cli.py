@@ -2,8 +2,10 @@
 
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -96,3 +98,29 @@ def test_a_violations_replay_hint_carries_the_options_that_shaped_the_run() -> N
     assert again.exit_code == 1
     first = found.output.split("\nVIOLATION", 1)[1].split("\n", 1)[0]
     assert first in again.output, "the replay found another violation (or none)"
+
+
+def test_status_pointed_at_a_wrong_port_says_so_in_one_line(tmp_path: Path) -> None:
+    # A Redis port answers an HTTP request with a Redis error line: not a traceback.
+    with socket.socket() as fake:
+        fake.bind(("127.0.0.1", 0))
+        fake.listen()
+        port = fake.getsockname()[1]
+
+        def answer() -> None:
+            connection, _ = fake.accept()
+            with connection:
+                connection.recv(4096)
+                connection.sendall(b"-ERR wrong number of arguments for 'get' command\r\n")
+
+        server = threading.Thread(target=answer, daemon=True)
+        server.start()
+        said = CliRunner().invoke(main, ["status", "--url", f"http://127.0.0.1:{port}"])
+        server.join(timeout=10)
+    assert said.exit_code == 1
+    assert said.output.startswith(f"Error: http://127.0.0.1:{port} does not answer HTTP")
+    assert "Redis or internode port" in said.output and "Traceback" not in said.output
+    # Nobody there: the reason, without a status number no server gave.
+    refused = CliRunner().invoke(main, ["status", "--url", f"http://127.0.0.1:{port}"])
+    assert refused.exit_code == 1
+    assert refused.output.startswith(f"Error: cannot reach http://127.0.0.1:{port}:")

@@ -821,6 +821,7 @@ REGION_ARGUMENT = click.option("--region", required=True, help="Where it happens
 
 
 def _service(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+    import http.client  # noqa: PLC0415
     import json  # noqa: PLC0415
     import urllib.error  # noqa: PLC0415
     import urllib.request  # noqa: PLC0415
@@ -838,6 +839,11 @@ def _service(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
         raise click.ClickException(f"{error.code}: {text}") from None
     except urllib.error.URLError as error:
         raise click.ClickException(f"cannot reach {url}: {error.reason}") from None
+    except (OSError, http.client.HTTPException, ValueError) as error:  # not HTTP, not JSON
+        raise click.ClickException(
+            f"no JSON answer from {url} ({type(error).__name__}: {error}): is it the "
+            "service's address?"
+        ) from None
 
 
 @inventory.command("add")

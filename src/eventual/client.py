@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.client
 import json
 import os
 import random
@@ -32,10 +33,20 @@ CONTEXT_HEADER = "X-Causal-Context"
 RETRYABLE = {502, 503, 504}
 
 
+def _not_http(url: str, error: Exception) -> str:
+    answer = str(error).strip()[:80]  # what came back instead (a Redis error line, say)
+    return (
+        f"{url} does not answer HTTP (it said {answer!r}); give a node's HTTP address (its "
+        "--http; 8001-8003 in a dev cluster), not its Redis or internode port"
+    )
+
+
 class ClientError(Exception):
+    """``status``: the node's HTTP status, or 0 when no node answered (its message says why)."""
+
     def __init__(self, status: int, message: str) -> None:
         self.status = status
-        super().__init__(f"{status}: {message}")
+        super().__init__(f"{status}: {message}" if status else message)
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,8 @@ class Client:
             except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
                 if attempt == self.retries:
                     raise ClientError(0, f"cannot reach {self.url}: {error}") from None
+            except http.client.HTTPException as error:  # an answer, but not HTTP: no retry
+                raise ClientError(0, _not_http(self.url, error)) from None
             time.sleep(_delay(attempt, self.backoff))
         raise AssertionError("unreachable")
 
