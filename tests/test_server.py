@@ -797,3 +797,28 @@ def test_dev_reports_a_dead_node_with_the_command_that_restarts_it(tmp_path: Pat
             restarted.terminate()
             restarted.wait(timeout=20)
         stop_cluster(found)
+
+
+def test_dev_stopped_by_ctrl_c_reports_no_dead_node(tmp_path: Path) -> None:
+    # Ctrl-C reaches every process of the terminal's group, the nodes too: their exits are
+    # the stop, not deaths to report.
+    base = free_base_port(3)
+    ports = ["--resp-port", str(base), "--http-port", str(base + 1)]
+    ports += ["--peer-port", str(base + 2)]
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "eventual", "dev", "--nodes", "1", *ports],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,  # its own group, as a terminal's foreground job
+    )
+    try:
+        wait_until(lambda: redis.Redis(port=base, socket_timeout=2).ping())
+        os.killpg(dev.pid, signal.SIGINT)
+        output, _ = dev.communicate(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(dev.pid, signal.SIGKILL)
+    assert "Eventual dev cluster stopped." in output
+    assert "exited" not in output, output

@@ -367,8 +367,10 @@ def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     reported: set[int] = set()
-    while not stopping:
+    while True:
         time.sleep(0.2)
+        if stopping:
+            break  # Ctrl-C signals the nodes too (one process group): their exits are expected
         # A node that died (killed by a test, say) is left down: that is the point of a dev
         # cluster; the others keep serving. It is reported once, with what restarts it.
         for i, process in enumerate(processes):
