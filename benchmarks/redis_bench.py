@@ -42,14 +42,15 @@ from pathlib import Path
 
 from eventual.server.main import node_command
 
-# (pair, test, clients, pipeline) -> what the throughput issue asks: a share of Redis's
-# requests a second, or for the default dev cluster a latency bound (p50, p99 in ms).
+# pair -> its runs, (clients, pipeline).
 RUNS = {
     "single-os": [(50, 1), (50, 16)],
     "single-fsync": [(50, 1), (50, 16)],
     "cluster": [(50, 1), (50, 16)],
     "dev": [(50, 1), (1, 1)],
 }
+# (pair, test, clients, pipeline) -> what the throughput issue asks: a share of Redis's
+# requests a second, or for the default dev cluster a latency bound (p50, p99 in ms).
 RATIO_TARGETS = {
     ("single-os", "SET", 50, 1): 0.50,
     ("single-os", "GET", 50, 1): 0.50,
@@ -109,8 +110,8 @@ def redis_commands(pair: str, base: Path) -> tuple[list[list[str]], int]:
     port = free_port()
     common = ["redis-server", "--save", "", "--bind", "127.0.0.1", "--protected-mode", "no"]
     if pair in ("cluster", "dev"):
-        aof = ["--appendonly", "yes", "--appendfsync", "always"] if pair == "dev" else []
-        aof = aof or ["--appendonly", "no"]
+        dev = pair == "dev"
+        aof = ["--appendonly", "yes", "--appendfsync", "always"] if dev else ["--appendonly", "no"]
         replicas = [free_port(), free_port()]
         commands = [[*common, "--port", str(port), "--dir", str(base), *aof]]
         for i, replica in enumerate(replicas):

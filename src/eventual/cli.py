@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from eventual import BUILD, __version__
 from eventual.client import Client, ClientError
@@ -177,17 +178,13 @@ def sim(
         workload=workload,
     )
     seeds = [seed] if seed is not None else list(range(first_seed, first_seed + seed_count))
-    # What a replay needs besides the seed: every option that shapes a run and is not its
-    # default (--seeds, --jobs and --json do not change what one seed does).
-    shaping = {
-        "--nodes": (nodes, 5),
-        "--regions": (regions, 3),
-        "--faults": (faults, "all"),
-        "--ops": (ops, 300),
-        "--workload": (workload, "mixed"),
-    }
+    # What a replay needs besides the seed: every option given that shapes a run (--seeds,
+    # --jobs and --json do not change what one seed does).
+    given = click.get_current_context()
     replay_options = "".join(
-        f" {flag} {value}" for flag, (value, default) in shaping.items() if value != default
+        f" --{name} {given.params[name]}"
+        for name in ("nodes", "regions", "faults", "ops", "workload")
+        if given.get_parameter_source(name) is not ParameterSource.DEFAULT
     )
     if not anti_entropy:
         replay_options += " --no-anti-entropy"

@@ -281,8 +281,14 @@ class NodeBase:
         self.epoch_stale = False
         self.store.apply(Batch(meta={"epoch": str(self.epoch).encode()}))
 
+    @staticmethod
+    def _named_after_node(op: Mutation, fallback: bool) -> bool:
+        """Whether ``op``'s dots are named after the node itself, whatever its epoch: a
+        primary's bounded-counter writes (rights belong to the node)."""
+        return isinstance(op, BCOUNTER_OPS) and not fallback
+
     def _actor(self, op: Mutation, fallback: bool) -> str:
-        if isinstance(op, BCOUNTER_OPS) and not fallback:
+        if self._named_after_node(op, fallback):
             return self.id  # rights belong to the node, whatever its epoch
         if self.epoch_stale:
             self.new_epoch()

@@ -69,18 +69,20 @@ class GetCoordinator(NodeBase):
                 targets.append(spare.pop(0))
         op = request.op
         assert isinstance(op, Get)
+        local: Record | None = None  # this node's record, once read
         if (
             len(targets) > 1
             and self.id in targets
             and need.met((self.id,), self.region_of, self.region)
-            and self._local_for_read(op.key, partition) is not None
-            and self._read_alone()
         ):
-            targets = [self.id]
+            local = self._local_for_read(op.key, partition)
+            if local is not None and self._read_alone():
+                targets = [self.id]
         if targets == [self.id] and op.members is None and op.cursor is None:
             # This node is the one replica asked (N = 1, or R = 1 found here): its record is
             # the answer, with nothing to wait for and nothing to repair.
-            local = self._local_for_read(op.key, partition)
+            if local is None:
+                local = self._local_for_read(op.key, partition)
             self._finish(effects, origin, self._whole_result(local, 1))
             return
         read_id = self._id()

@@ -29,11 +29,17 @@ GROUPS = 16
 LEAVES_PER_GROUP = 16
 LEAVES = GROUPS * LEAVES_PER_GROUP
 _MASK64 = (1 << 64) - 1
-_PACK_GROUP = struct.Struct(f">{max(GROUPS, LEAVES_PER_GROUP)}Q").pack  # 16 hashes, big-endian
+# A group's hash is over its leaves' hashes, the root's over the groups', each as 8 bytes
+# big-endian.
+_PACK_LEAVES = struct.Struct(f">{LEAVES_PER_GROUP}Q").pack
+_PACK_GROUPS = struct.Struct(f">{GROUPS}Q").pack
 
 
 def _h64(data: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+_EMPTY_GROUP = _h64(_PACK_LEAVES(*[0] * LEAVES_PER_GROUP))
 
 
 def record_hash(record: bytes) -> int:
@@ -54,7 +60,7 @@ class MerkleTree:
         self._partitions = partitions
         self._leaves = [0] * LEAVES
         self._entries: dict[int, dict[bytes, int]] = {}  # leaf -> key -> entry, once it has one
-        self._groups = [_h64(_PACK_GROUP(*self._leaves[:LEAVES_PER_GROUP]))] * GROUPS
+        self._groups = [_EMPTY_GROUP] * GROUPS
         self._dirty: set[int] = set()  # groups whose hash is out of date
         self._root: int | None = None
 
@@ -84,13 +90,13 @@ class MerkleTree:
     def groups(self) -> list[int]:
         if self._dirty:
             for group in self._dirty:
-                self._groups[group] = _h64(_PACK_GROUP(*self.group_leaves(group)))
+                self._groups[group] = _h64(_PACK_LEAVES(*self.group_leaves(group)))
             self._dirty.clear()
         return self._groups
 
     def root(self) -> int:
         if self._root is None:
-            self._root = _h64(_PACK_GROUP(*self.groups()))
+            self._root = _h64(_PACK_GROUPS(*self.groups()))
         return self._root
 
     def group_leaves(self, group: int) -> list[int]:

@@ -462,7 +462,7 @@ def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestam
         else:
             absorb(data.decrement(actor, -op.amount))
         result = change.record.value()
-    elif isinstance(op, (BcounterIncr, BcounterDecr, BcounterTransfer)):
+    elif isinstance(op, BCOUNTER_OPS):
         data = cast(BoundedCounter, data)  # by kind: no ABC check
         if isinstance(op, BcounterIncr):
             absorb(data.increment(actor, op.amount))

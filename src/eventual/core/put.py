@@ -31,15 +31,7 @@ from eventual.core.messages import (
     Timer,
     WriteAck,
 )
-from eventual.core.ops import (
-    BCOUNTER_OPS,
-    BcounterTransfer,
-    Delete,
-    Expire,
-    Mutation,
-    Persist,
-    apply,
-)
+from eventual.core.ops import BcounterTransfer, Delete, Expire, Mutation, Persist, apply
 from eventual.core.record import Kind, Record, WrongTypeError
 from eventual.core.store import Batch, Hint
 from eventual.crdt import InsufficientRights, LWWRegister
@@ -84,9 +76,8 @@ class PutCoordinator(NodeBase):
             if previous is not None and previous >= timestamp:
                 # A causally later write must win: move past what this record has seen.
                 timestamp = self.hlc.last = previous + 1
-        actor = self._actor(op, fallback)
         try:
-            applied = apply(record, op, actor, self.now, timestamp)
+            applied = apply(record, op, self._actor(op, fallback), self.now, timestamp)
         except (WrongTypeError, WrongType) as wrong:
             self._finish(effects, origin, Result(False, error=str(wrong)))
             return
@@ -203,9 +194,9 @@ class PutCoordinator(NodeBase):
         self.pending[write_id] = pending
         delta = applied.delta.to_bytes()
         hlc = self.hlc.now(self.now)
-        # Sent before this node's commit (``Send.early``) unless its dots are named after the
-        # node itself, whatever its epoch: bounded-counter rights.
-        early = actor != self.id or not isinstance(op, BCOUNTER_OPS)
+        # Sent before this node's commit (``Send.early``) unless a new epoch could not keep
+        # its dots from being issued again.
+        early = not self._named_after_node(op, fallback)
         for target, hint_for in targets.items():
             effects.send(target, ReplicaWrite(write_id, op.key, delta, hlc, hint_for), early=early)
         self._check_write(effects, write_id, pending)

@@ -124,12 +124,11 @@ def _optional(state: PNCounter | MVRegister) -> bytes:
     return b"" if state.is_empty() else state.to_bytes()
 
 
-def _nested(cls: type[L], data: bytes, trusted: bool) -> L:
-    """Decode a nested state; bytes from our own store skip the canonical re-encode check
-    (they came from our encoder), bytes from anywhere else do not."""
-    if trusted:
-        return cls._from_payload(decode_frame(data, cls.TAG, cls.VERSION))
-    return cls.from_bytes(data)
+def _nested(cls: type[L], data: bytes) -> L:
+    """Decode a nested state, its shape checked in full. Its canonical form is not checked
+    here: ``Record.from_bytes`` re-encodes the whole record, nested bytes included, and
+    ``Record.from_stored`` trusts this node's own encoder."""
+    return cls._from_payload(decode_frame(data, cls.TAG, cls.VERSION))
 
 
 @mypyc_attr(native_class=False)
@@ -392,17 +391,10 @@ class Record(Lattice):
     @classmethod
     def from_stored(cls, data: bytes) -> Self:
         """Decode bytes this node's own store holds: shape checked, canonical form trusted."""
-        return cls._decode(decode_frame(data, cls.TAG, cls.VERSION), trusted=True)
+        return cls._from_payload(decode_frame(data, cls.TAG, cls.VERSION))
 
     @classmethod
     def _from_payload(cls, payload: Any) -> Self:
-        # Reached only from ``from_bytes``, whose canonical check re-encodes the whole record:
-        # its nested states' bytes are in it, so checking each of them too would encode them
-        # twice. Their structure is checked in full either way.
-        return cls._decode(payload, trusted=True)
-
-    @classmethod
-    def _decode(cls, payload: Any, trusted: bool) -> Self:
         raw_kind, stamp, actor, data, baseline, ttl = expect_list(payload, "record", 6)
         kind = _KINDS.get(raw_kind) if type(raw_kind) is int else None
         if kind is None:
@@ -410,13 +402,13 @@ class Record(Lattice):
         record = cls(
             kind, (expect_int(stamp, "incarnation"), expect_str(actor, "incarnation actor"))
         )
-        record.data = _nested(_DATA_TYPES[kind], expect_bytes(data, "record data"), trusted)
+        record.data = _nested(_DATA_TYPES[kind], expect_bytes(data, "record data"))
         baseline = expect_bytes(baseline, "record baseline")
         ttl = expect_bytes(ttl, "record ttl")
         if baseline:
-            record.baseline = _nested(PNCounter, baseline, trusted)
+            record.baseline = _nested(PNCounter, baseline)
         if ttl:
-            record.ttl = _nested(MVRegister, ttl, trusted)
+            record.ttl = _nested(MVRegister, ttl)
             for value in record.ttl.value():
                 if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                     raise DecodeError("record: an expiry time is not an integer")

@@ -43,8 +43,9 @@ _SPARSE_ENTRY_BYTES = 3  # 2 bytes of register index, 1 byte of rank
 _NONZERO = re.compile(rb"[^\x00]")
 
 
-# The bytes that are valid ranks, for each possible maximum rank (what ``translate`` deletes).
-_VALID_RANKS = {top: bytes(range(top + 1)) for top in range(1, 66)}
+# The bytes that are valid ranks at each precision (what ``translate`` deletes): 0 to the
+# largest rank, 64 - precision + 1.
+_VALID_RANKS = {p: bytes(range(64 - p + 2)) for p in range(PRECISION_MIN, PRECISION_MAX + 1)}
 
 
 def _nonzero(registers: bytearray) -> list[int]:
@@ -178,7 +179,7 @@ class HyperLogLog(Lattice):
                 raise DecodeError(f"hyperloglog: {len(data)} registers, expected {m}")
             # Every byte a valid rank, checked at C speed (``max`` over 16,384 registers
             # walked them one Python int at a time).
-            if data.translate(None, _VALID_RANKS[rank_max]):
+            if data.translate(None, _VALID_RANKS[hll._precision]):
                 raise DecodeError(f"hyperloglog: a rank is above the maximum {rank_max}")
             hll._registers = bytearray(data)
         else:

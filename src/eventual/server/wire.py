@@ -374,11 +374,18 @@ def _optional(inner: Check) -> Check:
     return check
 
 
-def _tuple_of(inner: Check) -> Check:
+def _many(
+    inner: Check,
+    arrives_as: type[list[Any]] | type[set[Any]],
+    make: Callable[[list[Any]], Any],
+    what: str,
+) -> Check:
+    """Every item checked by ``inner``; ``make`` builds the container (tuple, frozenset)."""
+
     def check(value: Any, where: str) -> Any:
-        if not isinstance(value, list):
-            raise WireError(f"{where}: expected a list")
-        return tuple([inner(v, where) for v in value])
+        if not isinstance(value, arrives_as):
+            raise WireError(f"{where}: expected {what}")
+        return make([inner(v, where) for v in value])
 
     return check
 
@@ -390,15 +397,6 @@ def _fixed_tuple(checks: list[Check]) -> Check:
         if len(checks) != len(value):
             raise WireError(f"{where}: expected {len(checks)} items")
         return tuple([c(v, where) for v, c in zip(value, checks, strict=True)])
-
-    return check
-
-
-def _frozenset_of(inner: Check) -> Check:
-    def check(value: Any, where: str) -> Any:
-        if not isinstance(value, set):
-            raise WireError(f"{where}: expected a set")
-        return frozenset([inner(v, where) for v in value])
 
     return check
 
@@ -429,10 +427,10 @@ def _checker(hint: Any) -> Check:
     if origin is tuple:
         args = typing.get_args(hint)
         if len(args) == 2 and args[1] is Ellipsis:
-            return _tuple_of(_checker(args[0]))
+            return _many(_checker(args[0]), list, tuple, "a list")
         return _fixed_tuple([_checker(arg) for arg in args])
     if origin is frozenset:
-        return _frozenset_of(_checker(typing.get_args(hint)[0]))
+        return _many(_checker(typing.get_args(hint)[0]), set, frozenset, "a set")
     if hint in _CODE:
         return _dataclass_of(frozenset({hint}))
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
