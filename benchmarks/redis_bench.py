@@ -189,11 +189,16 @@ def benchmark(
         ],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         timeout=600,
-    ).stdout
+    )
+    if output.returncode != 0:
+        sys.exit(
+            f"redis-benchmark -c {clients} -P {pipeline} on port {port} failed:"
+            f" {(output.stderr or output.stdout).strip()[-500:]}"
+        )
     results = {}
-    for row in csv.DictReader(io.StringIO(output)):
+    for row in csv.DictReader(io.StringIO(output.stdout)):
         results[row["test"]] = (
             float(row["rps"]),
             float(row["p50_latency_ms"]),
