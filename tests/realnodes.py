@@ -222,3 +222,24 @@ def start_node(
         node.stop()
         raise
     return node
+
+
+def start_joiner(cluster: Cluster, name: str, seed_index: int) -> tuple[subprocess.Popen[str], int]:
+    """``eventual node --join`` a new node through member ``seed_index``; (process, index)."""
+    resp, http_port, peer = free_base_port(1), free_base_port(1), free_base_port(1)
+    seed = cluster.members[seed_index].split("@")[1]
+    command = node_command(
+        name,
+        cluster.data_dir / name,
+        f"127.0.0.1:{resp}",
+        [f"{name}=region-1@127.0.0.1:{peer}"],
+        "--join", seed, "--http", f"127.0.0.1:{http_port}", "--durability", "os",
+        "--cluster-secret-file", str(cluster.data_dir / "cluster.secret"),
+    )  # fmt: skip
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+    )
+    cluster.resp_ports.append(resp)
+    cluster.http_ports.append(http_port)
+    cluster.pids[name] = process.pid
+    return process, len(cluster.resp_ports) - 1

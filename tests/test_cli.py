@@ -83,6 +83,24 @@ def test_the_inventory_demo_shows_a_stale_read_and_balances_its_books() -> None:
     assert "while cut off, then refused" in done.stdout
     assert "books balanced" in done.stdout
 
+    def count(pattern: str) -> int:
+        found = re.search(pattern, done.stdout)
+        assert found is not None, (pattern, done.stdout)
+        return int(found.group(1))
+
+    # The narration tells every sale the books count: one lamp, then the chairs.
+    told = 1 + sum(
+        count(pattern)
+        for pattern in (
+            r"AP-SOUTH sold (\d+) chairs while cut off",
+            r"AP-SOUTH sells (\d+) chairs, ",
+            r"AP-SOUTH sells (\d+) more chairs",
+        )
+    )
+    assert told == count(r"put in \d+, sold (\d+),")
+    # The staleness the cluster measured: a far region sees no write of the story at once.
+    assert re.search(r"US-EAST -> EU-WEST: 0% of \d+ copies visible", done.stdout), done.stdout
+
 
 def test_a_violations_replay_hint_carries_the_options_that_shaped_the_run() -> None:
     # Without anti-entropy, crashes and partitions leave replicas apart: violations whose

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from eventual.core import Level, Record, Request, ops
+from eventual.core import Level, Node, Record, Request, ops
 from eventual.core.messages import ReplicaWrite
 from eventual.core.records import stored_bytes
 from eventual.sim import Faults, SimConfig, Simulation
@@ -127,6 +127,7 @@ def test_read_repair_fixes_a_stale_replica() -> None:
     assert sim.record(stale, key) is None, "without a read or anti-entropy it stays stale"
     assert sim.call(stale, ops.Get(key), Level.ALL).value == {b"x"}
     wait_until(sim, lambda: converged(sim, key), deadline_ms=2_000)
+    assert sum(n.stats["read_repairs"] for n in sim.nodes.values() if n is not None) >= 1
 
 
 def test_a_read_at_one_found_here_asks_no_one_else_and_about_one_in_ten_repairs() -> None:
@@ -178,6 +179,8 @@ def test_anti_entropy_alone_fixes_a_replica_that_is_never_read() -> None:
     wait_until(sim, lambda: converged(sim, key), deadline_ms=30_000)
     record = sim.record(stale, key)
     assert record is not None and record.value() == {b"visits": 3}
+    stale_node = sim.nodes[stale]
+    assert stale_node is not None and stale_node.stats["ae_repairs"] >= 1
 
 
 def test_expired_keys_read_as_absent_everywhere_at_once() -> None:
@@ -358,3 +361,51 @@ def test_bounded_counter_refuses_what_the_node_has_no_rights_for() -> None:
     assert sim.call(b, ops.BcounterDecr(key, 2), Level.ALL).value == 1
     record = sim.record(a, key)
     assert isinstance(record, Record)
+
+
+def test_a_coordinator_measures_when_each_replica_saw_its_write() -> None:
+    """t-visibility (core/base.py VISIBILITY_BOUNDS_MS): per replica, how long after the
+    client's acknowledgement it acknowledged too; a replica cut off counts as late."""
+    from eventual.core.base import VISIBILITY_BOUNDS_MS, VISIBILITY_NEVER
+
+    sim = cluster()
+    key = b"str:visible"
+    a, b, c = sim.primaries(key)
+    node = sim.nodes[a]
+    assert node is not None
+    assert sim.call(a, ops.StringSet(key, b"one"), Level.ONE).ok  # acknowledged at once
+    wait_until(sim, lambda: sum(map(sum, node.visibility.values())) == 3)
+    assert node.visibility[a][0] == 1, "the coordinator's own copy is visible at once"
+    for replica in (b, c):
+        # Acknowledged by the coordinator alone, so each replica's copy came later, by its
+        # round trip (the simulator's links take a millisecond or more each way).
+        assert node.visibility[replica][0] == 0
+        assert sum(node.visibility[replica][1:VISIBILITY_NEVER]) == 1
+    sim.cut(a, c)
+    assert sim.call(a, ops.StringSet(key, b"two"), Level.QUORUM).ok
+    sim.run_for(VISIBILITY_BOUNDS_MS[-1])  # past the request timeout
+    assert node.visibility[c][VISIBILITY_NEVER] == 1, "a replica that never acknowledged"
+    assert node.visibility[b][0] == 1, "at QUORUM, the acknowledging replica was visible"
+
+
+def test_a_string_write_a_replica_holds_a_later_value_for_counts_as_an_lww_loss() -> None:
+    sim = cluster()
+    key = b"str:race"
+    a, b, c = sim.primaries(key)
+    first, second, replica = sim.nodes[a], sim.nodes[b], sim.nodes[c]
+    assert first is not None and second is not None and replica is not None
+
+    def write_to_replica(node: Node, value: bytes, now: int) -> ReplicaWrite:
+        effects = node.request(Request(20_000, ops.StringSet(key, value), Level.ONE), now)
+        return next(
+            s.message for s in effects.sends if s.to == c and isinstance(s.message, ReplicaWrite)
+        )
+
+    older = write_to_replica(first, b"older", sim.now)
+    newer = write_to_replica(second, b"newer", sim.now + 5)  # concurrent, and later by HLC
+    replica.receive(b, newer, sim.now + 6)
+    assert replica.stats["lww_losses"] == 0
+    replica.receive(a, older, sim.now + 7)  # arrives after a later value: it loses
+    assert replica.stats["lww_losses"] == 1
+    record = replica.record(key)
+    assert record is not None and record.value() == b"newer"

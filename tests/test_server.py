@@ -27,8 +27,14 @@ import redis
 
 from eventual.client import Client, ClientError
 from eventual.core.ring import Member, Ring
-from eventual.server.main import node_command
-from realnodes import Cluster, free_base_port, start_cluster, stop_cluster, wait_until
+from realnodes import (
+    Cluster,
+    free_base_port,
+    start_cluster,
+    start_joiner,
+    stop_cluster,
+    wait_until,
+)
 
 
 @pytest.fixture(scope="module")
@@ -632,27 +638,6 @@ def test_the_python_client_resolves_siblings_and_the_api_describes_itself(cluste
     unreachable = Client("http://127.0.0.1:1", retries=1, backoff=0.01)
     with pytest.raises(ClientError, match="cannot reach"):
         unreachable.get("x")
-
-
-def start_joiner(cluster: Cluster, name: str, seed_index: int) -> tuple[subprocess.Popen[str], int]:
-    """``eventual node --join`` a new node through member ``seed_index``; (process, index)."""
-    resp, http_port, peer = free_base_port(1), free_base_port(1), free_base_port(1)
-    seed = cluster.members[seed_index].split("@")[1]
-    command = node_command(
-        name,
-        cluster.data_dir / name,
-        f"127.0.0.1:{resp}",
-        [f"{name}=region-1@127.0.0.1:{peer}"],
-        "--join", seed, "--http", f"127.0.0.1:{http_port}", "--durability", "os",
-        "--cluster-secret-file", str(cluster.data_dir / "cluster.secret"),
-    )  # fmt: skip
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
-    )
-    cluster.resp_ports.append(resp)
-    cluster.http_ports.append(http_port)
-    cluster.pids[name] = process.pid
-    return process, len(cluster.resp_ports) - 1
 
 
 def test_grow_shrink_and_replace_under_load(tmp_path: Path) -> None:

@@ -44,6 +44,8 @@ EXAMPLES: list[M.Message] = [
     M.AePush(1, ((b"k", b"r"),), (b"w",)),
     M.AeRecords(1, ((b"k", b"r"),)),
     M.AeKeySync(1, b"k", b"head", 2**63, answer=True),
+    M.Probe(7, "key", b"inventory:lamp"),
+    M.ProbeReply(7, b"\x81\xa4held\xc0"),
     M.ReapCheck(b"k", 1),
     M.ReapAck(b"k", 1, True),
     M.ReapCommit(b"k", 1),

@@ -73,6 +73,14 @@ class DVVSet(Lattice):
     def value(self) -> list[Scalar]:
         return self.values()
 
+    def dotted(self) -> list[tuple[str, int, Scalar]]:
+        """The siblings with their dots ``(actor, counter, value)``, in ``values`` order."""
+        return [
+            (actor, counter - age, v)
+            for actor, (counter, values) in sorted(self._entries.items())
+            for age, v in enumerate(values)
+        ]
+
     def context(self) -> VersionVector:
         """The causal context to hand to a client with the values it read."""
         return VersionVector({actor: counter for actor, (counter, _) in self._entries.items()})

@@ -175,8 +175,12 @@ class AntiEntropy(NodeBase):
                 incoming = Record.from_bytes(data)
             except DecodeError:
                 continue
-            if self.ring.partition_of(key) == partition and partition in self.trees:
-                self._merge_local(batch, key, incoming)
+            if (
+                self.ring.partition_of(key) == partition
+                and partition in self.trees
+                and self._merge_local(batch, key, incoming)
+            ):
+                self.stats["ae_repairs"] += 1
         if batch:
             self.store.apply(batch)
 

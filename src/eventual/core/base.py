@@ -11,6 +11,7 @@ routes requests, runs timers and membership.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 from mypy_extensions import trait
@@ -73,6 +74,13 @@ FORWARDS_REMEMBERED_MAX = 10_000
 # Requirements worked out per (level, preference list, count): partitions x levels is a few
 # thousand at most; past this the cache starts over.
 REQUIREMENTS_CACHED_MAX = 4096
+# Write visibility (t-visibility, Bailis et al.'s "Probabilistically Bounded Staleness"): the
+# coordinator of each acknowledged write counts, per replica, how long after the client's
+# acknowledgement that replica acknowledged it too, in these buckets of milliseconds; a copy
+# that never acknowledged (timed out, or a fallback's hint standing in for it) counts in one
+# more bucket, "not within the request timeout". Bucket i holds delays <= bound i.
+VISIBILITY_BOUNDS_MS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+VISIBILITY_NEVER = len(VISIBILITY_BOUNDS_MS)  # the last bucket's index
 
 
 _WRITE_NOTE = "; the write is applied where it landed and will spread"
@@ -136,6 +144,7 @@ class _PendingWrite:
     # rings only, whose acks count for them alone.
     others: tuple[tuple[Requirement, frozenset[str]], ...] = ()
     extra: frozenset[str] = frozenset()
+    acknowledged_ms: int = -1  # when the client was told it succeeded (-1: not yet)
 
     def counted(self) -> set[str]:
         """The acks that count for the current ring."""
@@ -231,6 +240,8 @@ class NodeBase:
     requirements: dict[tuple[object, ...], Requirement]
     read_repair_state: int  # picks the reads at R = 1 that repair (get.py READ_REPAIR_EVERY)
     stats: dict[str, int]
+    # replica -> its VISIBILITY_BOUNDS_MS buckets (this node's own copy too): see put.py.
+    visibility: dict[str, list[int]]
 
     # Provided by other roles (declared here so each role module type-checks alone).
 
@@ -433,6 +444,19 @@ class NodeBase:
             f"{pending.need.describe()}{note}"
         )
         self._finish(effects, pending.origin, Result(False, error=error, answered=answered))
+
+    def _visible(self, replica: str, delay_ms: int | None) -> None:
+        """Count ``replica``'s copy of an acknowledged write as visible ``delay_ms`` after the
+        acknowledgement (None: not within the request timeout)."""
+        buckets = self.visibility.get(replica)
+        if buckets is None:
+            buckets = self.visibility[replica] = [0] * (VISIBILITY_NEVER + 1)
+        if delay_ms is None:
+            buckets[VISIBILITY_NEVER] += 1
+        elif delay_ms <= 0:
+            buckets[0] += 1
+        else:
+            buckets[bisect_left(VISIBILITY_BOUNDS_MS, delay_ms)] += 1
 
     def _digest(self, key: bytes) -> int | None:
         """The anti-entropy digest of this node's own record of ``key`` (None: no record)."""

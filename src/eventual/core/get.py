@@ -302,6 +302,7 @@ class GetCoordinator(NodeBase):
                 return
             repair, data = delta, delta.to_bytes()
         hlc = self.hlc.now(self.now)
+        self.stats["read_repairs"] += len(stale)
         for node in stale:
             if node == self.id:
                 batch = Batch()

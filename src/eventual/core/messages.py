@@ -30,6 +30,8 @@ __all__ = [
     "HintAck",
     "HintHandoff",
     "Message",
+    "Probe",
+    "ProbeReply",
     "ReadReply",
     "ReapAck",
     "ReapCheck",
@@ -216,6 +218,23 @@ class ClusterGossip:
     entries: tuple[MemberEntry, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """An operator's question to a peer (the console's, ``server/console.py``), answered by
+    the peer's runtime, not its core: ``what`` is ``status`` (its counters and latencies) or
+    ``key`` (its own copy of ``key``)."""
+
+    id: int
+    what: str
+    key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeReply:
+    id: int
+    body: bytes  # msgpack: the answer, or {"error": ...}
+
+
 Message = (
     SwimPing
     | SwimAck
@@ -238,6 +257,8 @@ Message = (
     | ReapCommit
     | ClusterGossip
     | AeKeySync
+    | Probe
+    | ProbeReply
 )
 
 

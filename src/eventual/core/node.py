@@ -104,6 +104,8 @@ from eventual.core.messages import (
     HintAck,
     HintHandoff,
     Message,
+    Probe,
+    ProbeReply,
     ReadReply,
     ReapAck,
     ReapCheck,
@@ -187,7 +189,14 @@ class Node(Router, GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff
             "peer_suspect": 0,
             "peer_dead": 0,
             "transitions": 0,  # ring changes this node has seen complete
+            # Writes a replica dropped on arrival for a later timestamp of the same string
+            # (a concurrent write lost to last-writer-wins, or a late copy of an overwritten
+            # one: a string carries no causal context to tell them apart).
+            "lww_losses": 0,
+            "read_repairs": 0,  # stale replicas a read sent the merged record to
+            "ae_repairs": 0,  # records anti-entropy changed here
         }
+        self.visibility = {}
 
     # --- the three entry points ---
 
@@ -250,6 +259,8 @@ class Node(Router, GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff
             for target, hint_for in pending.targets.items():
                 if target not in pending.acks:
                     self._merge_hint(batch, pending.key, pending.delta, hint_for or target)
+                    if pending.acknowledged_ms >= 0 and target not in pending.extra:
+                        self._visible(hint_for or target, None)
             if batch:
                 self.store.apply(batch)
         elif isinstance(pending, _PendingRead):
@@ -498,6 +509,13 @@ class Node(Router, GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff
         if theirs.encode() != self.cluster.encode():
             effects.send(sender, ClusterGossip(self.cluster.sorted_entries()))
 
+    def _on_probe(self, effects: Effects, sender: str, message: Probe) -> None:
+        """Probes are the runtime's to answer (``server/console.py``); a driver without one
+        (the simulator) has nothing to say."""
+
+    def _on_probe_reply(self, effects: Effects, sender: str, message: ProbeReply) -> None:
+        """See ``_on_probe``."""
+
 
 _HANDLERS: dict[type, str] = {
     message_type: _handler_name(message_type)
@@ -523,5 +541,7 @@ _HANDLERS: dict[type, str] = {
         ReapCommit,
         ClusterGossip,
         AeKeySync,
+        Probe,
+        ProbeReply,
     )
 }

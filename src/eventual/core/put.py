@@ -206,7 +206,13 @@ class PutCoordinator(NodeBase):
     def _check_write(self, effects: Effects, write_id: int, pending: _PendingWrite) -> None:
         if not pending.replied and pending.met(self.region_of, self.region):
             pending.replied = True
+            pending.acknowledged_ms = self.now
             self._finish(effects, pending.origin, self._answered(pending.result, pending.counted()))
+            # t-visibility (base.VISIBILITY_BOUNDS_MS): what has acknowledged by now is
+            # visible when the client hears of the write; the rest count as they come.
+            for replica in pending.acks:
+                if replica not in pending.extra:
+                    self._visible(pending.targets.get(replica) or replica, 0)
         if len(pending.acks) == len(pending.targets) + 1:
             if not pending.replied:  # everyone it could ask has answered: say so now
                 self._fail_write(effects, pending)
@@ -228,8 +234,16 @@ class PutCoordinator(NodeBase):
             isinstance(pending, _PendingWrite)
             and message.error is None
             and sender in pending.targets
+            and sender not in pending.acks
         ):
             pending.acks.add(sender)
+            if pending.acknowledged_ms >= 0 and sender not in pending.extra:
+                hint_for = pending.targets[sender]
+                # A fallback holds a hint: the replica it stands in for has not got the write.
+                self._visible(
+                    hint_for or sender,
+                    None if hint_for is not None else self.now - pending.acknowledged_ms,
+                )
             self._check_write(effects, message.id, pending)
 
 

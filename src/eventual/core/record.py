@@ -209,6 +209,11 @@ class Record(Lattice):
             return data.value() - self.baseline.value()
         return data.value()
 
+    def dotted_values(self) -> list[tuple[str, int, Scalar]]:
+        """For objects: every sibling with its dot, a DEL's tombstone too (the inspector)."""
+        assert isinstance(self.data, DVVSet)
+        return self.data.dotted()
+
     def context(self) -> VersionVector:
         """For objects: the causal context a client gets with what it read."""
         assert isinstance(self.data, DVVSet)

@@ -4,6 +4,8 @@ read a record whole or projected.
 
 from __future__ import annotations
 
+from typing import cast
+
 from mypy_extensions import trait
 
 from eventual.clocks import ClockDriftError
@@ -19,8 +21,9 @@ from eventual.core.messages import (
     WriteAck,
 )
 from eventual.core.ops import scan_count
-from eventual.core.record import Record
+from eventual.core.record import Kind, Record
 from eventual.core.store import Batch
+from eventual.crdt import LWWRegister
 
 
 @trait
@@ -50,11 +53,26 @@ class Replica(NodeBase):
             # still finds it here (_local_for_read reads hints of such partitions).
             self._merge_hint(batch, message.key, incoming, self._other_replicas(partition))
         else:
+            if incoming.kind is Kind.STRING and message.id:
+                self._count_lww_loss(message.key, incoming)
             self._merge_local(batch, message.key, incoming)
         if batch:
             self.store.apply(batch)
         if message.id:
             effects.send(sender, WriteAck(message.id))
+
+    def _count_lww_loss(self, key: bytes, incoming: Record) -> None:
+        """A coordinator's string write that this replica's value outranks: it is lost."""
+        current = self._load(key)
+        if (
+            current is not None
+            and current.kind is Kind.STRING
+            and current.incarnation == incoming.incarnation
+        ):
+            mine = cast(LWWRegister, current.data).timestamp
+            theirs = cast(LWWRegister, incoming.data).timestamp
+            if mine is not None and theirs is not None and theirs < mine:
+                self.stats["lww_losses"] += 1
 
     def _on_replica_read(self, effects: Effects, sender: str, message: ReplicaRead) -> None:
         partition = self.ring.partition_of(message.key)

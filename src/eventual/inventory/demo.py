@@ -14,6 +14,9 @@ After each step it prints what each region reads, so every claim shows as a meas
 4. The partition heals and the replicas converge.
 5. Rebalancing moves rights to where the demand is.
 6. The books: stock left plus sales equals stock put in, in every region.
+7. Staleness, as the cluster measured it from the story's own writes (t-visibility, the
+   console's curve): for each pair of regions, how often a read at ONE there saw a write at
+   once, and how long until 99% of copies had it.
 
 Exit status 0 if the books balance, 1 if they do not.
 """
@@ -163,8 +166,14 @@ async def _play(urls: dict[str, str], latency_ms: int, echo: Callable[[str], Non
             break
 
     echo("\n5. AP-SOUTH keeps asking for chairs: rebalancing moves rights to it.")
+    elsewhere = inventory.sold_elsewhere
+    demand = 0
     for _ in range(5):  # its recent demand, which the policy reads
-        await inventory.sell("chair", 1, ap)
+        demand += await inventory.sell("chair", 1, ap)
+    echo(
+        f"  -> AP-SOUTH sells {demand} chairs, {inventory.sold_elsewhere - elsewhere} of them "
+        "on other regions' rights (it has none of its own left)"
+    )
     moved = await inventory.rebalance("chair")
     for transfer in moved:
         echo(
@@ -185,7 +194,32 @@ async def _play(urls: dict[str, str], latency_ms: int, echo: Callable[[str], Non
         f"  put in {story.put_in}, sold {inventory.sold}, left {left}, refused "
         f"{inventory.refused}: books {'balanced' if balanced else 'NOT balanced'}"
     )
+    await asyncio.to_thread(_staleness, urls[us], echo)
     return balanced
+
+
+def _staleness(url: str, echo: Callable[[str], None]) -> None:
+    """Step 7: the visibility each coordinator measured (``/ui/api/cluster``), per pair."""
+    with urllib.request.urlopen(url + "/ui/api/cluster", timeout=10) as response:
+        view = json.loads(response.read())
+    bounds = view["visibility"]["bounds_ms"]
+    echo("\n7. Staleness, measured by the cluster from this story's writes (t-visibility):")
+    for pair in view["visibility"]["pairs"]:
+        buckets = pair["buckets"]
+        total = sum(buckets)
+        if pair["from"] == pair["to"] or not total:
+            continue
+        seen, within = 0, "not within the request timeout"
+        for bound, count in zip(bounds, buckets, strict=False):
+            seen += count
+            if seen >= 0.99 * total:
+                within = f"within {bound} ms"
+                break
+        echo(
+            f"  {REGIONS.get(pair['from'], pair['from'])} -> "
+            f"{REGIONS.get(pair['to'], pair['to'])}: {100 * buckets[0] / total:.0f}% of "
+            f"{total} copies visible when the write was acknowledged, 99% {within}"
+        )
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ concurrent with everything. An object's stored value keeps its content type with
 
 The CRDT types (``/crdt/{type}/{key}``) take JSON operations; TTLs have ``/ttl/{key}``;
 ``/cluster`` shows the members and the ring as this node sees them; ``/metrics`` is
-Prometheus text.
+Prometheus text. ``/ui`` is the console and ``/docs`` Swagger UI (``server/console.py``).
 """
 
 from __future__ import annotations
@@ -19,17 +19,18 @@ import json
 import time
 from typing import Any
 
-import msgpack
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from eventual import BUILD, __version__
+from eventual import __version__
 from eventual.clocks import VersionVector
-from eventual.codec import DecodeError, pack
+from eventual.codec import DecodeError
 from eventual.core import Level, Request, Result
 from eventual.core import ops as O  # noqa: N812
 from eventual.core.ops import STRING_BYTES_MAX
 from eventual.crdt import BoundedCounter
+from eventual.server.console import ConsoleCollector, add_console, cluster_summary
+from eventual.server.objects import decode_object, encode_object
 from eventual.server.runtime import NodeRuntime, wall_ms
 from eventual.server.users import DEFAULT_USER, Role, User, Users
 
@@ -43,23 +44,6 @@ CONTEXT_HEADER = "X-Causal-Context"
 # (UnicodeDecodeError, a ValueError too) and nesting deeper than the parser's stack
 # (RecursionError). All of them are the client's doing: 400, never 500.
 BAD_JSON = (ValueError, RecursionError)
-
-
-def encode_object(content_type: str, body: bytes) -> bytes:
-    return pack([content_type, body])
-
-
-def decode_object(value: object) -> tuple[str, bytes]:
-    """(content type, body) of a stored object value; raw bytes read as octet-stream."""
-    if isinstance(value, bytes):
-        try:
-            content_type, body = msgpack.unpackb(value, raw=False)
-            if isinstance(content_type, str) and isinstance(body, bytes):
-                return content_type, body
-        except Exception:  # a value not written through this API: serve it as it is
-            pass
-        return "application/octet-stream", value
-    return "application/octet-stream", str(value).encode()
 
 
 def _text(value: bytes) -> str:
@@ -97,6 +81,7 @@ class Metrics:
         Gauge(
             "eventual_store_commits", "SQLite commits (group commits)", registry=self.registry
         ).set_function(lambda: runtime.store.commits)
+        self.registry.register(ConsoleCollector(runtime))
 
 
 def authenticate(header: str, users: Users) -> User | None:
@@ -270,53 +255,7 @@ def build_app(
         return web.json_response({"exists": True, "expire_at_ms": result.expire_at, "ttl_ms": ttl})
 
     async def cluster(request: web.Request) -> web.Response:
-        node = runtime.node
-        ring = node.ring
-        members = [
-            {
-                "node": entry.node,
-                "region": entry.region,
-                "zone": entry.zone,
-                "address": entry.address,
-                "membership": entry.status.name.lower(),  # joining, active, leaving, left
-                "up": node.up(entry.node),
-                # What the failure detector says: alive, suspect or dead ("-": not watched,
-                # a member that has left).
-                "status": (
-                    node.swim.status(entry.node).name.lower()
-                    if entry.node in node.swim.states
-                    else "-"
-                ),
-                "incarnation": (
-                    node.swim.states[entry.node].incarnation
-                    if entry.node in node.swim.states
-                    else None
-                ),
-                "partitions": sum(
-                    entry.node in ring.preference_list(p, node.config.n)
-                    for p in range(ring.partitions)
-                ),
-                "self": entry.node == node.id,
-            }
-            for entry in node.cluster.sorted_entries()
-        ]
-        serving = [m for m in members if m["membership"] in ("active", "leaving")]
-        return web.json_response(
-            {
-                "node": node.id,
-                "version": __version__,
-                "build": BUILD,
-                "healthy": all(m["up"] for m in serving),
-                "members": members,
-                "in_transition": node.cluster.in_transition(),
-                "handoff": node.handoff_status(),
-                "n": node.config.n,
-                "partitions": ring.partitions,
-                "ring": [ring.preference_list(p, node.config.n) for p in range(ring.partitions)],
-                "hints_held": sum(1 for _ in runtime.store.hints()),
-                "keys_stored": runtime.store.count(),
-            }
-        )
+        return web.json_response(cluster_summary(runtime))
 
     async def cluster_change(request: web.Request) -> web.Response:
         """POST /cluster/leave {"node"} or /cluster/replace {"old", "new"}."""
@@ -417,6 +356,7 @@ def build_app(
         app.router.add_post("/debug/partition", partition)
     app.router.add_get("/metrics", metrics_text)
     app.router.add_get("/openapi.json", openapi)
+    add_console(app, runtime)
     return app
 
 
@@ -645,5 +585,22 @@ OPENAPI: dict[str, Any] = {
         },
         "/metrics": {"get": _op("Prometheus metrics", [], {"200": "text exposition format"})},
         "/openapi.json": {"get": _op("This document", [], {"200": "OpenAPI 3"})},
+        "/ui/api/cluster": {
+            "get": _op(
+                "The console's view: /cluster, every member's counters (cumulative: requests, "
+                "latency buckets, events, per-replica write visibility) and the visibility "
+                "summed per region pair",
+                [],
+                {"200": "cluster view"},
+            )
+        },
+        "/ui/api/key/{key}": {
+            "get": _op(
+                "The key inspector: each replica's own copy (version, type, value, siblings "
+                "and their dots, context, TTL) and the merge of them all",
+                [_KEY],
+                {"200": "{key, partition, replicas, merged}"},
+            )
+        },
     },
 }

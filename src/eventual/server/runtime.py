@@ -23,6 +23,12 @@ and at most ``PEER_CONNECTIONS_MAX`` incoming ones are open at once. Frames are 
 per turn into one write per peer. A link that fails is redialled with exponential backoff;
 while it is down, up to ``SEND_QUEUE_FRAMES_MAX`` frames wait, and older ones are dropped
 beyond that (the core tolerates loss: hints and anti-entropy repair it).
+
+What an operator asks of a node (``status``, ``local_copy``) is answered here, from the
+node's counters, its store and the latencies this runtime measures; a peer asks with a
+``Probe`` message (the console's cluster view, ``server/console.py``), answered outside the
+core, which has no part in it. At most ``PROBES_MAX`` are awaited at once, each for
+``PROBE_TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -38,8 +44,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
+import msgpack
+
+from eventual import BUILD, __version__
+from eventual.codec import pack
 from eventual.core import Effects, Node, NodeConfig, Request, Result
-from eventual.core.messages import Message, Send, Timer
+from eventual.core.messages import Message, Probe, ProbeReply, Send, Timer
+from eventual.core.ops import Mutation
+from eventual.core.record import COLLECTIONS
 from eventual.core.store import Batch
 from eventual.server.peer_auth import (
     CHALLENGE_BYTES,
@@ -69,6 +81,14 @@ PEER_HANDSHAKE_S = 5.0  # a connection that has not proved itself by then is clo
 PEER_CONNECTIONS_MAX = 1024
 SEED_PREFIX = "seed:"  # the core's name for a seed address, until the seed tells its own
 COMPACT_EVERY_MS = 50  # the store deletes a bounded number of dead rows this often
+PROBES_MAX = 256  # probes of peers awaited at once (a console asks each member once a poll)
+PROBE_TIMEOUT_S = 1.0  # a peer that has not answered a probe by then is reported silent
+# A probe's answer: a status, or one key's copy (an object may hold 64 MiB of siblings).
+PROBE_REPLY_BYTES_MAX = 80 * 1024 * 1024
+INSPECT_MEMBERS_MAX = 100  # members of a big collection a copy shows (the inspector's page)
+# Request latency, from submission to the durable reply, in buckets by bit length of the
+# microseconds: bucket b holds latencies in [2**(b-1), 2**b) µs; the last, 2**23 µs (8 s) on.
+LATENCY_BUCKETS = 25
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +202,19 @@ class _PeerLink:
                 self.writer = None
                 with contextlib.suppress(Exception):
                     writer.close()
+
+
+def unpack_limited(body: bytes, size_max: int) -> dict[str, object]:
+    """A peer's msgpack answer: a map of at most ``size_max`` bytes, or ValueError."""
+    if len(body) > size_max:
+        raise ValueError(f"{len(body)} bytes, over {size_max}")
+    try:
+        value = msgpack.unpackb(body, raw=False, strict_map_key=False)
+    except Exception as error:  # msgpack reports malformed bytes with several types
+        raise ValueError(str(error)) from None
+    if not isinstance(value, dict):
+        raise ValueError("not a map")
+    return value
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> bytes:
@@ -307,7 +340,11 @@ class NodeRuntime:
         # Peers cut off by a test (POST /debug/partition, with --fault-injection): frames to
         # and from them are dropped, as a network partition would.
         self.blocked: set[str] = set()
-        self.pending_replies: dict[int, Callable[[Result], None]] = {}
+        self.pending_replies: dict[int, tuple[Callable[[Result], None], int, list[int]]] = {}
+        self.latency = {"read": [0] * LATENCY_BUCKETS, "write": [0] * LATENCY_BUCKETS}
+        self.started_ns = time.monotonic_ns()
+        self.probes: dict[int, asyncio.Future[dict[str, object]]] = {}
+        self.next_probe = 1
         self.next_request = 1
         self._buffer = Effects()
         self._flush_scheduled = False
@@ -388,7 +425,8 @@ class NodeRuntime:
         """Submit a client request; ``callback`` gets the result after it is durable."""
         request_id = self.next_request
         self.next_request += 1
-        self.pending_replies[request_id] = callback
+        latency = self.latency["write" if isinstance(request_op.op, Mutation) else "read"]
+        self.pending_replies[request_id] = (callback, time.perf_counter_ns(), latency)
         request = Request(
             request_id, request_op.op, request_op.level, request_op.n, request_op.r, request_op.w
         )
@@ -396,6 +434,10 @@ class NodeRuntime:
 
     def receive(self, peer: str, message: Message) -> None:
         if peer in self.blocked:
+            return
+        kind = type(message)
+        if kind is Probe or kind is ProbeReply:
+            self._on_probe(peer, message)
             return
         refused = self.node.stats["refused_generation"]
         self._guarded(lambda: self.node.receive(peer, message, wall_ms()))
@@ -441,14 +483,128 @@ class NodeRuntime:
             sends = [send for send in sends if not send.early]
         self.store.commit()
         self._send(sends)
-        for reply in effects.replies:
-            callback = self.pending_replies.pop(reply.request_id, None)
-            if callback is not None:
-                callback(reply.result)
+        if effects.replies:
+            now = time.perf_counter_ns()
+            last = LATENCY_BUCKETS - 1
+            for reply in effects.replies:
+                entry = self.pending_replies.pop(reply.request_id, None)
+                if entry is not None:
+                    callback, started, latency = entry
+                    latency[min(((now - started) // 1000).bit_length(), last)] += 1
+                    callback(reply.result)
         loop = self.loop
         if loop is not None and not self.stopped:
             for delay, timer in effects.timers:
                 loop.call_later(delay / 1000, self._timer, timer)
+
+    # --- what an operator asks (the console) ---
+
+    def status(self) -> dict[str, object]:
+        """This node's counters and measurements (cumulative: a reader takes differences)."""
+        node = self.node
+        entry = node.cluster.entries.get(node.id)
+        return {
+            "node": node.id,
+            "region": node.region,
+            "zone": "" if entry is None else entry.zone,
+            "version": __version__,
+            "build": BUILD,
+            "uptime_ms": (time.monotonic_ns() - self.started_ns) // 1_000_000,
+            "requests": {kind: sum(buckets) for kind, buckets in self.latency.items()},
+            "latency_us_buckets": {kind: list(b) for kind, b in self.latency.items()},
+            "events": dict(node.stats),
+            "visibility": {peer: list(b) for peer, b in node.visibility.items()},
+            "in_flight": len(node.pending),
+            "keys": self.store.count(),
+            "hints": self.store.hint_count(),
+            "handoff": node.handoff_status(),
+            "commits": self.store.commits,
+            "links": {
+                peer: {
+                    "connected": link.writer is not None,
+                    "queued": len(link.queue),
+                    "dropped": link.dropped,
+                }
+                for peer, link in sorted(self.links.items())
+                if not peer.startswith(SEED_PREFIX)
+            },
+        }
+
+    def local_copy(self, key: bytes) -> dict[str, object]:
+        """This node's own copy of ``key`` (its record, or the hint it holds), encoded."""
+        node = self.node
+        partition = node.ring.partition_of(key)
+        record = node.records.get(key)  # the cached object: read, never changed, here
+        if record is not None:
+            answer: dict[str, object] = {
+                "held": "replica",
+                "partition": partition,
+                "version": record.digest(),
+                "members": record.size(),
+            }
+            if record.kind in COLLECTIONS and record.size() > INSPECT_MEMBERS_MAX:
+                # A big collection: its first members only (the cost of a page, not of it).
+                page, _ = record.scan_page(0, INSPECT_MEMBERS_MAX)
+                answer.update(record=page.to_bytes(), page=True)
+            else:
+                answer["record"] = record.to_bytes()
+            return answer
+        hint = self.store.hint(key)
+        if hint is None:
+            return {"held": None, "partition": partition}
+        return {
+            "held": "hint",
+            "record": hint.record,
+            "owed_to": sorted(hint.targets),
+            "partition": partition,
+        }
+
+    def _answer(self, what: str, key: bytes) -> dict[str, object]:
+        if what == "status":
+            return self.status()
+        if what == "key":
+            return self.local_copy(key)
+        return {"error": f"unknown probe {what!r}"}
+
+    def _on_probe(self, peer: str, message: Message) -> None:
+        if isinstance(message, Probe):
+            body = pack(self._answer(message.what, message.key))
+            link = self.links.get(peer)
+            if link is not None:
+                link.send(encode_message(ProbeReply(message.id, body)))
+                link.flush()
+        elif isinstance(message, ProbeReply):
+            waiting = self.probes.pop(message.id, None)
+            if waiting is None or waiting.done():
+                return
+            try:
+                answer = unpack_limited(message.body, PROBE_REPLY_BYTES_MAX)
+            except ValueError as bad:
+                answer = {"error": f"a bad answer: {bad}"}
+            waiting.set_result(answer)
+
+    async def ask(self, peer: str, what: str, key: bytes = b"") -> dict[str, object]:
+        """Ask ``peer`` (this node too) what ``status`` or ``local_copy`` say there; an
+        ``{"error": ...}`` if it does not answer within ``PROBE_TIMEOUT_S``."""
+        if peer == self.node.id:
+            return self._answer(what, key)
+        link = self.links.get(peer)
+        if link is None or link.writer is None or peer in self.blocked:
+            return {"error": "not connected"}
+        if len(self.probes) >= PROBES_MAX:
+            return {"error": "too many probes in flight"}
+        probe_id = self.next_probe
+        self.next_probe += 1
+        future: asyncio.Future[dict[str, object]] = asyncio.get_running_loop().create_future()
+        self.probes[probe_id] = future
+        link.send(encode_message(Probe(probe_id, what, key)))
+        link.flush()
+        try:
+            return await asyncio.wait_for(future, PROBE_TIMEOUT_S)
+        except TimeoutError:
+            return {"error": f"no answer within {PROBE_TIMEOUT_S} s"}
+        finally:
+            self.probes.pop(probe_id, None)
 
     def _send(self, sends: list[Send]) -> None:
         delayed: dict[int, list[tuple[_PeerLink, bytes]]] = {}

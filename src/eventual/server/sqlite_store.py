@@ -245,6 +245,11 @@ class SQLiteStore:
         for row in rows:
             yield _hint(row)
 
+    def hint_count(self) -> int:
+        """Hints held (one per key, whatever it is owed to), without reading them."""
+        row = self._db.execute("SELECT COUNT(*) FROM hints").fetchone()
+        return int(row[0])
+
     def meta(self, name: str) -> bytes | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return None if row is None else bytes(row[0])

@@ -131,6 +131,8 @@ _FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {
         ("record_hash", int),
     ),
     messages.ClusterGossip: (("entries", tuple[membership.MemberEntry, ...]),),
+    messages.Probe: (("id", int), ("what", str), ("key", bytes)),
+    messages.ProbeReply: (("id", int), ("body", bytes)),
     messages.AeKeySync: (
         ("partition", int),
         ("key", bytes),
