@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from eventual.crdt import ORMap, ORSet, PNCounter
 from eventual.lattice import Lattice
+from eventual.progress import progress_bar
 
 
 def rate(action: Callable[[], object], seconds: float, repeats: int) -> float:
@@ -114,14 +115,20 @@ def main() -> None:
         data = left.to_bytes()
         kind = type(left)
 
-        state_merges = merge_rate(left, right, args.seconds, args.repeats)
-        delta_merges = rate(
-            lambda left=left, delta=delta: left.merge(delta), args.seconds, args.repeats
-        )
-        encodes = rate(left.to_bytes, args.seconds, args.repeats)
-        decodes = rate(
-            lambda data=data, kind=kind: kind.from_bytes(data), args.seconds, args.repeats
-        )
+        # Four figures, each a few seconds: a bar on a terminal says where it is.
+        with progress_bar(4, name) as bar:
+            state_merges = merge_rate(left, right, args.seconds, args.repeats)
+            bar.update(1)
+            delta_merges = rate(
+                lambda left=left, delta=delta: left.merge(delta), args.seconds, args.repeats
+            )
+            bar.update(1)
+            encodes = rate(left.to_bytes, args.seconds, args.repeats)
+            bar.update(1)
+            decodes = rate(
+                lambda data=data, kind=kind: kind.from_bytes(data), args.seconds, args.repeats
+            )
+            bar.update(1)
         print(
             f"{name:<28}{state_merges:>14,.0f}{delta_merges:>14,.0f}"
             f"{encodes:>11,.0f}{decodes:>11,.0f}{len(data):>9,}{len(delta.to_bytes()):>9,}"

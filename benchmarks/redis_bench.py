@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from eventual.progress import progress_bar
 from eventual.server.main import node_command
 
 # pair -> its runs, (clients, pipeline).
@@ -265,9 +266,11 @@ def main() -> None:
     kept: dict[str, dict[str, Figures]] = {}
     for pair in pairs:
         figures: dict[str, Figures] = {"redis": {}, "eventual": {}}
-        for _ in range(args.rounds):
-            for system in ("redis", "eventual"):
-                run_pair(pair, system, args.requests, figures[system])
+        with progress_bar(args.rounds * 2, pair) as bar:  # on a terminal: which run it is at
+            for _ in range(args.rounds):
+                for system in ("redis", "eventual"):
+                    run_pair(pair, system, args.requests, figures[system])
+                    bar.update(1)
         kept[pair] = figures
         for key in sorted(figures["eventual"], key=lambda k: (-k[0], k[1], k[2] != "SET")):
             clients, pipeline, test = key

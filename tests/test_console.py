@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 
 from realnodes import Cluster, start_cluster, start_joiner, stop_cluster, wait_until
 
-REGION_LATENCY_MS = 20  # each way between regions: a write at ONE reaches the others later
+REGION_LATENCY_MS = 100  # each way between regions: a write at ONE reaches the others later
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("EVENTUAL_ARTIFACTS", Path(__file__).parents[1] / "test-artifacts"))
 
@@ -68,14 +70,17 @@ def test_the_cluster_view_measures_how_late_each_region_sees_a_write(regions: Cl
     wait_until(lambda: all(sum(pairs().get(("region-1", r), [])) >= writes for r in far))
     view = get(base(regions, 1) + "/ui/api/cluster")
     bounds = view["visibility"]["bounds_ms"]
-    found = pairs()
-    assert found[("region-1", "region-1")][0] >= writes, "the coordinator's copy: at once"
+    found = {(p["from"], p["to"]): p for p in view["visibility"]["pairs"]}
+    assert found[("region-1", "region-1")]["buckets"][0] >= writes, "its own copy: at once"
+    assert found[("region-1", "region-1")]["mean_ms"] == 0, "nothing came later"
     for region in far:
-        buckets = found[("region-1", region)]
-        # Acknowledged at ONE by the coordinator alone, a far copy's acknowledgement comes a
-        # round trip later: 2 x 20 ms, so nothing in the buckets up to 20 ms.
-        soon = sum(count for bound, count in zip(bounds, buckets, strict=False) if bound <= 20)
-        assert soon == 0, (region, buckets)
+        pair = found[("region-1", region)]
+        # Acknowledged at ONE by the coordinator alone; a far copy arrives one link later:
+        # the configured delay plus loopback's hop (well under a millisecond here). Measured
+        # within 20%, and never sooner than the delay.
+        assert REGION_LATENCY_MS * 0.8 <= pair["mean_ms"] <= REGION_LATENCY_MS * 1.2, pair
+        soon = sum(n for bound, n in zip(bounds, pair["buckets"], strict=False) if bound < 75)
+        assert soon == 0, pair
     statuses = view["statuses"]
     assert set(statuses) == {"n1", "n2", "n3"}
     assert statuses["n1"]["requests"]["write"] >= writes
@@ -87,7 +92,7 @@ def test_the_cluster_view_measures_how_late_each_region_sees_a_write(regions: Cl
         for line in metrics.splitlines()
         if line.startswith("eventual_write_visibility_seconds_bucket")
         and 'to_region="region-2"' in line
-        and 'le="0.05"' in line
+        and 'le="0.15"' in line
     )
     assert float(line.split()[-1]) >= writes
     assert 'eventual_request_seconds_bucket{kind="write"' in metrics
@@ -136,48 +141,90 @@ def _browser_or_skip() -> None:
     pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (CI does)")
 
 
-def test_the_console_in_a_real_browser(tmp_path: Path) -> None:
-    """Loads; three members; a fourth after it joins; a key's two siblings; a screenshot."""
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
     _browser_or_skip()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            # As root in a container Chromium's sandbox cannot start; and this machine's
+            # network is closed, so nothing is fetched in the background.
+            args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run",
+            ],
+        )  # fmt: skip
+        yield launched
+        launched.close()
+
+
+def _page(browser: Any, address: str) -> tuple[Any, list[str]]:
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(address + "/ui")
+    return page, errors
+
+
+def test_the_console_in_a_real_browser(browser: Any, tmp_path: Path) -> None:
+    """Loads; three members; a fourth after it joins; a key's two siblings; a screenshot."""
+    from playwright.sync_api import expect
 
     cluster = start_cluster(tmp_path, 3, "--durability", "os")
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                # As root in a container Chromium's sandbox cannot start; and this machine's
-                # network is closed, so nothing is fetched in the background.
-                args=[
-                    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--no-first-run",
-                ],
-            )  # fmt: skip
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1200})
-                errors: list[str] = []
-                page.on("pageerror", lambda error: errors.append(str(error)))
-                page.goto(base(cluster, 0) + "/ui")
-                rows = page.locator("#members tbody tr")
-                expect(rows).to_have_count(3, timeout=20_000)
-                expect(page.locator("#health")).to_have_text("healthy")
-                start_joiner(cluster, "n4", 0)
-                # Live: the page was not reloaded.
-                expect(page.locator('#members tr[data-node="n4"]')).to_be_visible(timeout=30_000)
-                expect(rows).to_have_count(4)
-                put(base(cluster, 0) + "/kv/page:doc", b"left")
-                put(base(cluster, 1) + "/kv/page:doc", b"right")
-                page.fill("#key", "page:doc")
-                page.click("#inspect button")
-                siblings = page.locator("#inspected .sibling")
-                expect(siblings).to_have_count(2, timeout=10_000)
-                texts = " ".join(siblings.all_inner_texts())
-                assert "left" in texts and "right" in texts, texts
-                ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
-                assert (ARTIFACTS / "console.png").stat().st_size > 10_000
-                assert not errors, errors
-            finally:
-                browser.close()
+        page, errors = _page(browser, base(cluster, 0))
+        rows = page.locator("#members tbody tr")
+        expect(rows).to_have_count(3, timeout=20_000)
+        expect(page.locator("#health")).to_have_text("healthy")
+        start_joiner(cluster, "n4", 0)
+        # Live: the page was not reloaded.
+        expect(page.locator('#members tr[data-node="n4"]')).to_be_visible(timeout=30_000)
+        expect(rows).to_have_count(4)
+        # `status --wait` returns once n4 has pulled its partitions and is active.
+        waited = subprocess.run(
+            [sys.executable, "-m", "eventual", "status", "--url", base(cluster, 0),
+             "--wait", "--timeout", "90"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert waited.returncode == 0, waited.stdout + waited.stderr
+        assert re.search(r"n4 +region-1 +active", waited.stdout), waited.stdout
+        assert "[" not in waited.stderr, "no progress bar where stderr is no terminal"
+        put(base(cluster, 0) + "/kv/page:doc", b"left")
+        put(base(cluster, 1) + "/kv/page:doc", b"right")
+        page.fill("#key", "page:doc")
+        page.click("#inspect button")
+        siblings = page.locator("#inspected .sibling")
+        expect(siblings).to_have_count(2, timeout=10_000)
+        texts = " ".join(siblings.all_inner_texts())
+        assert "left" in texts and "right" in texts, texts
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
+        assert (ARTIFACTS / "console.png").stat().st_size > 10_000
+        assert not errors, errors
     finally:
         stop_cluster(cluster)
+
+
+def test_the_console_draws_the_measured_staleness(browser: Any, regions: Cluster) -> None:
+    """Three regions 100 ms apart, writes at ONE: the curve of each far pair is drawn, and
+    its legend says the copies arrived about 100 ms after the acknowledgement."""
+    from playwright.sync_api import expect
+
+    writer = regions.client(2)  # region-3 coordinates nothing in the other tests
+    writer.execute_command("CONSISTENCY", "ONE")
+    for i in range(20):
+        assert writer.set(f"drawn:{i}", "v")
+    page, errors = _page(browser, base(regions, 0))
+    legend = page.locator('#staleness-legend .pair[data-from="region-3"][data-to="region-1"]')
+    # Live: the page redraws each second until every copy has been counted.
+    expect(legend).to_contain_text("(20 copies)", timeout=20_000)
+    mean = re.search(r"mean (\d+) ms", legend.inner_text())
+    assert mean is not None and 80 <= int(mean.group(1)) <= 120, legend.inner_text()
+    # One curve per pair that has copies, drawn in the plot.
+    pairs = page.locator("#staleness-legend .pair").count()
+    assert pairs >= 3 and page.locator("#staleness polyline").count() == pairs
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "staleness.png"), full_page=True)
+    assert not errors, errors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from eventual import BUILD, __version__
 from eventual.client import Client, ClientError
 from eventual.core import Level
 from eventual.demo import run_demo
+from eventual.progress import progress_bar
 from eventual.server.limits import MAXCLIENTS, OUTPUT_BUFFER_BYTES, QUERY_BUFFER_BYTES
 from eventual.sim import FAULTS, Faults, SimConfig
 from eventual.sim.runner import run_seeds
@@ -22,6 +24,14 @@ from eventual.sim.runner import run_seeds
 if TYPE_CHECKING:
     from eventual.server.main import TlsConfig
 
+LOG_FORMAT_OPTION = click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="The log on stderr, one line per event with the node's id: key=value pairs, or JSON "
+    "objects for a collector.",
+)
 CONSISTENCY_OPTION = click.option(
     "--consistency",
     type=click.Choice([level.value for level in Level], case_sensitive=False),
@@ -188,7 +198,8 @@ def sim(
     )
     if not anti_entropy:
         replay_options += " --no-anti-entropy"
-    summary = run_seeds(template, seeds, jobs)
+    with progress_bar(len(seeds), "seeds") as bar:
+        summary = run_seeds(template, seeds, jobs, bar.update)
     if as_json:
         click.echo(summary.to_json())
     else:
@@ -281,7 +292,7 @@ CONFIG_KEYS = {
     "client-output-buffer-limit": "output_buffer_limit",
     "tls-cert-file": "tls_cert_file", "tls-key-file": "tls_key_file",
     "tls-ca-cert-file": "tls_ca_cert_file", "tls-clients": "tls_clients",
-    "tls-cluster": "tls_cluster",
+    "tls-cluster": "tls_cluster", "log-format": "log_format",
 }  # fmt: skip
 
 
@@ -465,6 +476,7 @@ def load_config(ctx: click.Context, param: click.Parameter, path: Path | None) -
     "fault tests (docs/faults.md). Never in production.",
 )
 @CONSISTENCY_OPTION
+@LOG_FORMAT_OPTION
 def node(
     node_id: str,
     data_dir: Path,
@@ -490,6 +502,7 @@ def node(
     clock_skew_ms: int,
     http: str | None,
     consistency: str,
+    log_format: str,
 ) -> None:
     """Run one node.
 
@@ -532,6 +545,7 @@ def node(
             ),
             tls=_tls(tls_cert_file, tls_key_file, tls_ca_cert_file, tls_clients, tls_cluster),
             clock_skew_ms=clock_skew_ms,
+            log_format=log_format,
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None
@@ -619,6 +633,7 @@ def port_option(name: str, default: int, text: str) -> Callable[[F], F]:
 @click.option(
     "--fault-injection", is_flag=True, help="Each node serves POST /debug/partition (tests)."
 )
+@LOG_FORMAT_OPTION
 def dev(
     nodes: int,
     regions: int,
@@ -632,18 +647,20 @@ def dev(
     password: str | None,
     region_latency: int,
     fault_injection: bool,
+    log_format: str,
 ) -> None:
     """Run a local cluster on this machine until Ctrl-C; print each node's addresses.
 
     Starts nothing, and exits 1 with one line, if a port it needs is taken. A node that
     dies is reported with the command that restarts it; the others keep serving.
 
-    Node options (--durability, --consistency, --n, --password) apply to every node.
+    Node options (--durability, --consistency, --n, --password, --log-format) apply to
+    every node.
     The nodes share a cluster secret, made once in DATA_DIR/cluster.secret: a node you
     start by hand to join them needs --cluster-secret-file pointing there."""
     from eventual.server.main import run_dev  # noqa: PLC0415
 
-    options = ["--n", str(min(replicas, nodes))]
+    options = ["--n", str(min(replicas, nodes)), "--log-format", log_format]
     if password is not None:
         options += ["--password", password]
     if fault_injection:
@@ -740,10 +757,26 @@ def incr(key: str, amount: int, url: str) -> None:
 
 @main.command()
 @URL_OPTION
-def status(url: str) -> None:
-    """Show the cluster as one node sees it: members, their state, handoffs, hints held."""
+@click.option(
+    "--wait", is_flag=True, help="Wait until no partition is left to move, with a progress bar."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=600.0,
+    show_default=True,
+    help="Seconds --wait waits at most.",
+)
+def status(url: str, wait: bool, timeout: float) -> None:
+    """Show the cluster as one node sees it: members, their state, handoffs, hints held.
+
+    With --wait, first wait until no member has partitions left to pull or hand off (a
+    progress bar on a terminal), then show it; exit 1 if that takes longer than --timeout."""
+    client = _client(url)
     try:
-        state = _client(url).cluster()
+        if wait:
+            _wait_for_handoffs(client, timeout)
+        state = client.cluster()
     except ClientError as error:
         raise click.ClickException(str(error)) from None
     click.echo(
@@ -764,6 +797,30 @@ def status(url: str) -> None:
         f"{handoff['partitions_to_hand_off']} handoffs to go; hints held: "
         f"{state['hints_held']}; keys stored here: {state['keys_stored']}"
     )
+
+
+def _moving(client: Client) -> int:
+    """Partitions every member still has to pull or hand off (the console's view)."""
+    view = client.console_view()
+    left = 0
+    for answer in view["statuses"].values():
+        handoff = answer.get("handoff") or {}
+        left += handoff.get("partitions_to_pull", 0) + handoff.get("partitions_to_hand_off", 0)
+    return left + (1 if view["in_transition"] and not left else 0)
+
+
+def _wait_for_handoffs(client: Client, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    first = _moving(client)
+    with progress_bar(first, "handoff") as bar:
+        done = 0
+        while (left := _moving(client)) > 0:
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"{left} partitions still moving after {timeout} s")
+            bar.update(max(0, min(first, first - left) - done))
+            done = max(done, first - left)
+            time.sleep(0.5)
+        bar.update(first - done)
 
 
 @main.group()

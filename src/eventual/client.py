@@ -216,6 +216,12 @@ class Client:
         result: dict[str, Any] = json.loads(payload)
         return result
 
+    def console_view(self) -> dict[str, Any]:
+        """``/ui/api/cluster``: ``cluster()`` and every member's counters (docs/console.md)."""
+        _, _, payload = self._request("GET", "/ui/api/cluster")
+        result: dict[str, Any] = json.loads(payload)
+        return result
+
     def leave(self, node: str) -> str:
         """Make ``node`` leave the cluster (its partitions move to the others)."""
         return self._cluster_change("leave", {"node": node})

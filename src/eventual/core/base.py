@@ -12,6 +12,7 @@ routes requests, runs timers and membership.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import deque
 from dataclasses import dataclass, field
 
 from mypy_extensions import trait
@@ -76,11 +77,18 @@ FORWARDS_REMEMBERED_MAX = 10_000
 REQUIREMENTS_CACHED_MAX = 4096
 # Write visibility (t-visibility, Bailis et al.'s "Probabilistically Bounded Staleness"): the
 # coordinator of each acknowledged write counts, per replica, how long after the client's
-# acknowledgement that replica acknowledged it too, in these buckets of milliseconds; a copy
+# acknowledgement the write became visible there, in these buckets of milliseconds; a copy
 # that never acknowledged (timed out, or a fallback's hint standing in for it) counts in one
-# more bucket, "not within the request timeout". Bucket i holds delays <= bound i.
-VISIBILITY_BOUNDS_MS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+# more bucket, "not within the request timeout". Bucket i holds delays <= bound i. A replica
+# has the write when it arrives there: half its acknowledgement's round trip after it was sent
+# (the WARS model's W, links taken as symmetric), which is what is counted.
+VISIBILITY_BOUNDS_MS = (
+    0, 1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 2000, 5000,
+)  # fmt: skip
 VISIBILITY_NEVER = len(VISIBILITY_BOUNDS_MS)  # the last bucket's index
+# Events an operator reads in the log (``NodeBase.events``), kept until the driver takes them:
+# a driver that never does (the simulator) keeps only the latest this many.
+EVENTS_MAX = 1000
 
 
 _WRITE_NOTE = "; the write is applied where it landed and will spread"
@@ -144,6 +152,7 @@ class _PendingWrite:
     # rings only, whose acks count for them alone.
     others: tuple[tuple[Requirement, frozenset[str]], ...] = ()
     extra: frozenset[str] = frozenset()
+    sent_ms: int = 0  # when the replica writes left
     acknowledged_ms: int = -1  # when the client was told it succeeded (-1: not yet)
 
     def counted(self) -> set[str]:
@@ -240,8 +249,13 @@ class NodeBase:
     requirements: dict[tuple[object, ...], Requirement]
     read_repair_state: int  # picks the reads at R = 1 that repair (get.py READ_REPAIR_EVERY)
     stats: dict[str, int]
-    # replica -> its VISIBILITY_BOUNDS_MS buckets (this node's own copy too): see put.py.
+    # replica -> its VISIBILITY_BOUNDS_MS buckets (this node's own copy too), and the sum of
+    # the delays counted in them (not the late ones), for a mean: see put.py.
     visibility: dict[str, list[int]]
+    visibility_ms: dict[str, int]
+    # What happened that an operator wants a line of log for: (event, fields), oldest first.
+    # The runtime logs and empties it every turn (``server/logs.py``).
+    events: deque[tuple[str, dict[str, object]]]
 
     # Provided by other roles (declared here so each role module type-checks alone).
 
@@ -445,6 +459,9 @@ class NodeBase:
         )
         self._finish(effects, pending.origin, Result(False, error=error, answered=answered))
 
+    def _event(self, name: str, **fields: object) -> None:
+        self.events.append((name, fields))
+
     def _visible(self, replica: str, delay_ms: int | None) -> None:
         """Count ``replica``'s copy of an acknowledged write as visible ``delay_ms`` after the
         acknowledgement (None: not within the request timeout)."""
@@ -457,6 +474,7 @@ class NodeBase:
             buckets[0] += 1
         else:
             buckets[bisect_left(VISIBILITY_BOUNDS_MS, delay_ms)] += 1
+            self.visibility_ms[replica] = self.visibility_ms.get(replica, 0) + delay_ms
 
     def _digest(self, key: bytes) -> int | None:
         """The anti-entropy digest of this node's own record of ``key`` (None: no record)."""

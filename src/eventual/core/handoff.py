@@ -104,6 +104,7 @@ class Handoff(NodeBase):
             return
         targets.discard(peer)
         if not targets:
+            self._event("handoff_done", partition=partition, to=peer)
             del self.handing_off[partition]
             del self.trees[partition]
             self.tombstones = {

@@ -66,11 +66,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections import deque
 
 from eventual.clocks import HybridLogicalClock
 from eventual.codec import DecodeError
 from eventual.core.anti_entropy import AntiEntropy
 from eventual.core.base import (
+    EVENTS_MAX,
     FLIP_GRACE_MS,
     FORWARDS_REMEMBERED_MAX,
     SYNC_TICK_MS,
@@ -197,6 +199,10 @@ class Node(Router, GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff
             "ae_repairs": 0,  # records anti-entropy changed here
         }
         self.visibility = {}
+        self.visibility_ms = {}
+        self.events = deque(maxlen=EVENTS_MAX)
+        self._incarnation_logged = 0
+        self._members_logged = {e.node: e.status for e in self.cluster.entries.values()}
 
     # --- the three entry points ---
 
@@ -247,7 +253,13 @@ class Node(Router, GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff
 
     def _note_membership(self) -> None:
         for change in self.swim.take_changes():
-            self.stats[f"peer_{change.status.name.lower()}"] += 1
+            status = change.status.name.lower()
+            self.stats[f"peer_{status}"] += 1
+            self._event(f"peer_{status}", peer=change.node, incarnation=change.incarnation)
+        if self.swim.incarnation != self._incarnation_logged:
+            # Told it was suspect or dead, this node said it is alive, a step higher.
+            self._incarnation_logged = self.swim.incarnation
+            self._event("refuted", incarnation=self.swim.incarnation)
 
     def _on_timeout(self, effects: Effects, pending_id: int) -> None:
         pending = self.pending.pop(pending_id, None)
@@ -362,6 +374,16 @@ class Node(Router, GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff
 
     def _membership_changed(self) -> None:
         self.membership_version += 1  # the driver watches this to dial new members
+        for entry in self.cluster.entries.values():
+            if self._members_logged.get(entry.node) is not entry.status:
+                self._members_logged[entry.node] = entry.status
+                # member_joining, member_active, member_leaving, member_left
+                self._event(
+                    f"member_{entry.status.name.lower()}",
+                    member=entry.node,
+                    region=entry.region,
+                    address=entry.address,
+                )
         self.store.apply(Batch(meta={"cluster": self.cluster.encode()}))
         self.region_of = {e.node: e.region for e in self.cluster.entries.values()}
         self.requirements.clear()
@@ -439,6 +461,7 @@ class Node(Router, GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff
         )
         if complete:
             self.stats["transitions"] += 1
+            self._event("ring_changed", members=len(self.ring.order))
             for entry in list(entries.values()):
                 if entry.node == self.id and entry.status is MemberStatus.JOINING:
                     self.cluster.update(self.id, status=MemberStatus.ACTIVE)

@@ -190,6 +190,7 @@ class PutCoordinator(NodeBase):
             result,
             others=tuple(others),
             extra=frozenset(extra),
+            sent_ms=self.now,
         )
         self.pending[write_id] = pending
         delta = applied.delta.to_bytes()
@@ -240,9 +241,10 @@ class PutCoordinator(NodeBase):
             if pending.acknowledged_ms >= 0 and sender not in pending.extra:
                 hint_for = pending.targets[sender]
                 # A fallback holds a hint: the replica it stands in for has not got the write.
+                arrived = pending.sent_ms + (self.now - pending.sent_ms) // 2  # see base.py
                 self._visible(
                     hint_for or sender,
-                    None if hint_for is not None else self.now - pending.acknowledged_ms,
+                    None if hint_for is not None else arrived - pending.acknowledged_ms,
                 )
             self._check_write(effects, message.id, pending)
 

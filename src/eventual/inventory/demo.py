@@ -215,10 +215,11 @@ def _staleness(url: str, echo: Callable[[str], None]) -> None:
             if seen >= 0.99 * total:
                 within = f"within {bound} ms"
                 break
+        mean = "" if pair["mean_ms"] is None else f", on average {pair['mean_ms']:.0f} ms after"
         echo(
             f"  {REGIONS.get(pair['from'], pair['from'])} -> "
             f"{REGIONS.get(pair['to'], pair['to'])}: {100 * buckets[0] / total:.0f}% of "
-            f"{total} copies visible when the write was acknowledged, 99% {within}"
+            f"{total} copies visible when the write was acknowledged{mean}, 99% {within}"
         )
 
 

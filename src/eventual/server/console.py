@@ -15,14 +15,14 @@ no library) polls two JSON routes of the node that serves it:
 
 **Staleness** (t-visibility, after Bailis et al., "Probabilistically Bounded Staleness for
 Practical Partial Quorums", VLDB 2012): every coordinator counts, for each replica of each
-write it acknowledged, how long after the acknowledgement that replica acknowledged too
-(``core/base.py``, ``VISIBILITY_BOUNDS_MS``). Summed per pair of regions (the coordinator's,
-the replica's), bucket by bucket, that is the probability that a read at ONE served by a
-replica chosen at random holds the write ``t`` ms after it was acknowledged: the curve the
-page draws, and ``eventual_write_visibility_seconds`` in ``/metrics``. It is measured from
-real traffic, not modelled. A replica's acknowledgement comes a one-way trip after the
-write became visible there, so the curve errs on the stale side; it is in milliseconds,
-the core's clock.
+write it acknowledged, how long after the acknowledgement the write reached that replica
+(``core/base.py``, ``VISIBILITY_BOUNDS_MS``): half the round trip of the replica's own
+acknowledgement after the write was sent, links taken as symmetric. Summed per pair of
+regions (the coordinator's, the replica's), bucket by bucket, that is the probability that a
+read at ONE served by a replica chosen at random holds the write ``t`` ms after it was
+acknowledged: the curve the page draws, and ``eventual_write_visibility_seconds`` in
+``/metrics``. It is measured from real traffic, not modelled, in milliseconds (the core's
+clock).
 
 Swagger UI (``swagger-ui-py``, which carries its files) serves ``/openapi.json`` at ``/docs``.
 """
@@ -114,23 +114,37 @@ def visibility_by_region(
     statuses: dict[str, dict[str, Any]], region_of: dict[str, str]
 ) -> list[dict[str, Any]]:
     """Each coordinator's per-replica visibility buckets, summed per (its region, the
-    replica's region): ``[{"from", "to", "buckets"}]``, buckets as ``VISIBILITY_BOUNDS_MS``
-    plus one for "not within the timeout"."""
+    replica's region): ``[{"from", "to", "buckets", "sum_ms", "mean_ms"}]``, buckets as
+    ``VISIBILITY_BOUNDS_MS`` plus one for "not within the timeout"; the mean is over the
+    copies that became visible (the late ones have no time to count)."""
     pairs: dict[tuple[str, str], list[int]] = {}
+    sums: dict[tuple[str, str], int] = {}
     for status in statuses.values():
         visibility = status.get("visibility")
         if not isinstance(visibility, dict):
             continue
+        delays = status.get("visibility_ms")
+        delays = delays if isinstance(delays, dict) else {}
         source = str(status.get("region", ""))
         for replica, buckets in visibility.items():
-            target = region_of.get(replica, "?")
-            total = pairs.setdefault((source, target), [0] * (len(VISIBILITY_BOUNDS_MS) + 1))
+            pair = (source, region_of.get(replica, "?"))
+            total = pairs.setdefault(pair, [0] * (len(VISIBILITY_BOUNDS_MS) + 1))
             for index, count in enumerate(buckets[: len(total)]):
                 total[index] += int(count)
-    return [
-        {"from": source, "to": target, "buckets": buckets}
-        for (source, target), buckets in sorted(pairs.items())
-    ]
+            sums[pair] = sums.get(pair, 0) + int(delays.get(replica, 0))
+    found = []
+    for pair, buckets in sorted(pairs.items()):
+        visible = sum(buckets[: len(VISIBILITY_BOUNDS_MS)])
+        found.append(
+            {
+                "from": pair[0],
+                "to": pair[1],
+                "buckets": buckets,
+                "sum_ms": sums[pair],
+                "mean_ms": sums[pair] / visible if visible else None,
+            }
+        )
+    return found
 
 
 def _shown(value: bytes) -> dict[str, Any]:
@@ -288,10 +302,8 @@ class ConsoleCollector(Collector):
         )
         pairs = visibility_by_region({node.id: runtime.status()}, node.region_of)
         for pair in pairs:
-            visibility.add_metric(
-                [pair["from"], pair["to"]],
-                *_histogram(pair["buckets"], [b / 1000 for b in VISIBILITY_BOUNDS_MS]),
-            )
+            cumulative, _ = _histogram(pair["buckets"], [b / 1000 for b in VISIBILITY_BOUNDS_MS])
+            visibility.add_metric([pair["from"], pair["to"]], cumulative, pair["sum_ms"] / 1000)
         events = CounterMetricFamily(
             "eventual_node_events", "What the node counted", labels=["event"]
         )

@@ -16,11 +16,13 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from eventual import BUILD
 from eventual.core import Level, NodeConfig
 from eventual.core.membership import MemberStatus
 from eventual.core.ring import Member
 from eventual.process import tune_gc
 from eventual.server.limits import ClientLimits, Clients
+from eventual.server.logs import setup_logging
 from eventual.server.peer_auth import SECRET_ENV, new_secret
 from eventual.server.resp import RespServerProtocol
 from eventual.server.runtime import SEED_PREFIX, Address, NodeRuntime, set_clock_skew
@@ -75,6 +77,7 @@ class ServerConfig:
     limits: ClientLimits = field(default_factory=ClientLimits)
     tls: TlsConfig | None = None
     clock_skew_ms: int = 0  # for fault tests: this node's clock is this far off
+    log_format: str = "text"  # server/logs.py: key=value lines, or JSON lines
 
     def __post_init__(self) -> None:
         names = [m.node for m in self.members]
@@ -184,12 +187,10 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
         )
     await runtime.start()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: RespServerProtocol(runtime, users, config.consistency, clients),
-        config.resp.host,
-        config.resp.port,
-        ssl=client_tls,
-    )
+    # A stop asked for while the node starts stops it cleanly too.
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     app_runner = None
     if config.http is not None:
         from aiohttp import web  # noqa: PLC0415
@@ -207,14 +208,19 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
         await web.TCPSite(
             app_runner, config.http.host, config.http.port, ssl_context=client_tls
         ).start()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    # The Redis port opens last: a client that can PING finds the HTTP port open too.
+    server = await loop.create_server(
+        lambda: RespServerProtocol(runtime, users, config.consistency, clients),
+        config.resp.host,
+        config.resp.port,
+        ssl=client_tls,
+    )
     http = f" http {config.http}" if config.http else ""
     ready_line = (
         f"node {config.node} ready: redis {config.resp}{http} internode {config.me.address}"
     )
-    log.info(ready_line)  # one line, on the log (stderr), like every other event
+    # One line, on the log (stderr), like every other event.
+    log.info(ready_line, extra={"event": "start", "fields": {"build": BUILD}})
     if ready is not None:
         ready.set()
     watcher = asyncio.create_task(_stop_once_left(runtime, stop))
@@ -225,7 +231,7 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
     server.close()
     await server.wait_closed()
     await runtime.stop()
-    log.info("node %s stopped", config.node)
+    log.info("node %s stopped", config.node, extra={"event": "stop"})
 
 
 LEFT_LINGER_S = 30  # a node that left answers stragglers this long, then exits
@@ -249,7 +255,7 @@ async def _stop_once_left(runtime: NodeRuntime, stop: asyncio.Event) -> None:
 
 def run_node(config: ServerConfig) -> None:
     tune_gc()  # eventual/process.py
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(config.node, config.log_format)
     try:
         import uvloop  # noqa: PLC0415  (optional: faster when installed)
 

@@ -70,6 +70,21 @@ from eventual.server.wire import FRAME_BYTES_MAX, WireError, decode_message, enc
 __all__ = ["Address", "NodeRuntime"]
 
 log = logging.getLogger("eventual.runtime")
+event_log = logging.getLogger("eventual.node")
+# What each event the core reports says, for a person (its fields say the rest).
+_EVENT_WORDS = {
+    "peer_alive": "a peer is alive",
+    "peer_suspect": "a peer is suspected: it has not answered the failure detector",
+    "peer_dead": "a peer is declared dead: writes for it go to fallbacks, with hints",
+    "refuted": "told it was suspect or dead, this node said it is alive",
+    "member_joining": "a member is joining",
+    "member_active": "a member is active",
+    "member_leaving": "a member is leaving: its partitions are moving",
+    "member_left": "a member has left",
+    "ring_changed": "a ring change finished",
+    "handoff_done": "a partition was handed off",
+}
+_WARNING_EVENTS = frozenset({"peer_suspect", "peer_dead", "refuted"})
 
 SEND_QUEUE_FRAMES_MAX = 100_000  # frames held for a peer that is down (~seconds of load)
 BACKOFF_MS_MIN = 50
@@ -483,6 +498,8 @@ class NodeRuntime:
             sends = [send for send in sends if not send.early]
         self.store.commit()
         self._send(sends)
+        if self.node.events:
+            self._log_events()
         if effects.replies:
             now = time.perf_counter_ns()
             last = LATENCY_BUCKETS - 1
@@ -496,6 +513,16 @@ class NodeRuntime:
         if loop is not None and not self.stopped:
             for delay, timer in effects.timers:
                 loop.call_later(delay / 1000, self._timer, timer)
+
+    def _log_events(self) -> None:
+        """One line each for what the core reported this turn (``server/logs.py``)."""
+        events = self.node.events
+        while events:
+            name, fields = events.popleft()
+            level = logging.WARNING if name in _WARNING_EVENTS else logging.INFO
+            event_log.log(
+                level, _EVENT_WORDS.get(name, name), extra={"event": name, "fields": fields}
+            )
 
     # --- what an operator asks (the console) ---
 
@@ -514,6 +541,7 @@ class NodeRuntime:
             "latency_us_buckets": {kind: list(b) for kind, b in self.latency.items()},
             "events": dict(node.stats),
             "visibility": {peer: list(b) for peer, b in node.visibility.items()},
+            "visibility_ms": dict(node.visibility_ms),
             "in_flight": len(node.pending),
             "keys": self.store.count(),
             "hints": self.store.hint_count(),

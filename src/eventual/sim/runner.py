@@ -6,7 +6,7 @@ import json
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -77,13 +77,21 @@ def _results(template: SimConfig, seeds: list[int], jobs: int) -> Iterator[SimRe
         yield from pool.imap(_run_one, configs, chunksize=4)
 
 
-def run_seeds(template: SimConfig, seeds: list[int], jobs: int | None = None) -> Summary:
+def run_seeds(
+    template: SimConfig,
+    seeds: list[int],
+    jobs: int | None = None,
+    progress: Callable[[int], object] | None = None,
+) -> Summary:
+    """Run every seed (``jobs`` processes); ``progress(1)`` after each one."""
     jobs = jobs or os.cpu_count() or 1
     tune_gc()  # before the workers fork: they keep it
     summary = Summary()
     started = time.perf_counter()
     for result in _results(template, seeds, jobs):
         summary.add(result)
+        if progress is not None:
+            progress(1)
         if len(seeds) == 1:
             summary.digest = result.digest
     summary.wall_seconds = time.perf_counter() - started

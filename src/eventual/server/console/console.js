@@ -143,7 +143,7 @@ function renderStaleness(data) {
     parts.push(svg("text", {x: left - 4, y: y(p) + 3, "text-anchor": "end"}, p.toFixed(2)));
   }
   bounds.forEach((bound, i) => {
-    if (i % 2 === 0 || i === bounds.length - 1) {
+    if ((i % 2 === 0 && i < bounds.length - 2) || i === bounds.length - 1) {
       parts.push(svg("text", {x: x(i), y: bottom + 14, "text-anchor": "middle"}, bound));
     }
   });
@@ -162,10 +162,11 @@ function renderStaleness(data) {
     parts.push(svg("polyline", {points: points.join(" "), fill: "none", stroke, "stroke-width": 2},
       svg("title", {}, `${pair.from} → ${pair.to}`)));
     const atZero = pair.buckets[0] / total;
+    const mean = pair.mean_ms === null ? "–" : ms(pair.mean_ms);
     legend.push(h("span", {class: "pair", "data-from": pair.from, "data-to": pair.to},
       h("span", {class: "swatch", style: `background:${stroke}`}),
-      `${pair.from} → ${pair.to}: ${(100 * atZero).toFixed(1)}% at once, ` +
-      `p99 ${ms(quantile(pair.buckets, bounds, 0.99))} ms (${total} copies)`));
+      `${pair.from} → ${pair.to}: ${(100 * atZero).toFixed(1)}% at once, mean ${mean} ms, ` +
+      `p99 ≤ ${ms(quantile(pair.buckets, bounds, 0.99))} ms (${total} copies)`));
   });
   if (!legend.length) legend.push(h("span", {class: "muted"}, "no replicated writes yet"));
   plot.replaceChildren(...parts);
@@ -179,17 +180,19 @@ function renderLag(data) {
     for (const [replica, buckets] of Object.entries(status.visibility || {})) {
       if (replica === node) continue;
       const total = buckets.reduce((a, b) => a + b, 0);
+      const visible = total - buckets[bounds.length];
+      const mean = visible ? ms(((status.visibility_ms || {})[replica] || 0) / visible) : "–";
       const link = (status.links || {})[replica];
       const linkText = !link ? "–" : link.connected ?
         `up${link.queued ? `, ${link.queued} queued` : ""}` : `down, ${link.queued} queued`;
       rows.push(h("tr", {},
         h("td", {}, swatch(node), node), h("td", {}, swatch(replica), replica),
-        cell(total, "num"), cell(ms(quantile(buckets, bounds, 0.5)), "num"),
+        cell(total, "num"), cell(mean, "num"), cell(ms(quantile(buckets, bounds, 0.5)), "num"),
         cell(ms(quantile(buckets, bounds, 0.99)), "num"), cell(buckets[bounds.length], "num"),
         cell(linkText + (link && link.dropped ? `, ${link.dropped} dropped` : ""))));
     }
   }
-  if (!rows.length) rows.push(h("tr", {}, h("td", {colspan: 7, class: "muted"}, "no replicated writes yet")));
+  if (!rows.length) rows.push(h("tr", {}, h("td", {colspan: 8, class: "muted"}, "no replicated writes yet")));
   fill(document.querySelector("#lag tbody"), rows);
 }
 

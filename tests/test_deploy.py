@@ -1,0 +1,179 @@
+"""What ``docs/deploy.md`` hands a user, checked as far as this machine allows: the example
+``node.toml`` starts a node; the systemd unit parses and starts the same command; the
+Dockerfile's entrypoint and environment start a node here as a plain process (no container
+runtime here); the Kubernetes manifests pass schema validation (kubernetes-validate) and the
+pod's start script, run by ``sh`` with the pod's environment, starts a node too."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+
+from realnodes import free_base_port, wait_until
+
+ROOT = Path(__file__).parents[1]
+DEPLOY = ROOT / "deploy"
+EVENTUAL = [sys.executable, "-m", "eventual"]
+
+
+def _secret(tmp_path: Path) -> Path:
+    secret = tmp_path / "cluster.secret"
+    secret.write_bytes(os.urandom(32))
+    return secret
+
+
+def _started(
+    command: Sequence[str], env: dict[str, str], resp_port: int, **client: str
+) -> Iterator[str]:
+    """Run ``command``; once its Redis port answers (to ``client``'s credentials), yield
+    its first log line; stop it."""
+    process = subprocess.Popen(
+        list(command), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_until(lambda: redis.Redis(port=resp_port, socket_timeout=2, **client).ping(), 30)
+        process.terminate()
+        process.wait(timeout=20)
+        assert process.stderr is not None
+        yield process.stderr.readline()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_the_example_node_toml_starts_a_node(tmp_path: Path) -> None:
+    settings = tomllib.loads((DEPLOY / "node.toml").read_text())
+    assert settings["id"] == "n1" and len(settings["members"]) == 3
+    resp, http, peer = free_base_port(1), free_base_port(1), free_base_port(1)
+    users = tmp_path / "users.toml"
+    users.write_text('[users.ops]\nrole = "admin"\npassword = "a long password"\n')
+    # The machine's addresses and paths change; every other setting is the file's own.
+    command = [
+        *EVENTUAL, "node", "--config", str(DEPLOY / "node.toml"),
+        "--data-dir", str(tmp_path / "data"), "--resp", f"127.0.0.1:{resp}",
+        "--http", f"127.0.0.1:{http}", "--member", f"n1=us-east/a@127.0.0.1:{peer}",
+        "--n", "1", "--cluster-secret-file", str(_secret(tmp_path)),
+        "--users-file", str(users),
+    ]  # fmt: skip
+    env = dict(os.environ)
+    first = next(_started(command, env, resp, username="ops", password="a long password"))
+    line = json.loads(first)  # log-format = "json" in the file
+    assert line["node"] == "n1" and line["level"] in ("info", "warning")
+
+
+def test_the_systemd_unit_parses_and_runs_the_node_with_its_config(tmp_path: Path) -> None:
+    unit = configparser.ConfigParser(strict=True, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(DEPLOY / "eventual.service")
+    assert set(unit.sections()) == {"Unit", "Service", "Install"}
+    service = unit["Service"]
+    exec_start = shlex.split(service["ExecStart"])
+    assert exec_start[0] == "/opt/eventual/bin/eventual" and exec_start[1:3] == ["node", "--config"]
+    assert service["KillSignal"] == "SIGTERM" and service["Restart"] == "on-failure"
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+    if Path("/usr/bin/systemd-analyze").exists():
+        # systemd's own parser: the unit with this machine's executable and config in place.
+        local = tmp_path / "eventual.service"
+        text = (DEPLOY / "eventual.service").read_text()
+        here = str(Path(sys.executable).parent / "eventual")
+        text = text.replace("/opt/eventual/bin/eventual", here)
+        local.write_text(re.sub(r"^(User|Group)=.*\n", "", text, flags=re.MULTILINE))
+        checked = subprocess.run(
+            ["systemd-analyze", "verify", "--man=no", str(local)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        problems = [line for line in checked.stderr.splitlines() if "eventual.service" in line]
+        assert not problems, checked.stderr
+
+
+def _dockerfile() -> tuple[list[str], dict[str, str]]:
+    """The image's ENTRYPOINT and ENV, as the Dockerfile says them."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    final = text.split("\nFROM ")[-1]  # the image's stage
+    entrypoint = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", final, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    env: dict[str, str] = {}
+    for line in re.findall(r"^ENV (.*)$", final, re.MULTILINE):
+        env.update(pair.split("=", 1) for pair in shlex.split(line))
+    return entrypoint, env
+
+
+def test_the_containers_command_runs_here_as_a_process(tmp_path: Path) -> None:
+    entrypoint, image_env = _dockerfile()
+    assert entrypoint == ["eventual", "node"]
+    assert image_env["EVENTUAL_NODE_DATA_DIR"] == "/data"
+    resp, http, peer = free_base_port(1), free_base_port(1), free_base_port(1)
+    env = dict(os.environ) | image_env
+    # What `docker run -e ... -v ...:/data -p ...` would give it, on this machine's ports.
+    env |= {
+        "EVENTUAL_NODE_DATA_DIR": str(tmp_path / "data"),
+        "EVENTUAL_NODE_RESP": f"127.0.0.1:{resp}",
+        "EVENTUAL_NODE_HTTP": f"127.0.0.1:{http}",
+        "EVENTUAL_NODE_ID": "n1",
+        "EVENTUAL_NODE_MEMBERS": f"n1=r1@127.0.0.1:{peer}",
+        "EVENTUAL_NODE_N": "1",
+        "EVENTUAL_CLUSTER_SECRET": "a cluster secret of at least 16 bytes",
+    }
+    command = [str(Path(sys.executable).parent / entrypoint[0]), *entrypoint[1:]]
+    first = next(_started(command, env, resp))
+    assert json.loads(first)["node"] == "n1", "EVENTUAL_NODE_LOG_FORMAT=json was honoured"
+
+
+def test_the_kubernetes_manifests_validate_and_the_pod_script_starts_a_node(
+    tmp_path: Path,
+) -> None:
+    checked = subprocess.run(
+        [sys.executable, "-m", "kubernetes_validate", "--strict", str(DEPLOY / "kubernetes.yaml")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.count("passed") == 2, checked.stdout
+    documents = list(yaml.safe_load_all((DEPLOY / "kubernetes.yaml").read_text()))
+    service, stateful = documents
+    assert service["spec"]["clusterIP"] == "None" and stateful["spec"]["serviceName"] == "eventual"
+    container = stateful["spec"]["template"]["spec"]["containers"][0]
+    script = container["args"][0]
+    # The pod's script, run by sh here, pod 0's name standing in for its DNS names.
+    resp, http, peer = free_base_port(1), free_base_port(1), free_base_port(1)
+    secret_dir = tmp_path / "etc"
+    secret_dir.mkdir()
+    (secret_dir / "cluster.secret").write_bytes(os.urandom(32))
+    here = shlex.quote(str(Path(sys.executable).parent / "eventual"))
+    script = (
+        script.replace("$POD_NAME.eventual.$NAMESPACE.svc.cluster.local:9001", f"127.0.0.1:{peer}")
+        .replace("/etc/eventual", str(secret_dir))
+        .replace("exec eventual", f"exec {here}")
+    )
+    env = dict(os.environ)
+    for variable in container["env"]:
+        if "value" in variable:
+            env[variable["name"]] = variable["value"]
+    env |= {
+        "POD_NAME": "eventual-0",
+        "NAMESPACE": "default",
+        "EVENTUAL_NODE_DATA_DIR": str(tmp_path / "data"),
+        "EVENTUAL_NODE_RESP": f"127.0.0.1:{resp}",
+        "EVENTUAL_NODE_HTTP": f"127.0.0.1:{http}",
+        "EVENTUAL_NODE_N": "1",
+    }
+    first = next(_started(["/bin/sh", "-c", script], env, resp))
+    assert json.loads(first)["node"] == "eventual-0"
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("EVENTUAL_NODE_") or name == "EVENTUAL_CLUSTER_SECRET":
+            monkeypatch.delenv(name)
