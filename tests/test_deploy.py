@@ -7,10 +7,12 @@ pod's start script, run by ``sh`` with the pod's environment, starts a node too.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import json
 import os
 import re
 import shlex
+import sqlite3
 import subprocess
 import sys
 import tomllib
@@ -177,3 +179,119 @@ def _no_stray_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("EVENTUAL_NODE_") or name == "EVENTUAL_CLUSTER_SECRET":
             monkeypatch.delenv(name)
+
+
+def _toml(settings: dict[str, object]) -> str:
+    """A TOML file of flat settings (strings, numbers, booleans, lists of strings)."""
+    return "".join(
+        f"{name} = {str(value).lower() if isinstance(value, bool) else json.dumps(value)}\n"
+        for name, value in settings.items()
+    )
+
+
+def test_the_guides_commands_run_on_one_machine(tmp_path: Path) -> None:
+    """docs/deploy.md on loopback: the secret, three nodes from node.toml files, status, a
+    fourth joining (status --wait), an online backup, a leave, a replacement."""
+    eventual = str(Path(sys.executable).parent / "eventual")
+    secret = tmp_path / "cluster.secret"
+    subprocess.run(["sh", "-c", f"head -c 32 /dev/urandom > {secret}"], check=True)
+    users = tmp_path / "users.toml"
+    users.write_text('[users.ops]\nrole = "admin"\npassword = "ops password"\n')
+    example = tomllib.loads((DEPLOY / "node.toml").read_text())
+    ports = {name: free_base_port(3) for name in ("resp", "http", "peer")}
+    regions = ["us-east/a", "eu-west/a", "ap-south/a", "us-east/b", "eu-west/b", "ap-south/b"]
+
+    def address(kind: str, i: int) -> str:
+        return f"127.0.0.1:{ports[kind] + i}" if i < 3 else f"127.0.0.1:{free_base_port(1)}"
+
+    members = [f"n{i + 1}={regions[i]}@{address('peer', i)}" for i in range(3)]
+    processes: dict[str, subprocess.Popen[str]] = {}
+    http: dict[str, str] = {}
+    resp: dict[str, int] = {}
+
+    def start(i: int, join: str | None = None) -> None:
+        name = f"n{i + 1}"
+        settings = dict(example) | {
+            "id": name,
+            "data-dir": str(tmp_path / name),
+            "resp": address("resp", i),
+            "http": address("http", i),
+            "members": members if join is None else [f"{name}={regions[i]}@{address('peer', i)}"],
+            "cluster-secret-file": str(secret),
+            "users-file": str(users),
+        }
+        if join is not None:
+            settings["join"] = join
+        config = tmp_path / f"{name}.toml"
+        config.write_text(_toml(settings))
+        processes[name] = subprocess.Popen(
+            [eventual, "node", "--config", str(config)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        http[name] = f"http://{settings['http']}"
+        resp[name] = int(str(settings["resp"]).rsplit(":", 1)[1])
+
+    env = dict(os.environ) | {"EVENTUAL_PASSWORD": "ops:ops password"}
+
+    def run(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [eventual, *arguments], check=False, env=env, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+
+    def cli(*arguments: str) -> str:
+        done = run(*arguments)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def shows(text: str) -> bool:
+        return text in run("status", "--url", http["n1"]).stdout
+
+    try:
+        for i in range(3):
+            start(i)
+        wait_until(lambda: shows("healthy: True"), 30)
+        seed = members[0].rsplit("@", 1)[1]
+        start(3, join=seed)  # n4, from its own node.toml with `join`
+        wait_until(lambda: shows("n4 "), 30)
+        shown = cli("status", "--wait", "--timeout", "90", "--url", http["n1"])
+        assert re.search(r"n4 +us-east +active", shown), shown
+        writer = redis.Redis(port=resp["n1"], username="ops", password="ops password")
+        for i in range(50):
+            writer.set(f"deploy:{i}", i)
+        copy = tmp_path / "backup.db"
+        backup = "sqlite3.connect(sys.argv[1]).backup(sqlite3.connect(sys.argv[2]))"
+        subprocess.run(
+            [sys.executable, "-c", f"import sqlite3, sys; {backup}",
+             str(tmp_path / "n1" / "eventual.db"), str(copy)],
+            check=True,
+        )  # fmt: skip
+
+        def held(path: Path) -> set[bytes]:
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                keys = {bytes(row[0]) for row in db.execute("SELECT key FROM record_log")}
+            return {key for key in keys if key.startswith(b"deploy:")}
+
+        # The copy holds what n1 holds (the keys it replicates: three of four nodes each).
+        assert held(copy) == held(tmp_path / "n1" / "eventual.db") != set()
+        cli("cluster", "leave", "n4", "--url", http["n1"])
+        processes["n4"].wait(timeout=90)  # it hands its partitions off, then stops by itself
+        processes["n3"].kill()  # dead for good
+        processes["n3"].wait()
+        start(5, join=seed)  # n6
+        wait_until(lambda: shows("n6 "), 30)
+        cli("cluster", "replace", "n3", "n6", "--url", http["n1"])
+        shown = cli("status", "--wait", "--timeout", "90", "--url", http["n1"])
+        assert re.search(r"n6 +ap-south +active", shown), shown
+        assert not re.search(r"n3 .* active", shown), shown
+        reader = redis.Redis(port=resp["n6"], username="ops", password="ops password")
+        assert all(reader.get(f"deploy:{i}") == str(i).encode() for i in range(50))
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
