@@ -768,7 +768,8 @@ def test_dev_reports_a_dead_node_with_the_command_that_restarts_it(tmp_path: Pat
     restarted: subprocess.Popen[bytes] | None = None
     try:
         os.kill(found.pids["n1"], signal.SIGKILL)
-        wait_until(lambda: any("Restart it with:" in line for line in lines))
+        # Said within 5 s (issue 14), with the command.
+        wait_until(lambda: any("Restart it with:" in line for line in lines), 5)
         said = next(i for i, line in enumerate(lines) if "exited" in line)
         assert lines[said].startswith("n1 exited (signal 9)")
         wait_until(lambda: len(lines) > said + 1)
