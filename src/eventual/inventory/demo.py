@@ -206,21 +206,25 @@ def _staleness(url: str, echo: Callable[[str], None]) -> None:
     echo("\n7. Staleness, measured by the cluster from this story's writes (t-visibility):")
     for pair in view["visibility"]["pairs"]:
         buckets = pair["buckets"]
-        total = sum(buckets)
+        total, late = sum(buckets), buckets[-1]
         if pair["from"] == pair["to"] or not total:
             continue
-        seen, within = 0, "not within the request timeout"
+        line = (
+            f"  {REGIONS.get(pair['from'], pair['from'])} -> "
+            f"{REGIONS.get(pair['to'], pair['to'])}: {total} copies, "
+            f"{100 * buckets[0] / total:.0f}% visible when the write was acknowledged"
+        )
+        if pair["mean_ms"] is not None:
+            line += f", arriving on average {pair['mean_ms']:.0f} ms after"
+        seen = 0
         for bound, count in zip(bounds, buckets, strict=False):
             seen += count
             if seen >= 0.99 * total:
-                within = f"within {bound} ms"
+                line += f"; 99% within {bound} ms"
                 break
-        mean = "" if pair["mean_ms"] is None else f", on average {pair['mean_ms']:.0f} ms after"
-        echo(
-            f"  {REGIONS.get(pair['from'], pair['from'])} -> "
-            f"{REGIONS.get(pair['to'], pair['to'])}: {100 * buckets[0] / total:.0f}% of "
-            f"{total} copies visible when the write was acknowledged{mean}, 99% {within}"
-        )
+        if late:
+            line += f"; {late} late (cut off: they came by hinted handoff after the heal)"
+        echo(line)
 
 
 @contextlib.contextmanager
