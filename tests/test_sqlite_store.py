@@ -3,6 +3,7 @@ what the runtime keeps in it about how the node last stopped."""
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,26 @@ def test_a_node_that_did_not_stop_cleanly_writes_under_a_new_epoch(tmp_path: Pat
     third = start()
     assert third.node.epoch == 1, "a clean stop must not cost an epoch"
     asyncio.run(third.stop())
+
+
+def test_the_wal_is_checkpointed_off_the_event_loop_while_the_store_is_open(
+    tmp_path: Path,
+) -> None:
+    """Commits never checkpoint (that held the commit, and every request behind it, while
+    16 MiB were copied and synced); the checkpointer's thread copies the WAL into the
+    database file while the store stays open."""
+    path = tmp_path / "eventual.db"
+    store = SQLiteStore(path, "os")
+    try:
+        assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        before = path.stat().st_size
+        for i in range(200):
+            store.apply(put(f"k{i}".encode(), i % 8, b"x" * 4000))
+            store.commit()
+        deadline = time.monotonic() + 10
+        while path.stat().st_size < before + 200 * 4000:
+            assert time.monotonic() < deadline, "nothing was checkpointed into the database"
+            time.sleep(0.05)
+    finally:
+        store.close()
+    assert not store._checkpointer.thread.is_alive(), "close stops the checkpointer"

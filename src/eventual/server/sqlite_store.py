@@ -35,6 +35,13 @@ changed cells only.
 
 Hints (rare: written only while a replica is down) and metadata are ordinary tables.
 
+Checkpoints (copying the WAL into the database file, and syncing it) run on a thread of
+their own (``_Checkpointer``), with a connection of their own, every ``CHECKPOINT_EVERY_S``:
+SQLite's automatic checkpoint, which runs inside the commit that crosses its threshold,
+held that commit, and every request waiting on it, for the time it takes to copy and sync
+16 MiB. A passive checkpoint never blocks the writer; the sqlite3 module releases the GIL
+while it runs, so it costs the event loop nothing but the other core's time.
+
 Durability (``durability``):
 
 | setting | SQLite | an acknowledged write survives |
@@ -52,7 +59,9 @@ guessed at.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,9 +73,9 @@ __all__ = ["DURABILITY", "SCHEMA_VERSION", "SQLiteStore", "StoreError"]
 
 SCHEMA_VERSION = 3
 DURABILITY = {"fsync": "FULL", "os": "NORMAL", "none": "OFF"}
-# Checkpoint the WAL into the database once it holds this many pages (~16 MiB of 4 KiB
-# pages): large enough to batch, small enough that recovery after a crash stays quick.
-WAL_AUTOCHECKPOINT_PAGES = 4096
+# The checkpointer's period: the WAL holds about this long of writes (a few MiB under load),
+# so recovery after a crash stays quick and the WAL file small.
+CHECKPOINT_EVERY_S = 0.5
 # Cells read by one SELECT when a record is loaded (SQLite's default bound on variables is
 # 32,766; 500 keeps each statement small).
 CELLS_PER_SELECT = 500
@@ -121,7 +130,7 @@ class SQLiteStore:
         db = self._db
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={DURABILITY[durability]}")
-        db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+        db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job, off the event loop
         db.execute("BEGIN")
         if version == 2:
             db.execute(_UPGRADE_FROM_2)
@@ -136,6 +145,8 @@ class SQLiteStore:
         db.execute("COMMIT")
         self.path = path
         self.durability = durability
+        self._checkpointer = _Checkpointer(path, DURABILITY[durability])
+        self._checkpointer.start()
         self._in_transaction = False
         self.commits = 0
         self._keydir: dict[bytes, int] = {}  # key -> seq of its head row
@@ -364,7 +375,36 @@ class SQLiteStore:
 
     def close(self) -> None:
         self.commit()
-        self._db.close()
+        self._checkpointer.stop()
+        self._db.close()  # the last connection to close checkpoints what is left
+
+
+class _Checkpointer:
+    """Passive WAL checkpoints every ``CHECKPOINT_EVERY_S``, on a thread and a connection of
+    their own."""
+
+    def __init__(self, path: Path, synchronous: str) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="eventual-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            db.execute(f"PRAGMA synchronous={self.synchronous}")  # syncs the file as commits do
+            while not self.stopped.wait(CHECKPOINT_EVERY_S):
+                with contextlib.suppress(sqlite3.OperationalError):  # busy: the next one
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
 
 
 def _hint(row: tuple[bytes, int, bytes, str]) -> Hint:
