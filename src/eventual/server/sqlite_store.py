@@ -62,6 +62,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,6 +155,7 @@ class SQLiteStore:
         self._cells = 0  # live cell rows, for the compaction threshold
         self._partitions: dict[int, dict[bytes, None]] = {}
         self._dead: list[int] = []  # rows superseded or deletion markers, awaiting compaction
+        self._ready: deque[int] = deque()  # the batch being deleted, ascending (``compact``)
         self._next_seq = 1
         # This turn's rows, inserted at commit: (seq, partition, key, data, member), and
         # seq -> data for reads before then.
@@ -274,7 +276,7 @@ class SQLiteStore:
 
     @property
     def dead_rows(self) -> int:
-        return len(self._dead)
+        return len(self._dead) + len(self._ready)
 
     # --- writing ---
 
@@ -337,14 +339,19 @@ class SQLiteStore:
         dead rows are both ``COMPACT_DEAD_MIN`` and a quarter of the live ones, unless
         ``force``.
         """
-        dead = self._dead
-        if not dead or (
-            not force
-            and (len(dead) < COMPACT_DEAD_MIN or len(dead) * 4 < len(self._keydir) + self._cells)
-        ):
-            return 0
-        dead.sort()
-        chunk, self._dead = dead[:limit], dead[limit:]
+        ready = self._ready
+        if not ready:
+            dead = self._dead
+            live = len(self._keydir) + self._cells
+            if not dead or (not force and (len(dead) < COMPACT_DEAD_MIN or len(dead) * 4 < live)):
+                return 0
+            # One sort a batch, not a call: a turn that compacts a few rows must not sort
+            # (and copy) every dead row there is. A marker and the rows it covers become dead
+            # together, so they land in one batch, in ascending order.
+            dead.sort()
+            ready.extend(dead)
+            self._dead = []
+        chunk = [ready.popleft() for _ in range(min(limit, len(ready)))]
         self._begin()
         self._insert_rows()  # a dead row of this turn must be in the table to be deleted
         # Many rows a statement: 1.37 µs a row against 1.64 for one statement a row.
