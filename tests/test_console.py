@@ -131,6 +131,7 @@ def test_swagger_ui_serves_the_openapi_document(regions: Cluster) -> None:
     assert "SwaggerUIBundle" in get(base(regions, 0) + bundle.group(1))
     spec = get(base(regions, 0) + "/openapi.json")
     assert "/ui/api/cluster" in spec["paths"]
+    assert "<title>Eventual console</title>" in get(base(regions, 0) + "/")  # / leads to /ui
 
 
 def _browser_or_skip() -> None:

@@ -338,14 +338,13 @@ def add_console(app: web.Application, runtime: NodeRuntime) -> None:
     async def key(request: web.Request) -> web.Response:
         return web.json_response(await inspect_key(runtime, request.match_info["key"].encode()))
 
-    app.router.add_get("/", lambda request: _redirect("/ui"))
+    async def home(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/ui")
+
+    app.router.add_get("/", home)
     app.router.add_get("/ui", page)
     app.router.add_get("/ui/", page)
     app.router.add_get("/ui/api/cluster", cluster)
     app.router.add_get("/ui/api/key/{key}", key)
     app.router.add_static("/ui/static", STATIC)
     api_doc(app, config_rel_url="/openapi.json", url_prefix="/docs", title="Eventual API")
-
-
-async def _redirect(location: str) -> web.Response:
-    raise web.HTTPFound(location)
