@@ -785,6 +785,27 @@ def test_dev_reports_a_dead_node_with_the_command_that_restarts_it(tmp_path: Pat
         stop_cluster(found)
 
 
+def test_dev_with_restart_brings_a_dead_node_back(tmp_path: Path) -> None:
+    found = start_cluster(tmp_path, 1, "--restart")
+    assert found.process.stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(found.process.stdout), daemon=True)
+    reader.start()
+    try:
+        killed = found.pids["n1"]
+        os.kill(killed, signal.SIGKILL)
+        wait_until(lambda: any("restarted it, pid" in line for line in lines), 5)
+        said = next(line for line in lines if "restarted it" in line)
+        assert said.startswith("n1 exited (signal 9); restarted it, pid "), said
+        pid = int(said.split("pid ")[1].split()[0])
+        assert pid != killed
+        found.pids["n1"] = pid  # stop_cluster makes sure it is gone
+        wait_until(lambda: found.client(0).ping())  # serving again, with its data
+        assert found.client(0).set("back", "1")
+    finally:
+        stop_cluster(found)
+
+
 def test_dev_stopped_by_ctrl_c_reports_no_dead_node(tmp_path: Path) -> None:
     # Ctrl-C reaches every process of the terminal's group, the nodes too: their exits are
     # the stop, not deaths to report.

@@ -633,6 +633,12 @@ def port_option(name: str, default: int, text: str) -> Callable[[F], F]:
 @click.option(
     "--fault-injection", is_flag=True, help="Each node serves POST /debug/partition (tests)."
 )
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="Restart a node that dies (at most 3 times a minute each). Without it a dead node "
+    "stays down, for watching hints and repair, and dev prints the command that restarts it.",
+)
 @LOG_FORMAT_OPTION
 def dev(
     nodes: int,
@@ -647,12 +653,14 @@ def dev(
     password: str | None,
     region_latency: int,
     fault_injection: bool,
+    restart: bool,
     log_format: str,
 ) -> None:
     """Run a local cluster on this machine until Ctrl-C; print each node's addresses.
 
     Starts nothing, and exits 1 with one line, if a port it needs is taken. A node that
-    dies is reported with the command that restarts it; the others keep serving.
+    dies is reported with the command that restarts it, and restarted with --restart; the
+    others keep serving. Ctrl-C or SIGTERM stops every node cleanly.
 
     Node options (--durability, --consistency, --n, --password, --log-format) apply to
     every node.
@@ -676,6 +684,7 @@ def dev(
         consistency.upper(),
         extra_options=options,
         region_latency_ms=region_latency,
+        restart=restart,
     )
     raise SystemExit(code)
 

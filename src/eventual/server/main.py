@@ -235,6 +235,10 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
 
 
 LEFT_LINGER_S = 30  # a node that left answers stragglers this long, then exits
+# `eventual dev --restart`: a node that keeps dying (a port taken, a bad data directory) is
+# restarted this many times in this window, then left down with its command printed.
+DEV_RESTARTS_MAX = 3
+DEV_RESTART_WINDOW_S = 60
 
 
 async def _stop_once_left(runtime: NodeRuntime, stop: asyncio.Event) -> None:
@@ -299,10 +303,12 @@ def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
     host: str = "127.0.0.1",
     extra_options: list[str] | None = None,
     region_latency_ms: int = 0,
+    restart: bool = False,
 ) -> int:
     """Start ``nodes`` node processes, print their addresses, stop them on Ctrl-C. Refuses
     to start (exit 1, one line) if a port it needs is taken; says so, with the command that
-    restarts it, when a node exits while the cluster runs."""
+    restarts it, when a node exits while the cluster runs, and with ``restart`` restarts it
+    (at most ``DEV_RESTARTS_MAX`` times in ``DEV_RESTART_WINDOW_S`` a node)."""
     region_names = [f"region-{i + 1}" for i in range(max(1, regions))]
     members = [
         MemberSpec(f"n{i + 1}", region_names[i % len(region_names)], Address(host, peer_port + i))
@@ -373,22 +379,37 @@ def run_dev(  # noqa: PLR0917  (the options of `eventual dev`, one to one)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     reported: set[int] = set()
+    restarts: dict[int, list[float]] = {}  # node index -> when it was restarted, recently
     while True:
         time.sleep(0.2)
         if stopping:
             break  # Ctrl-C signals the nodes too (one process group): their exits are expected
-        # A node that died (killed by a test, say) is left down: that is the point of a dev
-        # cluster; the others keep serving. It is reported once, with what restarts it.
+        # A node that died (killed by a test, say) is left down unless --restart: watching
+        # hints and repair is the point of a dev cluster; the others keep serving. It is
+        # reported once, with what restarts it.
         for i, process in enumerate(processes):
             code = process.poll()
-            if code is not None and i not in reported:
-                reported.add(i)
-                how = f"signal {-code}" if code < 0 else f"code {code}"
+            if code is None or i in reported:
+                continue
+            how = f"signal {-code}" if code < 0 else f"code {code}"
+            now = time.monotonic()
+            recent = [t for t in restarts.get(i, []) if now - t < DEV_RESTART_WINDOW_S]
+            if restart and len(recent) < DEV_RESTARTS_MAX:
+                restarts[i] = [*recent, now]
+                processes[i] = subprocess.Popen(commands[i])
                 print(
-                    f"{members[i].node} exited ({how}); the others keep serving. "
-                    f"Restart it with:\n  {shlex.join(commands[i])}",
+                    f"{members[i].node} exited ({how}); restarted it, pid {processes[i].pid} "
+                    f"({len(restarts[i])} of {DEV_RESTARTS_MAX} in {DEV_RESTART_WINDOW_S} s)",
                     flush=True,
                 )
+                continue
+            reported.add(i)
+            again = " again: --restart gives up" if restart else ""
+            print(
+                f"{members[i].node} exited ({how}){again}; the others keep serving. "
+                f"Restart it with:\n  {shlex.join(commands[i])}",
+                flush=True,
+            )
     for process in processes:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
