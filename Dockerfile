@@ -19,9 +19,12 @@ USER eventual
 VOLUME /data
 # Redis protocol, HTTP (console at /ui), internode.
 EXPOSE 6379 8001 9001
+# The internode port listens on every interface; the others dial the member address
+# (EVENTUAL_NODE_MEMBERS), the host's.
 ENV EVENTUAL_NODE_DATA_DIR=/data \
     EVENTUAL_NODE_RESP=0.0.0.0:6379 \
     EVENTUAL_NODE_HTTP=0.0.0.0:8001 \
+    EVENTUAL_NODE_LISTEN=0.0.0.0:9001 \
     EVENTUAL_NODE_LOG_FORMAT=json
 # SIGTERM (docker stop) stops the node cleanly.
 STOPSIGNAL SIGTERM

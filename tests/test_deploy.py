@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shlex
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -116,6 +117,7 @@ def test_the_containers_command_runs_here_as_a_process(tmp_path: Path) -> None:
     entrypoint, image_env = _dockerfile()
     assert entrypoint == ["eventual", "node"]
     assert image_env["EVENTUAL_NODE_DATA_DIR"] == "/data"
+    assert image_env["EVENTUAL_NODE_LISTEN"] == "0.0.0.0:9001", "peers reach it through -p"
     resp, http, peer = free_base_port(1), free_base_port(1), free_base_port(1)
     env = dict(os.environ) | image_env
     # What `docker run -e ... -v ...:/data -p ...` would give it, on this machine's ports.
@@ -123,6 +125,7 @@ def test_the_containers_command_runs_here_as_a_process(tmp_path: Path) -> None:
         "EVENTUAL_NODE_DATA_DIR": str(tmp_path / "data"),
         "EVENTUAL_NODE_RESP": f"127.0.0.1:{resp}",
         "EVENTUAL_NODE_HTTP": f"127.0.0.1:{http}",
+        "EVENTUAL_NODE_LISTEN": f"127.0.0.1:{peer}",
         "EVENTUAL_NODE_ID": "n1",
         "EVENTUAL_NODE_MEMBERS": f"n1=r1@127.0.0.1:{peer}",
         "EVENTUAL_NODE_N": "1",
@@ -168,6 +171,7 @@ def test_the_kubernetes_manifests_validate_and_the_pod_script_starts_a_node(
         "EVENTUAL_NODE_DATA_DIR": str(tmp_path / "data"),
         "EVENTUAL_NODE_RESP": f"127.0.0.1:{resp}",
         "EVENTUAL_NODE_HTTP": f"127.0.0.1:{http}",
+        "EVENTUAL_NODE_LISTEN": f"127.0.0.1:{peer}",
         "EVENTUAL_NODE_N": "1",
     }
     first = next(_started(["/bin/sh", "-c", script], env, resp))
@@ -295,3 +299,47 @@ def test_the_guides_commands_run_on_one_machine(tmp_path: Path) -> None:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def test_listen_binds_elsewhere_than_the_address_the_others_dial(tmp_path: Path) -> None:
+    """--listen 0.0.0.0:P with the member address 127.0.0.1:P (a container's case): the port
+    answers on another interface too, and a node joining through the member address joins."""
+    env = dict(os.environ) | {"EVENTUAL_CLUSTER_SECRET": "a cluster secret of 16 bytes or more"}
+    peer = [free_base_port(1) for _ in range(2)]
+    resp = [free_base_port(1) for _ in range(2)]
+    http = free_base_port(1)
+    eventual = str(Path(sys.executable).parent / "eventual")
+    first = subprocess.Popen(
+        [eventual, "node", "--id", "n1", "--data-dir", str(tmp_path / "n1"),
+         "--resp", f"127.0.0.1:{resp[0]}", "--http", f"127.0.0.1:{http}",
+         "--member", f"n1=r1@127.0.0.1:{peer[0]}", "--listen", f"0.0.0.0:{peer[0]}", "--n", "2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    second = subprocess.Popen(
+        [eventual, "node", "--id", "n2", "--data-dir", str(tmp_path / "n2"),
+         "--resp", f"127.0.0.1:{resp[1]}", "--member", f"n2=r1@127.0.0.1:{peer[1]}",
+         "--join", f"127.0.0.1:{peer[0]}", "--n", "2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: redis.Redis(port=resp[0], socket_timeout=2).ping())
+
+        def challenged() -> bool:  # the handshake's first frame, on an interface not named
+            with socket.create_connection(("127.0.0.2", peer[0]), timeout=2) as sock:
+                return len(sock.recv(4)) == 4
+
+        wait_until(challenged)
+
+        def joined() -> bool:
+            status = subprocess.run(
+                [eventual, "status", "--url", f"http://127.0.0.1:{http}"],
+                capture_output=True, text=True, check=False, env=env,
+            )  # fmt: skip
+            return re.search(r"n2 +r1 +active", status.stdout) is not None
+
+        wait_until(joined, 60)
+    finally:
+        for process in (first, second):
+            process.terminate()
+        for process in (first, second):
+            process.wait(timeout=20)

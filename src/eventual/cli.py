@@ -292,7 +292,7 @@ CONFIG_KEYS = {
     "client-output-buffer-limit": "output_buffer_limit",
     "tls-cert-file": "tls_cert_file", "tls-key-file": "tls_key_file",
     "tls-ca-cert-file": "tls_ca_cert_file", "tls-clients": "tls_clients",
-    "tls-cluster": "tls_cluster", "log-format": "log_format",
+    "tls-cluster": "tls_cluster", "log-format": "log_format", "listen": "listen",
 }  # fmt: skip
 
 
@@ -455,6 +455,13 @@ def load_config(ctx: click.Context, param: click.Parameter, path: Path | None) -
     "names this node only. It takes its share of partitions once it has pulled them.",
 )
 @click.option(
+    "--listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="Where the internode port listens, when not at this node's --member address (which "
+    "the others dial): 0.0.0.0:9001 in a container or behind NAT.",
+)
+@click.option(
     "--region-delay",
     "region_delays",
     multiple=True,
@@ -497,6 +504,7 @@ def node(
     tls_cluster: bool,
     cluster_secret_file: Path | None,
     join: str | None,
+    listen: str | None,
     region_delays: tuple[str, ...],
     fault_injection: bool,
     clock_skew_ms: int,
@@ -535,6 +543,7 @@ def node(
             http=Address.parse(http) if http else None,
             consistency=Level.parse(consistency),
             join=Address.parse(join) if join else None,
+            listen=Address.parse(listen) if listen else None,
             region_delay_ms=tuple(_region_delay(text) for text in region_delays),
             fault_injection=fault_injection,
             metrics_open=metrics_open,

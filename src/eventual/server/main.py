@@ -78,6 +78,9 @@ class ServerConfig:
     tls: TlsConfig | None = None
     clock_skew_ms: int = 0  # for fault tests: this node's clock is this far off
     log_format: str = "text"  # server/logs.py: key=value lines, or JSON lines
+    # Where the internode port listens (None: at this member's own address, the one the
+    # others dial). A container or a NAT listens on 0.0.0.0 and is dialled at another.
+    listen: Address | None = None
 
     def __post_init__(self) -> None:
         names = [m.node for m in self.members]
@@ -172,7 +175,7 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
         node_config,
         store,
         peers,
-        config.me.address,
+        config.listen or config.me.address,
         region_delay_ms=dict(config.region_delay_ms),
         secret=config.cluster_secret,
         tls=(config.tls.server_context(), config.tls.client_context())
