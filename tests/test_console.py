@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,6 +98,21 @@ def test_the_cluster_view_measures_how_late_each_region_sees_a_write(regions: Cl
     assert float(line.split()[-1]) >= writes
     assert 'eventual_request_seconds_bucket{kind="write"' in metrics
     assert 'eventual_node_events_total{event="lww_losses"}' in metrics
+
+
+def test_pages_asking_at_once_share_one_view_of_the_cluster(regions: Cluster) -> None:
+    """However many pages poll, a node probes its peers at most once per VIEW_TTL_S."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from eventual.server.console import VIEW_TTL_S
+
+    address = base(regions, 0) + "/ui/api/cluster"
+    time.sleep(VIEW_TTL_S)  # whatever an earlier test left cached has expired
+    with ThreadPoolExecutor(8) as pool:
+        views = list(pool.map(lambda _: get(address)["now_ms"], range(8)))
+    assert len(set(views)) == 1, views  # one view, made once, served eight times
+    time.sleep(VIEW_TTL_S * 1.5)
+    assert get(address)["now_ms"] > views[0], "a later poll gets a fresh view"
 
 
 def test_the_key_inspector_shows_each_replicas_version_and_the_siblings(regions: Cluster) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ __all__ = [
 ]
 
 STATIC = Path(__file__).with_name("console")
+VIEW_TTL_S = 0.5  # a cluster view is shared by the pages that ask within this long
 INSPECT_VALUE_BYTES_MAX = 4096  # of a value shown: the rest is cut, and said to be
 # Where a latency bucket ends (µs): see runtime.LATENCY_BUCKETS.
 LATENCY_BOUNDS_US = tuple(2**b for b in range(LATENCY_BUCKETS - 1))
@@ -332,8 +334,16 @@ def add_console(app: web.Application, runtime: NodeRuntime) -> None:
     async def page(request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html")
 
+    # One view serves every page that asks within VIEW_TTL_S, and asks that come while it is
+    # being made wait for it: the probes a node sends do not grow with the pages open.
+    latest: list[tuple[float, asyncio.Future[dict[str, Any]]]] = []
+
     async def cluster(request: web.Request) -> web.Response:
-        return web.json_response(await cluster_view(runtime))
+        now = time.monotonic()
+        if not latest or now - latest[0][0] > VIEW_TTL_S:
+            made = asyncio.ensure_future(cluster_view(runtime))
+            latest[:] = [(now, made)]
+        return web.json_response(await asyncio.shield(latest[0][1]))
 
     async def key(request: web.Request) -> web.Response:
         return web.json_response(await inspect_key(runtime, request.match_info["key"].encode()))
