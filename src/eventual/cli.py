@@ -831,14 +831,15 @@ def _wait_for_handoffs(client: Client, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     first = _moving(client)
     with progress_bar(first, "handoff") as bar:
-        done = 0
+        shown = 0  # the bar only moves forward, whatever new moves a join adds
         while (left := _moving(client)) > 0:
             if time.monotonic() > deadline:
                 raise click.ClickException(f"{left} partitions still moving after {timeout} s")
-            bar.update(max(0, min(first, first - left) - done))
-            done = max(done, first - left)
+            moved = min(first, max(shown, first - left))
+            bar.update(moved - shown)
+            shown = moved
             time.sleep(0.5)
-        bar.update(first - done)
+        bar.update(first - shown)
 
 
 @main.group()

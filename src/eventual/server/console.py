@@ -248,7 +248,7 @@ async def inspect_key(runtime: NodeRuntime, key: bytes) -> dict[str, Any]:
         if answer.get("page"):
             whole = False  # a page must never be merged: its context covers what it left out
         elif merged is None:
-            merged = record.copy()
+            merged = record  # decoded here, and described above: free to merge into
         else:
             try:
                 merged.merge(record)
@@ -294,18 +294,27 @@ class ConsoleCollector(Collector):
             labels=["kind"],
         )
         for kind, buckets in runtime.latency.items():
-            latency.add_metric([kind], *_histogram(buckets, [b / 1e6 for b in LATENCY_BOUNDS_US]))
+            bounds = [b / 1e6 for b in LATENCY_BOUNDS_US]
+            latency.add_metric([kind], _cumulative(buckets, bounds), None)  # no sum is kept
         visibility = HistogramMetricFamily(
             "eventual_write_visibility_seconds",
-            "How long after a write's acknowledgement each replica acknowledged it "
-            "(t-visibility; writes this node coordinated; never-acknowledged copies count "
-            "in +Inf only)",
+            "How long after a write's acknowledgement it reached each replica (t-visibility; "
+            "writes this node coordinated; copies not acknowledged within the request timeout "
+            "count in +Inf only)",
             labels=["from_region", "to_region"],
         )
-        pairs = visibility_by_region({node.id: runtime.status()}, node.region_of)
-        for pair in pairs:
-            cumulative, _ = _histogram(pair["buckets"], [b / 1000 for b in VISIBILITY_BOUNDS_MS])
-            visibility.add_metric([pair["from"], pair["to"]], cumulative, pair["sum_ms"] / 1000)
+        # This node's own counts, as a status carries them (without the rest of a status).
+        mine: dict[str, Any] = {
+            "region": node.region,
+            "visibility": node.visibility,
+            "visibility_ms": node.visibility_ms,
+        }
+        for pair in visibility_by_region({node.id: mine}, node.region_of):
+            visibility.add_metric(
+                [pair["from"], pair["to"]],
+                _cumulative(pair["buckets"], [b / 1000 for b in VISIBILITY_BOUNDS_MS]),
+                pair["sum_ms"] / 1000,
+            )
         events = CounterMetricFamily(
             "eventual_node_events", "What the node counted", labels=["event"]
         )
@@ -314,18 +323,16 @@ class ConsoleCollector(Collector):
         return [latency, visibility, events]
 
 
-def _histogram(
-    buckets: list[int], bounds: list[float]
-) -> tuple[list[tuple[str, float]], float | None]:
+def _cumulative(buckets: list[int], bounds: list[float]) -> list[tuple[str, float]]:
     """Per-bucket counts as Prometheus's cumulative buckets (the last, past every bound, in
-    +Inf only), and no sum (the buckets are all that is kept)."""
+    +Inf only)."""
     cumulative: list[tuple[str, float]] = []
     total = 0
     for bound, count in zip(bounds, buckets, strict=False):
         total += count
         cumulative.append((repr(bound), total))
     cumulative.append(("+Inf", sum(buckets)))
-    return cumulative, None
+    return cumulative
 
 
 def add_console(app: web.Application, runtime: NodeRuntime) -> None:

@@ -566,13 +566,14 @@ class NodeRuntime:
         partition = node.ring.partition_of(key)
         record = node.records.get(key)  # the cached object: read, never changed, here
         if record is not None:
+            size = record.size()
             answer: dict[str, object] = {
                 "held": "replica",
                 "partition": partition,
                 "version": record.digest(),
-                "members": record.size(),
+                "members": size,
             }
-            if record.kind in COLLECTIONS and record.size() > INSPECT_MEMBERS_MAX:
+            if record.kind in COLLECTIONS and size > INSPECT_MEMBERS_MAX:
                 # A big collection: its first members only (the cost of a page, not of it).
                 page, _ = record.scan_page(0, INSPECT_MEMBERS_MAX)
                 answer.update(record=page.to_bytes(), page=True)
