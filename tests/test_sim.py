@@ -13,6 +13,7 @@ from click.testing import CliRunner
 import eventual
 from eventual.cli import main
 from eventual.clocks import DVVSet
+from eventual.core import record as record_module
 from eventual.core.node import Node
 from eventual.crdt import BoundedCounter
 from eventual.crdt._keyed import KeyedCausal
@@ -189,6 +190,10 @@ def test_random_seeds_with_every_fault_have_no_violations(seeds: range) -> None:
     assert summary.ops_acked > 0
     assert set(summary.faults_injected) >= {"crash", "partition", "skew"}
     assert summary.violations == [], json.dumps(summary.violations[:2], default=repr)[:4000]
+    # Every record without a TTL or baseline shares one empty state of each: nothing may
+    # have written into them (TTLs, DELs of counters and merges all ran above, in-process).
+    assert record_module._NO_TTL.is_empty()
+    assert record_module._NO_BASELINE.is_empty()
 
 
 @pytest.mark.slow

@@ -301,7 +301,7 @@ class _Change:
             self.absorbed = True
 
     def ttl(self, expire_at: int | None) -> None:
-        self.delta.ttl.merge(self.record.ttl.set(self.actor, expire_at))
+        self.delta.own_ttl().merge(self.record.own_ttl().set(self.actor, expire_at))
 
     def hard_reset(self, kind: Kind) -> None:
         self.record = Record(kind, (self.timestamp, self.actor))
@@ -323,10 +323,10 @@ class _Change:
         elif kind is Kind.COUNTER:
             assert isinstance(record.data, PNCounter)
             # Ship the data with the baseline, so no replica sees a baseline above its data.
-            record.baseline.merge(record.data)
+            record.own_baseline().merge(record.data)
             self.delta.data.merge(record.data)
             self.absorbed = True
-            self.delta.baseline.merge(record.baseline)
+            self.delta.own_baseline().merge(record.baseline)
         elif kind in (Kind.SET, Kind.HASH, Kind.MAP):
             assert isinstance(record.data, (ORSet, ORMap))
             self.absorb(record.data.clear())

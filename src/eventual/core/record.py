@@ -120,6 +120,19 @@ _FIRST: Incarnation = (0, "")
 # bytes, which keeps records small and cheap to encode. Canonical: empty state <=> b"".
 
 
+# The baseline and TTL of every record that has none: shared, so a record costs no objects
+# for them (a PNCounter is five, an MVRegister five, and a write builds two records or more).
+# Nothing changes these two: a record that needs a state of its own takes one first
+# (``Record.own_baseline``, ``Record.own_ttl``); tests/test_record.py checks they stay empty.
+_NO_BASELINE = PNCounter()
+_NO_TTL = MVRegister()
+
+
+def _copy_of(state: L, empty: L) -> L:
+    """A copy of a record's nested state (the shared empty one needs none)."""
+    return state if state is empty else state.copy()
+
+
 def _optional(state: PNCounter | MVRegister) -> bytes:
     return b"" if state.is_empty() else state.to_bytes()
 
@@ -148,12 +161,27 @@ class Record(Lattice):
     TAG = TypeTag.RECORD
     __slots__ = ("baseline", "data", "incarnation", "kind", "ttl")
 
-    def __init__(self, kind: Kind, incarnation: Incarnation = _FIRST) -> None:
+    def __init__(
+        self, kind: Kind, incarnation: Incarnation = _FIRST, data: Lattice | None = None
+    ) -> None:
         self.kind = kind
         self.incarnation = incarnation
-        self.data: Lattice = _DATA_TYPES[kind]()
-        self.baseline = PNCounter()  # used by counters only; empty otherwise
-        self.ttl = MVRegister()
+        self.data: Lattice = _DATA_TYPES[kind]() if data is None else data
+        # Shared empty states until this record needs its own (``own_baseline``, ``own_ttl``).
+        self.baseline = _NO_BASELINE  # used by counters only
+        self.ttl = _NO_TTL
+
+    def own_baseline(self) -> PNCounter:
+        """The baseline, this record's own to change."""
+        if self.baseline is _NO_BASELINE:
+            self.baseline = PNCounter()
+        return self.baseline
+
+    def own_ttl(self) -> MVRegister:
+        """The TTL register, this record's own to change."""
+        if self.ttl is _NO_TTL:
+            self.ttl = MVRegister()
+        return self.ttl
 
     # --- reading ---
 
@@ -279,10 +307,9 @@ class Record(Lattice):
     def _around(self, data: Lattice) -> Self:
         """A record of this one's generation, TTL and baseline, holding ``data`` (a part of
         this record's collection: a projection or a delta)."""
-        record = type(self)(self.kind, self.incarnation)
-        record.data = data
-        record.baseline = self.baseline.copy()
-        record.ttl = self.ttl.copy()
+        record = type(self)(self.kind, self.incarnation, data)
+        record.baseline = _copy_of(self.baseline, _NO_BASELINE)
+        record.ttl = _copy_of(self.ttl, _NO_TTL)
         return record
 
     def same_context(self, other: Record) -> bool:
@@ -369,18 +396,19 @@ class Record(Lattice):
             # A later hard reset, or the winning type of a concurrent creation: replace.
             self.kind, self.incarnation = other.kind, other.incarnation
             self.data = other.data.copy()
-            self.baseline = other.baseline.copy()
-            self.ttl = other.ttl.copy()
+            self.baseline = _copy_of(other.baseline, _NO_BASELINE)
+            self.ttl = _copy_of(other.ttl, _NO_TTL)
         elif theirs == mine:
             self.data.merge(other.data)
-            self.baseline.merge(other.baseline)
-            self.ttl.merge(other.ttl)
+            if not other.baseline.is_empty():
+                self.own_baseline().merge(other.baseline)
+            if not other.ttl.is_empty():
+                self.own_ttl().merge(other.ttl)
 
     def copy(self) -> Self:
-        clone = type(self)(self.kind, self.incarnation)
-        clone.data = self.data.copy()
-        clone.baseline = self.baseline.copy()
-        clone.ttl = self.ttl.copy()
+        clone = type(self)(self.kind, self.incarnation, self.data.copy())
+        clone.baseline = _copy_of(self.baseline, _NO_BASELINE)
+        clone.ttl = _copy_of(self.ttl, _NO_TTL)
         return clone
 
     def _payload(self) -> Any:
@@ -405,9 +433,10 @@ class Record(Lattice):
         if kind is None:
             raise DecodeError(f"record: unknown kind {raw_kind!r}")
         record = cls(
-            kind, (expect_int(stamp, "incarnation"), expect_str(actor, "incarnation actor"))
+            kind,
+            (expect_int(stamp, "incarnation"), expect_str(actor, "incarnation actor")),
+            _nested(_DATA_TYPES[kind], expect_bytes(data, "record data")),
         )
-        record.data = _nested(_DATA_TYPES[kind], expect_bytes(data, "record data"))
         baseline = expect_bytes(baseline, "record baseline")
         ttl = expect_bytes(ttl, "record ttl")
         if baseline:
