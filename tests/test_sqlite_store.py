@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from eventual.core import NodeConfig
+from eventual.core import NodeConfig, Request, Result
+from eventual.core.consistency import Level
+from eventual.core.ops import StringSet
 from eventual.core.ring import Member
 from eventual.core.store import Batch, Hint, RecordWrite
 from eventual.server.runtime import Address, NodeRuntime
@@ -227,3 +229,17 @@ def test_the_wal_is_checkpointed_off_the_event_loop_while_the_store_is_open(
     finally:
         store.close()
     assert not store._checkpointer.thread.is_alive(), "close stops the checkpointer"
+
+
+def test_a_stopped_node_refuses_requests_instead_of_failing_on_its_closed_store(
+    tmp_path: Path,
+) -> None:
+    """A client connected before the ports closed may send after the store is closed: it
+    gets an error it can act on, and the node logs no failure per command."""
+    config = NodeConfig("n1", (Member("n1"),), n=1)
+    runtime = NodeRuntime(config, SQLiteStore(tmp_path / "node.db"), {}, Address("127.0.0.1", 1))
+    asyncio.run(runtime.stop())
+    results: list[Result] = []
+    runtime.request(Request(0, StringSet(b"k", b"v"), Level.ONE), results.append)
+    assert len(results) == 1 and not results[0].ok
+    assert results[0].error is not None and "shutting down" in results[0].error

@@ -350,19 +350,26 @@ class NodeBase:
         *,
         whole: bool = False,
         head: bytes | None = None,
+        digest: int | None = None,
     ) -> None:
         """Stage what changed in ``record`` (all of it, if ``whole``: new to this store, or
-        reset) and index it."""
-        digest = self.records.stage(batch, partition, key, record, whole=whole, head=head)
+        reset) and index it. ``head``, ``digest``: the record's, if the caller has them."""
+        digest = self.records.stage(
+            batch, partition, key, record, whole=whole, head=head, digest=digest
+        )
         tree = self.trees.get(partition)
         if tree is not None:
             tree.update(key, digest)
         self._track_tombstone(key, record)
 
-    def _merge_local(self, batch: Batch, key: bytes, incoming: Record) -> bool:
-        """Merge into this node's own record of ``key``; True if it changed."""
+    def _merge_local(
+        self, batch: Batch, key: bytes, incoming: Record, current: Record | None = None
+    ) -> bool:
+        """Merge into this node's own record of ``key`` (``current``, if the caller has
+        loaded it already); True if it changed."""
         partition = self.ring.partition_of(key)
-        current = self._load(key)
+        if current is None:
+            current = self._load(key)
         if current is None:
             self._store_record(batch, partition, key, incoming, whole=True)
             return True
@@ -373,9 +380,10 @@ class NodeBase:
             self._store_record(batch, partition, key, current, whole=True)  # replaced whole
             return True
         head = current.head_bytes()
-        if not current.members_changed() and current.digest(head) == before:
+        digest = current.digest(head)
+        if digest == before and not current.members_changed():
             return False
-        self._store_record(batch, partition, key, current, head=head)
+        self._store_record(batch, partition, key, current, head=head, digest=digest)
         return True
 
     def _local_for_read(self, key: bytes, partition: int) -> Record | None:

@@ -92,17 +92,22 @@ class Records:
         *,
         whole: bool = False,
         head: bytes | None = None,
+        digest: int | None = None,
     ) -> int:
         """Stage what changed in ``record`` (everything, and forget what was stored before,
         if ``whole``), make it the cached record of ``key``, and return its digest.
-        ``head``: ``record.head_bytes()``, if the caller has it already."""
+        ``head``, ``digest``: ``record.head_bytes()`` and ``record.digest()``, if the caller
+        has them already (the digest only with its head)."""
         if whole:
             record.touch_all()
         if head is None:
             head = record.head_bytes()
+            digest = None
         batch.write(key, RecordWrite(partition, head, record.take_changed_members(), whole))
         self._keep(key, record)
-        digest = self._digests[key] = record.digest(head)
+        if digest is None:
+            digest = record.digest(head)
+        self._digests[key] = digest
         return digest
 
     def drop(self, batch: Batch, partition: int, key: bytes) -> None:

@@ -53,22 +53,18 @@ class Replica(NodeBase):
             # still finds it here (_local_for_read reads hints of such partitions).
             self._merge_hint(batch, message.key, incoming, self._other_replicas(partition))
         else:
-            if incoming.kind is Kind.STRING and message.id:
-                self._count_lww_loss(message.key, incoming)
-            self._merge_local(batch, message.key, incoming)
+            current = self._load(message.key)
+            if current is not None and incoming.kind is Kind.STRING and message.id:
+                self._count_lww_loss(current, incoming)
+            self._merge_local(batch, message.key, incoming, current)
         if batch:
             self.store.apply(batch)
         if message.id:
             effects.send(sender, WriteAck(message.id))
 
-    def _count_lww_loss(self, key: bytes, incoming: Record) -> None:
+    def _count_lww_loss(self, current: Record, incoming: Record) -> None:
         """A coordinator's string write that this replica's value outranks: it is lost."""
-        current = self._load(key)
-        if (
-            current is not None
-            and current.kind is Kind.STRING
-            and current.incarnation == incoming.incarnation
-        ):
+        if current.kind is Kind.STRING and current.incarnation == incoming.incarnation:
             mine = cast(LWWRegister, current.data).timestamp
             theirs = cast(LWWRegister, incoming.data).timestamp
             if mine is not None and theirs is not None and theirs < mine:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import ssl
@@ -100,6 +101,7 @@ PROBES_MAX = 256  # probes of peers awaited at once (a console asks each member 
 PROBE_TIMEOUT_S = 1.0  # a peer that has not answered a probe by then is reported silent
 # A probe's answer: a status, or one key's copy (an object may hold 64 MiB of siblings).
 PROBE_REPLY_BYTES_MAX = 80 * 1024 * 1024
+STOPPING_ERROR = "ERR this node is shutting down: send the command to another node"
 INSPECT_MEMBERS_MAX = 100  # members of a big collection a copy shows (the inspector's page)
 # Request latency, from submission to the durable reply, in buckets by bit length of the
 # microseconds: bucket b holds latencies in [2**(b-1), 2**b) µs; the last, 2**23 µs (8 s) on.
@@ -438,6 +440,10 @@ class NodeRuntime:
 
     def request(self, request_op: Request, callback: Callable[[Result], None]) -> None:
         """Submit a client request; ``callback`` gets the result after it is durable."""
+        if self.stopped:
+            # A client connected before the ports closed may still send: its store is gone.
+            callback(Result(False, error=STOPPING_ERROR))
+            return
         request_id = self.next_request
         self.next_request += 1
         # Every operation but Get changes something (by type: an isinstance of the Mutation
@@ -465,10 +471,12 @@ class NodeRuntime:
                 peer,
             )
 
-    def _timer(self, timer: Timer) -> None:
+    def _timers(self, timers: list[Timer]) -> None:
         if self.stopped:
             return
-        self._guarded(lambda: self.node.timer(timer, wall_ms()))
+        now = wall_ms()
+        for timer in timers:
+            self._guarded(functools.partial(self.node.timer, timer, now))
 
     def _guarded(self, step: Callable[[], Effects]) -> None:
         try:
@@ -512,9 +520,19 @@ class NodeRuntime:
                     latency[min(((now - started) // 1000).bit_length(), last)] += 1
                     callback(reply.result)
         loop = self.loop
-        if loop is not None and not self.stopped:
+        if loop is not None and not self.stopped and effects.timers:
+            # One event-loop timer per delay a turn asks for, not one per timer: every write
+            # asks for its timeout, and the timers of one turn with one delay fire together
+            # anyway.
+            by_delay: dict[int, list[Timer]] = {}
             for delay, timer in effects.timers:
-                loop.call_later(delay / 1000, self._timer, timer)
+                timers = by_delay.get(delay)
+                if timers is None:
+                    by_delay[delay] = [timer]
+                else:
+                    timers.append(timer)
+            for delay, timers in by_delay.items():
+                loop.call_later(delay / 1000, self._timers, timers)
 
     def _log_events(self) -> None:
         """One line each for what the core reported this turn (``server/logs.py``)."""
