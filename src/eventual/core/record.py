@@ -159,7 +159,7 @@ class WrongTypeError(TypeError):
 
 class Record(Lattice):
     TAG = TypeTag.RECORD
-    __slots__ = ("baseline", "data", "incarnation", "kind", "ttl")
+    __slots__ = ("baseline", "cached_digest", "cached_weight", "data", "incarnation", "kind", "ttl")
 
     def __init__(
         self, kind: Kind, incarnation: Incarnation = _FIRST, data: Lattice | None = None
@@ -170,6 +170,10 @@ class Record(Lattice):
         # Shared empty states until this record needs its own (``own_baseline``, ``own_ttl``).
         self.baseline = _NO_BASELINE  # used by counters only
         self.ttl = _NO_TTL
+        # Kept by the node's records cache (``core/records.py``) on the record it holds:
+        # the digest as last staged (None: not known yet) and the weight it counted.
+        self.cached_digest: int | None = None
+        self.cached_weight = 0
 
     def own_baseline(self) -> PNCounter:
         """The baseline, this record's own to change."""

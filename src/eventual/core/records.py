@@ -47,14 +47,16 @@ def stored_bytes(store: Store, key: bytes) -> bytes | None:
 
 
 class Records:
-    __slots__ = ("_digests", "_hot", "_weights", "store", "weight", "weight_max")
+    __slots__ = ("_hot", "store", "weight", "weight_max")
 
     def __init__(self, store: Store, weight_max: int = RECORDS_WEIGHT_MAX) -> None:
         self.store = store
         self.weight_max = weight_max
+        # Each cached record carries its own bookkeeping (``Record.cached_digest``: as last
+        # staged; ``Record.cached_weight``: as counted in ``weight``), so a write looks its
+        # key up in one dictionary here, not three: over many keys, each lookup is a miss
+        # of the CPU's cache.
         self._hot: OrderedDict[bytes, Record] = OrderedDict()
-        self._weights: dict[bytes, int] = {}
-        self._digests: dict[bytes, int] = {}  # of the cached records, as last staged
         self.weight = 0
 
     def get(self, key: bytes) -> Record | None:
@@ -70,12 +72,14 @@ class Records:
 
     def digest(self, key: bytes) -> int | None:
         """The anti-entropy digest of ``key``'s record as stored (None: no record)."""
-        digest = self._digests.get(key)
-        if digest is None:
+        record = self._hot.get(key)  # not made recent: anti-entropy reads digests in bulk
+        if record is None:
             record = self.get(key)
             if record is None:
                 return None
-            digest = self._digests[key] = record.digest()
+        digest = record.cached_digest
+        if digest is None:
+            digest = record.cached_digest = record.digest()
         return digest
 
     def encoded(self, key: bytes) -> bytes | None:
@@ -107,7 +111,7 @@ class Records:
         self._keep(key, record)
         if digest is None:
             digest = record.digest(head)
-        self._digests[key] = digest
+        record.cached_digest = digest
         return digest
 
     def drop(self, batch: Batch, partition: int, key: bytes) -> None:
@@ -115,17 +119,24 @@ class Records:
         self._forget(key)
 
     def _keep(self, key: bytes, record: Record) -> None:
+        hot = self._hot
+        kept = hot.get(key)
         weight = record.weight()
-        self.weight += weight - self._weights.get(key, 0)
-        self._weights[key] = weight
-        self._hot[key] = record
-        self._hot.move_to_end(key)
-        while self.weight > self.weight_max and len(self._hot) > 1:
-            old, _ = self._hot.popitem(last=False)
-            self.weight -= self._weights.pop(old)
-            self._digests.pop(old, None)
+        if kept is record:  # changed in place: the common write
+            self.weight += weight - record.cached_weight
+            hot.move_to_end(key)
+        else:
+            if kept is not None:
+                self.weight -= kept.cached_weight
+            self.weight += weight
+            hot[key] = record
+            hot.move_to_end(key)
+        record.cached_weight = weight
+        while self.weight > self.weight_max and len(hot) > 1:
+            _, old = hot.popitem(last=False)
+            self.weight -= old.cached_weight
 
     def _forget(self, key: bytes) -> None:
-        if self._hot.pop(key, None) is not None:
-            self.weight -= self._weights.pop(key)
-            self._digests.pop(key, None)
+        kept = self._hot.pop(key, None)
+        if kept is not None:
+            self.weight -= kept.cached_weight

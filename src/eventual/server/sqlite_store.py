@@ -308,7 +308,10 @@ class SQLiteStore:
                 if previous is not None:
                     self._dead.append(previous)
                 self._keydir[key] = seq
-                self._partitions.setdefault(partition, {})[key] = None
+                keys = self._partitions.get(partition)
+                if keys is None:  # (setdefault would build an empty dict every write)
+                    keys = self._partitions[partition] = {}
+                keys[key] = None
             for member, cell in write.cells.items():
                 if cell is None and member not in self._celldir.get(key, {}):
                     continue
