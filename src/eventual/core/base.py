@@ -155,6 +155,35 @@ class _PendingWrite:
     sent_ms: int = 0  # when the replica writes left
     acknowledged_ms: int = -1  # when the client was told it succeeded (-1: not yet)
 
+    def __init__(  # noqa: PLR0917  (written out: see core/messages.py, Request)
+        self,
+        origin: Origin,
+        key: bytes,
+        partition: int,
+        delta: Record,
+        need: Requirement,
+        targets: dict[str, str | None],
+        acks: set[str],
+        result: Result,
+        *,
+        others: tuple[tuple[Requirement, frozenset[str]], ...] = (),
+        extra: frozenset[str] = frozenset(),
+        sent_ms: int = 0,
+    ) -> None:
+        self.origin = origin
+        self.key = key
+        self.partition = partition
+        self.delta = delta
+        self.need = need
+        self.targets = targets
+        self.acks = acks
+        self.result = result
+        self.replied = False
+        self.others = others
+        self.extra = extra
+        self.sent_ms = sent_ms
+        self.acknowledged_ms = -1
+
     def counted(self) -> set[str]:
         """The acks that count for the current ring."""
         return self.acks - self.extra if self.extra else self.acks
@@ -185,6 +214,33 @@ class _PendingRead:
     # Projected reads: each replica's (size, digest) of its whole record.
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
     replied: bool = False
+
+    def __init__(  # noqa: PLR0917  (written out: see core/messages.py, Request)
+        self,
+        origin: Origin,
+        key: bytes,
+        partition: int,
+        need: Requirement,
+        primaries: list[str],
+        targets: list[str],
+        *,
+        members: tuple[bytes, ...] | None = None,
+        cursor: int | None = None,
+        count: int = 0,
+    ) -> None:
+        self.origin = origin
+        self.key = key
+        self.partition = partition
+        self.need = need
+        self.primaries = primaries
+        self.targets = targets
+        self.members = members
+        self.cursor = cursor
+        self.count = count
+        self.replies = {}
+        self.cursors = {}
+        self.sizes = {}
+        self.replied = False
 
 
 @dataclass

@@ -9,8 +9,6 @@ reads again, whole, if they differ.
 
 from __future__ import annotations
 
-import dataclasses
-
 from mypy_extensions import trait
 
 from eventual.codec import DecodeError
@@ -248,7 +246,17 @@ class GetCoordinator(NodeBase):
             if self._sizes_disagree(pending):
                 # Again under a new id, so a late projected reply is not taken as whole.
                 del self.pending[read_id]
-                whole = dataclasses.replace(pending, members=None, replies={}, sizes={})
+                whole = _PendingRead(
+                    pending.origin,
+                    pending.key,
+                    pending.partition,
+                    pending.need,
+                    pending.primaries,
+                    pending.targets,
+                    cursor=pending.cursor,
+                    count=pending.count,
+                )
+                whole.cursors = pending.cursors
                 whole_id = self._id()
                 self.pending[whole_id] = whole
                 self._ask_replicas(effects, whole_id, whole)

@@ -87,6 +87,18 @@ class Get:
     cursor: int | None = None
     count: int = 0
 
+    def __init__(  # written out: see core/messages.py, Request
+        self,
+        key: bytes,
+        members: tuple[bytes, ...] | None = None,
+        cursor: int | None = None,
+        count: int = 0,
+    ) -> None:
+        self.key = key
+        self.members = members
+        self.cursor = cursor
+        self.count = count
+
 
 # The most members one page of a scan returns (a COUNT above it is taken as this): a page
 # is one message from each replica and one reply, each bounded by it.
@@ -125,6 +137,14 @@ class StringSet:
     expire_at_ms: int | None = None
     keep_ttl: bool = False
     kind = Kind.STRING
+
+    def __init__(  # written out: see core/messages.py, Request
+        self, key: bytes, value: bytes, expire_at_ms: int | None = None, keep_ttl: bool = False
+    ) -> None:
+        self.key = key
+        self.value = value
+        self.expire_at_ms = expire_at_ms
+        self.keep_ttl = keep_ttl
 
 
 @dataclass(slots=True)
@@ -278,6 +298,20 @@ class Applied:
     result: Any
     dot: tuple[str, int] | None = None  # object writes: the new value's dot; strings: (actor, HLC)
     supersedes: tuple[str, int] | None = None  # strings: the write this one replaced here
+
+    def __init__(  # written out: see core/messages.py, Request
+        self,
+        record: Record,
+        delta: Record,
+        result: Any,
+        dot: tuple[str, int] | None = None,
+        supersedes: tuple[str, int] | None = None,
+    ) -> None:
+        self.record = record
+        self.delta = delta
+        self.result = result
+        self.dot = dot
+        self.supersedes = supersedes
 
 
 class _Change:

@@ -50,6 +50,19 @@ class RecordWrite:
     cells: dict[bytes, bytes | None] = field(default_factory=dict)
     reset: bool = False
 
+    # Written out, as on the messages made per request (``core/messages.py``, Request).
+    def __init__(
+        self,
+        partition: int,
+        head: bytes | None,
+        cells: dict[bytes, bytes | None] | None = None,
+        reset: bool = False,
+    ) -> None:
+        self.partition = partition
+        self.head = head
+        self.cells = {} if cells is None else cells
+        self.reset = reset
+
 
 @dataclass
 class Batch:
@@ -58,6 +71,16 @@ class Batch:
     records: dict[bytes, RecordWrite] = field(default_factory=dict)
     hints: dict[bytes, Hint | None] = field(default_factory=dict)
     meta: dict[str, bytes] = field(default_factory=dict)
+
+    def __init__(  # written out: see RecordWrite
+        self,
+        records: dict[bytes, RecordWrite] | None = None,
+        hints: dict[bytes, Hint | None] | None = None,
+        meta: dict[str, bytes] | None = None,
+    ) -> None:
+        self.records = {} if records is None else records
+        self.hints = {} if hints is None else hints
+        self.meta = {} if meta is None else meta
 
     def __bool__(self) -> bool:
         return bool(self.records or self.hints or self.meta)
