@@ -147,6 +147,8 @@ class _PeerLink:
         self.address = address
         self.queue: deque[bytes] = deque()
         self.writer: asyncio.StreamWriter | None = None
+        # The writer's transport, written to directly: StreamWriter.write is Python code.
+        self.transport: asyncio.WriteTransport | None = None
         self.task: asyncio.Task[None] | None = None
         self.dropped = 0
         self.wake = asyncio.Event()  # set when the peer shows signs of life: stop backing off
@@ -158,8 +160,8 @@ class _PeerLink:
         self.queue.append(frame)
 
     def flush(self) -> None:
-        if self.writer is not None and self.queue:
-            self.writer.write(b"".join(self.queue))
+        if self.transport is not None and self.queue:
+            self.transport.write(b"".join(self.queue))
             self.queue.clear()
 
     async def _wait(self, backoff: int) -> int:
@@ -208,6 +210,7 @@ class _PeerLink:
             refused = False
             backoff = BACKOFF_MS_MIN
             self.writer = writer
+            self.transport = writer.transport
             self.flush()
             try:
                 # The peer never sends on this connection: a read ends only when it closes.
@@ -217,6 +220,7 @@ class _PeerLink:
                 pass
             finally:
                 self.writer = None
+                self.transport = None
                 with contextlib.suppress(Exception):
                     writer.close()
 
