@@ -78,9 +78,14 @@ class LWWRegister(Lattice):
             self._write = theirs
             return
         # (timestamp, actor) decides nearly always; the values' encodings (a copy of each,
-        # up to 64 MiB) are compared only to break a tie between identical stamps.
-        if theirs[:2] != mine[:2]:
-            if theirs[:2] > mine[:2]:
+        # up to 64 MiB) are compared only to break a tie between identical stamps. Compared
+        # field by field: slicing the tuples built two new ones per comparison, every write.
+        their_time, my_time = theirs[0], mine[0]
+        if their_time != my_time:
+            if their_time > my_time:
+                self._write = theirs
+        elif theirs[1] != mine[1]:
+            if theirs[1] > mine[1]:
                 self._write = theirs
         elif _order(theirs) > _order(mine):
             self._write = theirs
