@@ -123,7 +123,8 @@ _FIRST: Incarnation = (0, "")
 # The baseline and TTL of every record that has none: shared, so a record costs no objects
 # for them (a PNCounter is five, an MVRegister five, and a write builds two records or more).
 # Nothing changes these two: a record that needs a state of its own takes one first
-# (``Record.own_baseline``, ``Record.own_ttl``); tests/test_record.py checks they stay empty.
+# (``Record.own_baseline``, ``Record.own_ttl``); the seed sweep (tests/test_sim.py) checks
+# they stay empty.
 _NO_BASELINE = PNCounter()
 _NO_TTL = MVRegister()
 

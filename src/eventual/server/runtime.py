@@ -146,8 +146,8 @@ class _PeerLink:
         self.peer = peer
         self.address = address
         self.queue: deque[bytes] = deque()
-        self.writer: asyncio.StreamWriter | None = None
-        # The writer's transport, written to directly: StreamWriter.write is Python code.
+        # The connection's transport while it is up, written to directly (StreamWriter.write
+        # is Python code).
         self.transport: asyncio.WriteTransport | None = None
         self.task: asyncio.Task[None] | None = None
         self.dropped = 0
@@ -209,7 +209,6 @@ class _PeerLink:
                 continue
             refused = False
             backoff = BACKOFF_MS_MIN
-            self.writer = writer
             self.transport = writer.transport
             self.flush()
             try:
@@ -219,7 +218,6 @@ class _PeerLink:
             except (ConnectionError, OSError):
                 pass
             finally:
-                self.writer = None
                 self.transport = None
                 with contextlib.suppress(Exception):
                     writer.close()
@@ -573,7 +571,7 @@ class NodeRuntime:
             "commits": self.store.commits,
             "links": {
                 peer: {
-                    "connected": link.writer is not None,
+                    "connected": link.transport is not None,
                     "queued": len(link.queue),
                     "dropped": link.dropped,
                 }
@@ -642,7 +640,7 @@ class NodeRuntime:
         if peer == self.node.id:
             return self._answer(what, key)
         link = self.links.get(peer)
-        if link is None or link.writer is None or peer in self.blocked:
+        if link is None or link.transport is None or peer in self.blocked:
             return {"error": "not connected"}
         if len(self.probes) >= PROBES_MAX:
             return {"error": "too many probes in flight"}
