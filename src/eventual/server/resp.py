@@ -81,6 +81,13 @@ def simple(text: str) -> bytes:
     return b"+" + text.encode() + b"\r\n"
 
 
+_OK = simple("OK")
+
+
+def _ok(result: Result) -> bytes:
+    return _OK
+
+
 def error(text: str) -> bytes:
     return b"-" + text.replace("\r", " ").replace("\n", " ").encode() + b"\r\n"
 
@@ -357,7 +364,7 @@ class RespServerProtocol(asyncio.Protocol):
         )
         if queue and not self.drain_scheduled:
             self.drain_scheduled = True
-            asyncio.get_running_loop().call_soon(self._drain)
+            asyncio.get_running_loop().call_soon(self._drain)  # rare: a deep pipeline
         if backlogged != self.backlogged or bool(queue) != self.queued:
             self.backlogged, self.queued = backlogged, bool(queue)
             self._update_reading()
@@ -452,7 +459,7 @@ class RespServerProtocol(asyncio.Protocol):
     def _schedule_flush(self) -> None:
         if not self.flush_scheduled:
             self.flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self.runtime.after_turn(self._flush)
 
     def _flush(self) -> None:
         self.flush_scheduled = False
@@ -933,7 +940,7 @@ def _set(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     expire_at, nx, xx, get, keep = _set_options(args[2:])
     write = O.StringSet(key, value, expire_at_ms=expire_at, keep_ttl=keep)
     if not (nx or xx or get):
-        c.call(write, lambda r: simple("OK"), done)
+        c.call(write, _ok, done)
         return
 
     def after_read(read: Result) -> bytes:

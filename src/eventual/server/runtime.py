@@ -367,6 +367,7 @@ class NodeRuntime:
         self.next_request = 1
         self._buffer = Effects()
         self._flush_scheduled = False
+        self._after_turn: list[Callable[[], None]] = []  # (``after_turn``)
         self._server: asyncio.Server | None = None
         self.stopped = False
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -452,10 +453,15 @@ class NodeRuntime:
         # union would try twenty types).
         latency = self.latency["read" if type(request_op.op) is Get else "write"]
         self.pending_replies[request_id] = (callback, time.perf_counter_ns(), latency)
-        request = Request(
-            request_id, request_op.op, request_op.level, request_op.n, request_op.r, request_op.w
-        )
-        self._guarded(lambda: self.node.request(request, wall_ms()))
+        # The caller's request is its own to give: numbered in place, not copied. Called
+        # here, not through ``_guarded``'s closure: one request is one call.
+        request_op.id = request_id
+        try:
+            effects = self.node.request(request_op, wall_ms())
+        except Exception:  # a bug must not take the node down: log it and keep serving
+            log.exception("the node failed to handle an event")
+            return
+        self._absorb(effects)
 
     def receive(self, peer: str, message: Message) -> None:
         if peer in self.blocked:
@@ -493,10 +499,23 @@ class NodeRuntime:
         buffered.sends += effects.sends
         buffered.replies += effects.replies
         buffered.timers += effects.timers
+        self._schedule()
+
+    def _schedule(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             assert self.loop is not None
             self.loop.call_soon(self._flush)
+
+    def after_turn(self, flush: Callable[[], None]) -> None:
+        """Run ``flush`` at the end of this turn, after its replies are released: the
+        client connections' reply writes, one call each, without an event-loop callback
+        of their own per connection per turn (``call_soon`` makes a handle each time)."""
+        if self.stopped or self.loop is None:  # no turns any more: a callback of its own
+            asyncio.get_running_loop().call_soon(flush)
+            return
+        self._after_turn.append(flush)
+        self._schedule()
 
     def _flush(self) -> None:
         """End of turn: requests to other nodes, the commit, then replies, the other
@@ -521,6 +540,14 @@ class NodeRuntime:
                     callback, started, latency = entry
                     latency[min(((now - started) // 1000).bit_length(), last)] += 1
                     callback(reply.result)
+        if self._after_turn:
+            # What these add (a protocol's later replies) waits for the next turn.
+            flushes, self._after_turn = self._after_turn, []
+            for flush in flushes:
+                try:
+                    flush()
+                except Exception:  # one connection's failure must not hold the others'
+                    log.exception("a connection failed to send its replies")
         loop = self.loop
         if loop is not None and not self.stopped and effects.timers:
             # One event-loop timer per delay a turn asks for, not one per timer: every write
