@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventual.core.record import Kind, Record
+from eventual.core.record import NOT_CACHED, Kind, Record
 from eventual.core.records import Records, load_record
 from eventual.core.store import Batch, MemoryStore
 from eventual.crdt import LWWRegister, ORSet
@@ -60,3 +60,32 @@ def test_a_collection_changed_in_place_is_weighed_again() -> None:
     replacement = _string(b"x", 1)
     _stage(records, store, b"s", replacement)  # another object for the key
     assert records.weight == 1 and records.get(b"s") is replacement
+
+
+def test_the_record_in_use_stays_cached_even_when_others_were_used_after_it() -> None:
+    store = MemoryStore()
+    records = Records(store, weight_max=25)
+    _stage(records, store, b"a", _string(b"a", 1))
+    _stage(records, store, b"b", _string(b"b", 2))
+    big = Record(Kind.SET)
+    members = big.data
+    assert isinstance(members, ORSet)
+    for i in range(20):
+        members.add("n1", f"m{i}".encode())
+    _stage(records, store, b"big", big)  # 1 + 1 + 21
+    assert records.get(b"big") is big
+    a = records.get(b"a")  # used after big: big is no longer the newest
+    _stage(records, store, b"c", _string(b"c", 3))
+    for i in range(20, 25):
+        members.add("n1", f"m{i}".encode())
+    _stage(records, store, b"big", big)  # in place, now 26: over the bound on its own
+    assert list(records._hot) == [b"big"], "the others go; the one being written stays"
+    assert records.weight == 26
+    assert a is not None and a.cached_weight == NOT_CACHED, "an evicted record says so"
+    again = _string(b"a2", 4)
+    _stage(records, store, b"a", again)
+    assert records.get(b"a") is again
+    assert list(records._hot) == [b"a"] and records.weight == 1, "big was the oldest now"
+    assert big.cached_weight == NOT_CACHED
+    stored = load_record(store, b"big")
+    assert stored is not None and stored.to_bytes() == big.to_bytes()

@@ -59,7 +59,8 @@ class MerkleTree:
     def __init__(self, partitions: int) -> None:
         self._partitions = partitions
         self._leaves = [0] * LEAVES
-        self._entries: dict[int, dict[bytes, int]] = {}  # leaf -> key -> entry, once it has one
+        # Per leaf, key -> entry, once the leaf has a key (a list: indexed, not hashed).
+        self._entries: list[dict[bytes, int] | None] = [None] * LEAVES
         self._groups = [_EMPTY_GROUP] * GROUPS
         self._dirty: set[int] = set()  # groups whose hash is out of date
         self._root: int | None = None
@@ -69,20 +70,24 @@ class MerkleTree:
         key_hashed = key_hash(key)
         # The 8 hash bits right below the ones that chose the partition.
         leaf = (((key_hashed * self._partitions) & _MASK64) >> 56) % LEAVES
-        entries = self._entries.get(leaf)
+        entries = self._entries[leaf]
         if entries is None:
             if hashed is None:
                 return
             entries = self._entries[leaf] = {}
-        new = None if hashed is None else _mix(key_hashed, hashed)
         old = entries.get(key)
-        if old == new:
-            return
-        if old is not None:
+        if hashed is None:
+            if old is None:
+                return
             self._leaves[leaf] ^= old
             del entries[key]
-        if new is not None:
-            self._leaves[leaf] ^= new
+        else:
+            new = _mix(key_hashed, hashed)
+            if old == new:
+                return
+            # XOR the old entry out and the new one in; the key's slot is overwritten in
+            # place (one lookup, not a delete and an insert).
+            self._leaves[leaf] ^= new if old is None else old ^ new
             entries[key] = new
         self._dirty.add(leaf // LEAVES_PER_GROUP)
         self._root = None
@@ -108,7 +113,8 @@ class MerkleTree:
         write XORs the old entry out without mixing it again. For one key, equal entries
         are equal digests (``mix`` is a bijection of the digest), so replicas compare
         entries as they would compare digests."""
-        return self._entries.get(leaf, {})
+        entries = self._entries[leaf] if 0 <= leaf < LEAVES else None
+        return {} if entries is None else entries
 
     def __len__(self) -> int:
-        return sum(len(entries) for entries in self._entries.values())
+        return sum(len(entries) for entries in self._entries if entries is not None)

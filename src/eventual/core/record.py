@@ -158,6 +158,9 @@ class WrongTypeError(TypeError):
         )
 
 
+NOT_CACHED = -1  # ``Record.cached_weight`` of a record the records cache does not hold
+
+
 class Record(Lattice):
     TAG = TypeTag.RECORD
     __slots__ = ("baseline", "cached_digest", "cached_weight", "data", "incarnation", "kind", "ttl")
@@ -172,9 +175,10 @@ class Record(Lattice):
         self.baseline = _NO_BASELINE  # used by counters only
         self.ttl = _NO_TTL
         # Kept by the node's records cache (``core/records.py``) on the record it holds:
-        # the digest as last staged (None: not known yet) and the weight it counted.
+        # the digest as last staged (None: not known yet) and the weight it counted
+        # (``NOT_CACHED`` while the cache does not hold this object).
         self.cached_digest: int | None = None
-        self.cached_weight = 0
+        self.cached_weight = NOT_CACHED
 
     def own_baseline(self) -> PNCounter:
         """The baseline, this record's own to change."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from eventual.core.record import Record
+from eventual.core.record import NOT_CACHED, Record
 from eventual.core.store import Batch, RecordWrite, Store
 
 __all__ = ["RECORDS_WEIGHT_MAX", "Records", "load_record", "stored_bytes"]
@@ -120,23 +120,31 @@ class Records:
 
     def _keep(self, key: bytes, record: Record) -> None:
         hot = self._hot
-        kept = hot.get(key)
         weight = record.weight()
-        if kept is record:  # changed in place: the common write
+        if record.cached_weight != NOT_CACHED:
+            # The cached object, changed in place: the common write. It came from ``get``,
+            # which made it the most recent already, so the dictionary is not touched (over
+            # many keys, each lookup is a miss of the CPU's cache).
             self.weight += weight - record.cached_weight
-            hot.move_to_end(key)
         else:
+            kept = hot.get(key)
             if kept is not None:
                 self.weight -= kept.cached_weight
+                kept.cached_weight = NOT_CACHED
             self.weight += weight
             hot[key] = record
             hot.move_to_end(key)
         record.cached_weight = weight
         while self.weight > self.weight_max and len(hot) > 1:
-            _, old = hot.popitem(last=False)
+            old_key, old = hot.popitem(last=False)
+            if old is record:  # the one in use stays (it may not be the newest any more)
+                hot[old_key] = old
+                continue
             self.weight -= old.cached_weight
+            old.cached_weight = NOT_CACHED
 
     def _forget(self, key: bytes) -> None:
         kept = self._hot.pop(key, None)
         if kept is not None:
             self.weight -= kept.cached_weight
+            kept.cached_weight = NOT_CACHED

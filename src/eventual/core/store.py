@@ -160,8 +160,10 @@ class MemoryStore:
                 if self._heads.pop(key, None) is not None:
                     self._partitions[write.partition].pop(key, None)
             if write.head is not None:
+                previous = self._heads.get(key)
                 self._heads[key] = write.head
-                self._partitions.setdefault(write.partition, {})[key] = None
+                if previous is None:  # a new key (an overwrite's is listed already)
+                    self._partitions.setdefault(write.partition, {})[key] = None
             if write.cells:
                 cells = self._cells.setdefault(key, {})
                 for member, cell in write.cells.items():

@@ -305,13 +305,14 @@ class SQLiteStore:
                 rows.append((seq, partition, key, write.head, None))
                 unwritten[seq] = write.head
                 previous = self._keydir.get(key)
-                if previous is not None:
-                    self._dead.append(previous)
                 self._keydir[key] = seq
-                keys = self._partitions.get(partition)
-                if keys is None:  # (setdefault would build an empty dict every write)
-                    keys = self._partitions[partition] = {}
-                keys[key] = None
+                if previous is not None:
+                    self._dead.append(previous)  # (and the key is in its partition's keys)
+                else:
+                    keys = self._partitions.get(partition)
+                    if keys is None:  # (setdefault would build an empty dict every write)
+                        keys = self._partitions[partition] = {}
+                    keys[key] = None
             for member, cell in write.cells.items():
                 if cell is None and member not in self._celldir.get(key, {}):
                     continue
