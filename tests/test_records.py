@@ -89,3 +89,19 @@ def test_the_record_in_use_stays_cached_even_when_others_were_used_after_it() ->
     assert big.cached_weight == NOT_CACHED
     stored = load_record(store, b"big")
     assert stored is not None and stored.to_bytes() == big.to_bytes()
+
+
+def test_a_record_used_since_it_was_cached_outlives_an_older_unused_one() -> None:
+    store = MemoryStore()
+    records = Records(store, weight_max=3)
+    for i in (1, 2, 3):
+        _stage(records, store, f"k{i}".encode(), _string(b"v", i))
+    assert records.get(b"k1") is not None  # used: its second chance
+    _stage(records, store, b"k4", _string(b"v", 4))
+    assert set(records._hot) == {b"k1", b"k3", b"k4"}, "k2, unused, went first"
+    _stage(records, store, b"k5", _string(b"v", 5))
+    # k1 went back to the end, unmarked: k3 was older.
+    assert set(records._hot) == {b"k1", b"k4", b"k5"}
+    _stage(records, store, b"k6", _string(b"v", 6))
+    _stage(records, store, b"k7", _string(b"v", 7))
+    assert b"k1" not in records._hot, "unused since its second chance, it goes"

@@ -163,7 +163,16 @@ NOT_CACHED = -1  # ``Record.cached_weight`` of a record the records cache does n
 
 class Record(Lattice):
     TAG = TypeTag.RECORD
-    __slots__ = ("baseline", "cached_digest", "cached_weight", "data", "incarnation", "kind", "ttl")
+    __slots__ = (
+        "baseline",
+        "cached_digest",
+        "cached_recent",
+        "cached_weight",
+        "data",
+        "incarnation",
+        "kind",
+        "ttl",
+    )
 
     def __init__(
         self, kind: Kind, incarnation: Incarnation = _FIRST, data: Lattice | None = None
@@ -179,6 +188,7 @@ class Record(Lattice):
         # (``NOT_CACHED`` while the cache does not hold this object).
         self.cached_digest: int | None = None
         self.cached_weight = NOT_CACHED
+        self.cached_recent = False  # used since the cache last passed it over (``Records``)
 
     def own_baseline(self) -> PNCounter:
         """The baseline, this record's own to change."""

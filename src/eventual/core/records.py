@@ -8,13 +8,16 @@ every change is staged into the batch the node applies before it answers, so dro
 record from memory (eviction, a crash) loses nothing, and the next use loads it again.
 
 Bound. ``RECORDS_WEIGHT_MAX`` counts records plus their members (``Record.weight``); past
-it, the least recently used records are dropped from memory until the total is back under
-it. A node whose data is larger than that serves the rest from disk: a miss costs one load
-of that record (its head and all its cells, one ``SELECT`` per 500 cells on SQLite), as a
-cache miss does in Riak's and Cassandra's row caches. The one record being used is never
-dropped, so a single collection larger than the bound is still served, from memory, and is
-the first to go once another key is used; how much memory one member costs is measured by
-``benchmarks/collections_bench.py``.
+it, records not used lately are dropped from memory until the total is back under it. The
+order is second chance (CLOCK), as operating systems evict pages: a use marks the record
+(``cached_recent``) instead of moving it to the end of the order, which would be a second
+lookup of the key on every read and write; eviction takes the oldest record, and one marked
+since it was last passed over goes back to the end, unmarked. A node whose data is larger
+than that serves the rest from disk: a miss costs one load of that record (its head and all
+its cells, one ``SELECT`` per 500 cells on SQLite), as a cache miss does in Riak's and
+Cassandra's row caches. The one record being used is never dropped, so a single collection
+larger than the bound is still served, from memory, and goes once other keys are used; how
+much memory one member costs is measured by ``benchmarks/collections_bench.py``.
 
 Reads hand out the cached object itself: callers must not change it except through the
 write path that stages it (``stage``) in the same event.
@@ -63,7 +66,7 @@ class Records:
         """The decoded record of ``key`` (the cached object itself), or None."""
         record = self._hot.get(key)
         if record is not None:
-            self._hot.move_to_end(key)
+            record.cached_recent = True
             return record
         record = load_record(self.store, key)
         if record is not None:
@@ -122,10 +125,10 @@ class Records:
         hot = self._hot
         weight = record.weight()
         if record.cached_weight != NOT_CACHED:
-            # The cached object, changed in place: the common write. It came from ``get``,
-            # which made it the most recent already, so the dictionary is not touched (over
-            # many keys, each lookup is a miss of the CPU's cache).
+            # The cached object, changed in place: the common write. The dictionary is not
+            # touched (over many keys, each lookup is a miss of the CPU's cache).
             self.weight += weight - record.cached_weight
+            record.cached_recent = True
         else:
             kept = hot.get(key)
             if kept is not None:
@@ -134,10 +137,15 @@ class Records:
             self.weight += weight
             hot[key] = record
             hot.move_to_end(key)
+            record.cached_recent = False  # new at the end: its first pass is its chance
         record.cached_weight = weight
         while self.weight > self.weight_max and len(hot) > 1:
             old_key, old = hot.popitem(last=False)
-            if old is record:  # the one in use stays (it may not be the newest any more)
+            if old is record or old.cached_recent:
+                # Used since it was last passed over, or the one in use (which stays, even
+                # when it is larger than the bound on its own): to the end, unmarked. Each
+                # record comes back at most once a pass, so the loop ends.
+                old.cached_recent = False
                 hot[old_key] = old
                 continue
             self.weight -= old.cached_weight
