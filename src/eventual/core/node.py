@@ -67,6 +67,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections import deque
+from typing import cast
 
 from eventual.clocks import HybridLogicalClock
 from eventual.codec import DecodeError
@@ -220,7 +221,19 @@ class Node(Router, GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff
     def receive(self, sender: str, message: Message, now_ms: int) -> Effects:
         self.now = now_ms
         effects = Effects()
-        getattr(self, _HANDLERS[type(message)])(effects, sender, message)
+        # The messages of every request, dispatched by direct calls (the compiled build
+        # calls them natively); the rest by name.
+        kind = type(message)
+        if kind is ReplicaWrite:
+            self._on_replica_write(effects, sender, cast(ReplicaWrite, message))
+        elif kind is WriteAck:
+            self._on_write_ack(effects, sender, cast(WriteAck, message))
+        elif kind is ReplicaRead:
+            self._on_replica_read(effects, sender, cast(ReplicaRead, message))
+        elif kind is ReadReply:
+            self._on_read_reply(effects, sender, cast(ReadReply, message))
+        else:
+            getattr(self, _HANDLERS[kind])(effects, sender, message)
         return effects
 
     def timer(self, timer: Timer, now_ms: int) -> Effects:

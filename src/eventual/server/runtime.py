@@ -50,7 +50,7 @@ import msgpack
 from eventual import BUILD, __version__
 from eventual.codec import pack
 from eventual.core import Effects, Node, NodeConfig, Request, Result
-from eventual.core.messages import Message, Probe, ProbeReply, Send, Timer
+from eventual.core.messages import ClusterGossip, Message, Probe, ProbeReply, Send, Timer
 from eventual.core.ops import Get
 from eventual.core.record import COLLECTIONS
 from eventual.core.store import Batch
@@ -470,6 +470,14 @@ class NodeRuntime:
         if kind is Probe or kind is ProbeReply:
             self._on_probe(peer, message)
             return
+        if kind is not ClusterGossip:  # the common case, called directly (no closure)
+            try:
+                effects = self.node.receive(peer, message, wall_ms())
+            except Exception:  # a bug must not take the node down: log it and keep serving
+                log.exception("the node failed to handle an event")
+                return
+            self._absorb(effects)
+            return
         refused = self.node.stats["refused_generation"]
         self._guarded(lambda: self.node.receive(peer, message, wall_ms()))
         if self.node.stats["refused_generation"] > refused:
@@ -496,9 +504,12 @@ class NodeRuntime:
 
     def _absorb(self, effects: Effects) -> None:
         buffered = self._buffer
-        buffered.sends += effects.sends
-        buffered.replies += effects.replies
-        buffered.timers += effects.timers
+        if effects.sends:
+            buffered.sends += effects.sends
+        if effects.replies:
+            buffered.replies += effects.replies
+        if effects.timers:
+            buffered.timers += effects.timers
         self._schedule()
 
     def _schedule(self) -> None:
