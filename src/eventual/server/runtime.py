@@ -368,6 +368,7 @@ class NodeRuntime:
         self._buffer = Effects()
         self._flush_scheduled = False
         self._after_turn: list[Callable[[], None]] = []  # (``after_turn``)
+        self._replying = False
         self._server: asyncio.Server | None = None
         self.stopped = False
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -526,7 +527,8 @@ class NodeRuntime:
             asyncio.get_running_loop().call_soon(flush)
             return
         self._after_turn.append(flush)
-        self._schedule()
+        if not self._replying:  # (while replies are released, this turn runs it: no other)
+            self._schedule()
 
     def _flush(self) -> None:
         """End of turn: requests to other nodes, the commit, then replies, the other
@@ -545,12 +547,16 @@ class NodeRuntime:
         if effects.replies:
             now = time.perf_counter_ns()
             last = LATENCY_BUCKETS - 1
-            for reply in effects.replies:
-                entry = self.pending_replies.pop(reply.request_id, None)
-                if entry is not None:
-                    callback, started, latency = entry
-                    latency[min(((now - started) // 1000).bit_length(), last)] += 1
-                    callback(reply.result)
+            self._replying = True  # what the callbacks hand ``after_turn`` runs below
+            try:
+                for reply in effects.replies:
+                    entry = self.pending_replies.pop(reply.request_id, None)
+                    if entry is not None:
+                        callback, started, latency = entry
+                        latency[min(((now - started) // 1000).bit_length(), last)] += 1
+                        callback(reply.result)
+            finally:
+                self._replying = False
         if self._after_turn:
             # What these add (a protocol's later replies) waits for the next turn.
             flushes, self._after_turn = self._after_turn, []
