@@ -13,9 +13,10 @@ changed cells only.
 - A write appends rows (``INSERT`` at the end of a rowid table touches the last page only);
   updating a B-tree keyed by the user's key instead dirties a random page per write, which
   measured 55-90 µs a write against 10 µs for the append, at 20 writes a commit.
-- The rows of a turn are inserted together, with one statement, when the turn commits
-  (``commit``); until then reads find them in memory. One ``executemany`` a turn instead of
-  one statement a write: the per-statement cost was a fifth of a SET's.
+- The rows of a turn are inserted together when the turn commits (``commit``), 32 rows to
+  an ``INSERT`` statement; until then reads find them in memory. One statement for many
+  rows instead of one a write: the per-statement cost was a fifth of a SET's (and
+  ``executemany``, which steps its statement once a row, costs a third more a row).
 - A read is one lookup by row id.
 - The row a write supersedes becomes *dead*. Compaction deletes dead rows in ascending row
   order, a bounded number per call (``compact``, driven by the runtime's timer), once there
@@ -86,6 +87,21 @@ COMPACT_DEAD_MIN = 10_000
 COMPACT_ROWS_PER_CALL = 2_000
 ROWS_PER_DELETE = 500  # row ids one DELETE statement names (well under SQLite's 32,766)
 _DELETE_MARKS = ",".join("?" * ROWS_PER_DELETE)
+# Rows one INSERT writes (5 values each). Each count up to it is one statement text, which
+# the connection's statement cache keeps prepared (sqlite3's default holds 128).
+ROWS_PER_INSERT = 32
+_INSERT_STATEMENTS: dict[int, str] = {}
+
+
+def _insert_statement(rows: int) -> str:
+    statement = _INSERT_STATEMENTS.get(rows)
+    if statement is None:
+        statement = _INSERT_STATEMENTS[rows] = (
+            "INSERT INTO record_log (seq, partition, key, data, member) VALUES "
+            + ",".join(["(?, ?, ?, ?, ?)"] * rows)
+        )
+    return statement
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
@@ -376,11 +392,17 @@ class SQLiteStore:
         return True
 
     def _insert_rows(self) -> None:
-        if self._rows:
-            self._db.executemany(
-                "INSERT INTO record_log (seq, partition, key, data, member) VALUES (?, ?, ?, ?, ?)",
-                self._rows,
-            )
+        rows = self._rows
+        if rows:
+            # Up to ``ROWS_PER_INSERT`` rows a statement (``INSERT ... VALUES (...), (...)``):
+            # 1.26 µs a row against 1.69 for ``executemany``'s statement step a row.
+            db = self._db
+            for start in range(0, len(rows), ROWS_PER_INSERT):
+                chunk = rows[start : start + ROWS_PER_INSERT]
+                values: list[int | bytes | None] = []
+                for row in chunk:
+                    values.extend(row)
+                db.execute(_insert_statement(len(chunk)), values)
             self._rows = []
             self._unwritten = {}
 
