@@ -198,8 +198,16 @@ class PutCoordinator(NodeBase):
         # Sent before this node's commit (``Send.early``) unless a new epoch could not keep
         # its dots from being issued again.
         early = not self._named_after_node(op, fallback)
+        # One message for every replica that holds the key (the runtime encodes it once);
+        # a fallback's names the replica it stands in for.
+        to_replica = ReplicaWrite(write_id, op.key, delta, hlc)
         for target, hint_for in targets.items():
-            effects.send(target, ReplicaWrite(write_id, op.key, delta, hlc, hint_for), early=early)
+            message = (
+                to_replica
+                if hint_for is None
+                else ReplicaWrite(write_id, op.key, delta, hlc, hint_for)
+            )
+            effects.send(target, message, early=early)
         self._check_write(effects, write_id, pending)
         if write_id in self.pending:
             effects.after(self._timeout_ms(len(delta)), Timer("timeout", write_id))

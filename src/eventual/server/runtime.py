@@ -703,15 +703,22 @@ class NodeRuntime:
 
     def _send(self, sends: list[Send]) -> None:
         delayed: dict[int, list[tuple[_PeerLink, bytes]]] = {}
+        # One message sent to several nodes (a write to its replicas) is encoded once: the
+        # core sends the same object to each.
+        last: Message | None = None
+        frame = b""
         for send in sends:
             link = self.links.get(send.to)
             if link is None or send.to in self.blocked:
                 continue
+            if send.message is not last:
+                last = send.message
+                frame = encode_message(last)
             delay = self.region_delay_ms.get(self.node.region_of.get(send.to, ""), 0)
             if delay:
-                delayed.setdefault(delay, []).append((link, encode_message(send.message)))
+                delayed.setdefault(delay, []).append((link, frame))
             else:
-                link.send(encode_message(send.message))
+                link.send(frame)
         for link in self.links.values():
             link.flush()
         if delayed and self.loop is not None:
