@@ -478,8 +478,9 @@ class NodeBase:
     ) -> Requirement | None:
         """What the request's level (or r/w ``count``) needs; None after answering an error."""
         # Levels that count replicas whatever their regions need only how many there are.
-        # (By the level's name: an Enum member hashes in Python code, its str in C.)
-        level = request.level.value
+        # (By the level's name: an Enum member hashes in Python code, its str in C; and read
+        # as ``_value_``, the member's own attribute, since ``value`` is a Python property.)
+        level: str = request.level._value_
         regional = level in _REGIONAL
         cache_key = (level, tuple(primaries) if regional else len(primaries), count)
         need = self.requirements.get(cache_key)
