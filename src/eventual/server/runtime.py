@@ -454,8 +454,8 @@ class NodeRuntime:
         # union would try twenty types).
         latency = self.latency["read" if type(request_op.op) is Get else "write"]
         self.pending_replies[request_id] = (callback, time.perf_counter_ns(), latency)
-        # The caller's request is its own to give: numbered in place, not copied. Called
-        # here, not through ``_guarded``'s closure: one request is one call.
+        # The caller's request is its own to give: numbered in place, not copied. And
+        # ``_guarded`` written out, as in ``receive``: one request is one call, no closure.
         request_op.id = request_id
         try:
             effects = self.node.request(request_op, wall_ms())
@@ -471,17 +471,16 @@ class NodeRuntime:
         if kind is Probe or kind is ProbeReply:
             self._on_probe(peer, message)
             return
-        if kind is not ClusterGossip:  # the common case, called directly (no closure)
-            try:
-                effects = self.node.receive(peer, message, wall_ms())
-            except Exception:  # a bug must not take the node down: log it and keep serving
-                log.exception("the node failed to handle an event")
-                return
+        # Only gossip can refuse cluster-state entries: the count is read around it alone.
+        gossip = kind is ClusterGossip
+        refused = self.node.stats["refused_generation"] if gossip else 0
+        try:  # (``_guarded``, written out: no closure per message)
+            effects = self.node.receive(peer, message, wall_ms())
+        except Exception:  # a bug must not take the node down: log it and keep serving
+            log.exception("the node failed to handle an event")
+        else:
             self._absorb(effects)
-            return
-        refused = self.node.stats["refused_generation"]
-        self._guarded(lambda: self.node.receive(peer, message, wall_ms()))
-        if self.node.stats["refused_generation"] > refused:
+        if gossip and self.node.stats["refused_generation"] > refused:
             log.warning(
                 "refused cluster-state entries from %s: a generation further ahead than a "
                 "member can go (a forgery or a corruption)",
