@@ -332,7 +332,8 @@ def raw(port: int, payload: bytes, expect_close: bool) -> bytes:
         (b'SET "unbalanced\r\n', b"-ERR Protocol error: unbalanced quotes in request\r\n", True),
         (
             b"NOSUCH a b\r\n",
-            b"-ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b'\r\n",
+            b"-ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' "
+            b"(Eventual's commands: docs/redis.md)\r\n",
             False,
         ),
     ],

@@ -19,6 +19,10 @@ Semantics are those of DESIGN.md §2, mapped onto core operations:
 - sets, hashes and HyperLogLogs are the CRDTs of the same names; ``DEL`` is observed-remove;
 - ``CONSISTENCY <level>`` sets the level of the connection's requests, as in cqlsh
   (default ``QUORUM``); ``BC.*`` commands work bounded counters (see ``docs/redis.md``).
+- ``MULTI``/``EXEC`` queue commands and run them in order, each once the one before has
+  replied (not isolated from other clients: ``docs/redis.md``); ``WATCH`` is refused;
+- commands that read and then write (``SETNX``, ``GETDEL``, ``SMOVE``, ``SPOP``, ...) are
+  composed of the core's reads and writes, and are no more atomic than ``SET NX``;
 - ``KEYS``, ``SCAN`` and ``DBSIZE`` answer for the keys held by the node asked;
 - ``SSCAN``/``HSCAN`` page through a collection in an order every replica shares, and
   ``SMEMBERS``/``HGETALL`` read a big one page by page (``docs/redis.md``).
@@ -31,6 +35,7 @@ import fnmatch
 import itertools
 import logging
 import math
+import random as _random
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar, cast, overload
@@ -296,6 +301,12 @@ class RespServerProtocol(asyncio.Protocol):
         self.backlogged = False  # too many commands awaiting replies
         self.write_paused = False  # too many reply bytes the client has not read
         self.stall: asyncio.TimerHandle | None = None
+        # MULTI: the commands queued (None: no transaction open), their bytes, and whether
+        # one was refused while queuing (EXEC then discards them all, as Redis does).
+        self.multi: list[tuple[str, Handler, list[bytes]]] | None = None
+        self.multi_bytes = 0
+        self.multi_failed = False
+        self.executing = False  # an EXEC runs: this client's next commands wait for it
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -358,11 +369,13 @@ class RespServerProtocol(asyncio.Protocol):
             if self.closing:
                 queue.clear()
                 break
+            if self.executing:
+                break  # what follows an EXEC starts once its commands are done
             self._run(queue.popleft())
         backlogged = len(self.slots) > PIPELINE_MAX or (
             self.backlogged and len(self.slots) >= PIPELINE_MAX // 2
         )
-        if queue and not self.drain_scheduled:
+        if queue and not self.drain_scheduled and not self.executing:
             self.drain_scheduled = True
             asyncio.get_running_loop().call_soon(self._drain)  # rare: a deep pipeline
         if backlogged != self.backlogged or bool(queue) != self.queued:
@@ -495,41 +508,98 @@ class RespServerProtocol(asyncio.Protocol):
         name = args[0].decode(errors="replace").upper()
         handler = COMMANDS.get(name)
         if handler is None:
-            shown = " ".join(f"'{a.decode(errors='replace')[:40]}'" for a in args[1:4])
-            done(
-                error(
-                    f"ERR unknown command '{args[0].decode(errors='replace')[:40]}', "
-                    f"with args beginning with: {shown}"
-                )
+            # Redis's words (each argument followed by a space), then where the list is.
+            shown = "".join(f"'{a.decode(errors='replace')[:40]}' " for a in args[1:4])
+            self._refuse(
+                done,
+                f"ERR unknown command '{args[0].decode(errors='replace')[:40]}', "
+                f"with args beginning with: {shown}(Eventual's commands: docs/redis.md)",
             )
             return
         arity, function, need = handler
         if (arity >= 0 and len(args) != arity) or (arity < 0 and len(args) < -arity):
-            done(error(f"ERR wrong number of arguments for '{name.lower()}' command"))
+            self._refuse(done, f"ERR wrong number of arguments for '{name.lower()}' command")
             return
         user = self.user
         if user is None:
             if name not in ("AUTH", "HELLO", "QUIT", "PING"):
-                done(error("NOAUTH Authentication required."))
+                self._refuse(done, "NOAUTH Authentication required.")
                 return
         elif need is not Role.READ_ONLY and user.role < need:  # (``User.allows``, inline)
-            done(
-                error(
-                    f"NOPERM User {user.name} has no permissions to run the "
-                    f"'{name.lower()}' command"
-                )
+            self._refuse(
+                done,
+                f"NOPERM User {user.name} has no permissions to run the '{name.lower()}' command",
             )
             return
         if name not in ("AUTH", "HELLO", "QUIT") and not self.runtime.node.serving():
             done(error(NOT_SERVING))  # PING too, as Redis's while it loads
             return
+        if self.multi is not None and name not in RUN_IN_MULTI:
+            self._queue_in_multi(name, function, args, done)
+            return
+        self.dispatch(name, function, args[1:], done)
+
+    def dispatch(self, name: str, function: Handler, args: list[bytes], done: Done) -> None:
+        """Run one command whose arity and permissions were checked."""
         try:
-            function(self, args[1:], done)
+            function(self, args, done)
         except CommandError as problem:
             done(error(str(problem)))
         except Exception:
             log.exception("command %s failed", name)
             done(error("ERR internal error; see the node's log"))
+
+    # --- transactions: MULTI queues, EXEC runs the queue in order ---
+
+    def _refuse(self, done: Done, reply: str) -> None:
+        """A command refused before it ran; inside MULTI, it dooms the transaction."""
+        if self.multi is not None:
+            self.multi_failed = True
+        done(error(reply))
+
+    def _queue_in_multi(self, name: str, function: Handler, args: list[bytes], done: Done) -> None:
+        queued = self.multi
+        assert queued is not None
+        size = sum(len(arg) for arg in args)
+        limit = self.limits.query_buffer_bytes
+        if len(queued) >= MULTI_COMMANDS_MAX or self.multi_bytes + size > limit:
+            queued.clear()  # what it held is freed now; EXEC will discard the transaction
+            self.multi_bytes = 0
+            self._refuse(
+                done,
+                f"ERR a transaction holds at most {MULTI_COMMANDS_MAX} commands and "
+                f"{limit} bytes: this one will be discarded",
+            )
+            return
+        if not self.multi_failed:  # a doomed transaction keeps nothing
+            queued.append((name, function, args[1:]))
+            self.multi_bytes += size
+        done(_QUEUED)
+
+    def begin_multi(self) -> None:
+        self.multi = []
+        self.multi_bytes = 0
+        self.multi_failed = False
+
+    def end_multi(self) -> tuple[list[tuple[str, Handler, list[bytes]]], bool]:
+        """The queued commands and whether the transaction was doomed; MULTI is over."""
+        queued, failed = self.multi or [], self.multi_failed
+        self.multi = None
+        self.multi_bytes = 0
+        self.multi_failed = False
+        return queued, failed
+
+    def execute(self, queued: list[tuple[str, Handler, list[bytes]]], done: Done) -> None:
+        """Run ``queued`` one after another, each once the one before has replied, and reply
+        with all their replies; this client's later commands wait until then."""
+        self.executing = True
+        _Execution(self, queued, done).next()
+
+    def executed(self) -> None:
+        self.executing = False
+        if self.queue and not self.drain_scheduled and not self.closing:
+            self.drain_scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain)
 
     def login(self, name: bytes, password: bytes) -> None:
         user = self.users.check(name, password)
@@ -664,6 +734,66 @@ class RespServerProtocol(asyncio.Protocol):
 
     def collection(self, items: list[bytes], kind: bytes) -> bytes:
         return array(items, kind if self.resp3 else b"*")
+
+
+_QUEUED = simple("QUEUED")
+# Commands that run at once inside MULTI rather than being queued (as Redis's).
+RUN_IN_MULTI = frozenset({"MULTI", "EXEC", "DISCARD", "WATCH", "QUIT"})
+# What one transaction may queue: commands, and bytes of their arguments (the client's query
+# buffer limit, ``ClientLimits.query_buffer_bytes``: a transaction holds no more than one
+# command could).
+MULTI_COMMANDS_MAX = 100_000
+
+
+class _Execution:
+    """One EXEC: its commands run one after another, each started once the one before has
+    replied (a command that replies at once does not recurse: ``next`` loops). Replies are
+    collected until the last; their bytes count against the client's output limit as they
+    come, so a transaction of big reads cannot make the node hold more than one client may."""
+
+    def __init__(
+        self, client: RespServerProtocol, queued: list[tuple[str, Handler, list[bytes]]], done: Done
+    ) -> None:
+        self.client = client
+        self.queued = queued
+        self.done = done
+        self.replies: list[bytes] = []
+        self.size = 0
+        self.index = 0
+        self.waiting = False
+        self.inside = False  # in ``next``: a reply now is a synchronous one
+
+    def next(self) -> None:
+        client = self.client
+        self.inside = True
+        while self.index < len(self.queued):
+            if client.dropped:
+                self.inside = False
+                client.executed()
+                return  # closed for a limit: what was not started is not run
+            name, function, args = self.queued[self.index]
+            self.index += 1
+            self.waiting = True
+            client.dispatch(name, function, args, self.reply)
+            if self.waiting:
+                self.inside = False
+                return  # ``reply`` carries on
+        self.inside = False
+        client.executed()
+        self.done(array(self.replies))
+
+    def reply(self, reply: bytes) -> None:
+        if not self.waiting:
+            return  # (a handler answers once; a second answer is ignored)
+        self.waiting = False
+        self.replies.append(reply)
+        self.size += len(reply)
+        client = self.client
+        limit = client.limits.output_buffer_bytes
+        if self.size > limit:
+            client._drop(f"a transaction's replies over {limit} bytes")
+        if not self.inside:
+            self.next()
 
 
 # --- helpers for commands ---
@@ -873,6 +1003,51 @@ def _info(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     done(c.bulk(text.encode()))
 
 
+@command("MULTI", 1)
+def _multi(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    if c.multi is not None:
+        raise CommandError("ERR MULTI calls can not be nested")
+    c.begin_multi()
+    done(_OK)
+
+
+@command("EXEC", 1)
+def _exec(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    """Run the queued commands in order, on this connection, and reply with their replies.
+    Each command is what it would be alone (its own quorum, its own writes): no other
+    client's command is kept out meanwhile, and none is undone if a later one fails
+    (``docs/redis.md``)."""
+    if c.multi is None:
+        raise CommandError("ERR EXEC without MULTI")
+    queued, failed = c.end_multi()
+    if failed:
+        raise CommandError("EXECABORT Transaction discarded because of previous errors.")
+    c.execute(queued, done)
+
+
+@command("DISCARD", 1)
+def _discard(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    if c.multi is None:
+        raise CommandError("ERR DISCARD without MULTI")
+    c.end_multi()
+    done(_OK)
+
+
+@command("WATCH", -2)
+def _watch(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    if c.multi is not None:
+        raise CommandError("ERR WATCH inside MULTI is not allowed")
+    raise CommandError(
+        "ERR WATCH is not supported: no node of a leaderless store sees every write to a "
+        "key, so none can promise EXEC that the key did not change (docs/redis.md)"
+    )
+
+
+@command("UNWATCH", 1)
+def _unwatch(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    done(_OK)  # nothing is ever watched
+
+
 @command("CONSISTENCY", -1)
 def _consistency(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     if args:
@@ -1068,7 +1243,39 @@ def _expire(
     at_ms = base_ms + amount_ms
     if not (INT64_MIN <= amount_ms <= INT64_MAX and INT64_MIN <= at_ms <= INT64_MAX):
         raise CommandError(f"ERR invalid expire time in '{name}' command")
-    c.call(O.Expire(args[0], at_ms), lambda r: integer(int(r.value or 0)), done)
+    conditions = _expire_conditions(args[2:])
+    if not conditions:
+        c.call(O.Expire(args[0], at_ms), lambda r: integer(int(r.value or 0)), done)
+        return
+
+    def after_read(read: Result) -> bytes:
+        # As Redis: no expiry counts as an infinite one (GT never beats it, LT always does).
+        current = read.expire_at
+        if not present(read) or not all(
+            (condition == b"NX" and current is None)
+            or (condition == b"XX" and current is not None)
+            or (condition == b"GT" and current is not None and at_ms > current)
+            or (condition == b"LT" and (current is None or at_ms < current))
+            for condition in conditions
+        ):
+            return integer(0)
+        c.call(O.Expire(args[0], at_ms), lambda r: integer(int(r.value or 0)), done)
+        return WRITE_ANSWERS
+
+    c.call(O.Get(args[0], ()), after_read, answered_by_write(done))
+
+
+def _expire_conditions(options: list[bytes]) -> set[bytes]:
+    """EXPIRE's NX, XX, GT and LT given (all must hold), with Redis's refusals of mixtures."""
+    given = {option.upper() for option in options}
+    for option in options:
+        if option.upper() not in (b"NX", b"XX", b"GT", b"LT"):
+            raise CommandError(f"ERR Unsupported option {option.decode(errors='replace')}")
+    if b"NX" in given and len(given) > 1:
+        raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
+    if {b"GT", b"LT"} <= given:
+        raise CommandError("ERR GT and LT options at the same time are not compatible")
+    return given
 
 
 @command("EXPIRE", -3, WRITE)
@@ -1466,3 +1673,471 @@ def _bc_get(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
         return integer(int(r.value or 0))
 
     c.call(O.Get(args[0]), value, done)
+
+
+# --- more strings: each composed of the core's reads and writes (read, then write: not
+# atomic across clients, as ``SET NX``; docs/redis.md) ---
+
+
+def _expire_in(amount: int, unit_ms: int, name: str) -> int:
+    """The expiry time of a relative ``amount`` (SETEX, PSETEX, GETEX EX/PX)."""
+    at_ms = wall_ms() + amount * unit_ms
+    if amount <= 0 or at_ms > INT64_MAX:
+        raise CommandError(f"ERR invalid expire time in '{name}' command")
+    return at_ms
+
+
+@command("SETEX", 4, WRITE)
+def _setex(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    at_ms = _expire_in(parse_int(args[1]), 1000, "setex")
+    c.call(O.StringSet(args[0], args[2], expire_at_ms=at_ms), _ok, done)
+
+
+@command("PSETEX", 4, WRITE)
+def _psetex(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    at_ms = _expire_in(parse_int(args[1]), 1, "psetex")
+    c.call(O.StringSet(args[0], args[2], expire_at_ms=at_ms), _ok, done)
+
+
+@command("SETNX", 3, WRITE)
+def _setnx(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    key, value = args
+
+    def after_read(read: Result) -> bytes:
+        if present(read):
+            return integer(0)  # a key of any type counts, as in Redis
+        c.call(O.StringSet(key, value), lambda r: integer(1), done)
+        return WRITE_ANSWERS
+
+    c.call(O.Get(key, ()), after_read, answered_by_write(done))
+
+
+@command("GETSET", 3, WRITE)
+def _getset(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    _set(c, [args[0], args[1], b"GET"], done)
+
+
+@command("GETDEL", 2, WRITE)
+def _getdel(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    key = args[0]
+
+    def after_read(read: Result) -> bytes:
+        value = string_value(read)
+        if value is None:
+            return c.bulk(None)
+        c.call(O.Delete(key), lambda r: c.bulk(value), done)
+        return WRITE_ANSWERS
+
+    c.call(O.Get(key), after_read, answered_by_write(done))
+
+
+@command("GETEX", -2, WRITE)
+def _getex(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    """GETEX key [EX s | PX ms | EXAT s | PXAT ms | PERSIST]."""
+    key, options = args[0], [option.upper() for option in args[1:]]
+    change: O.Operation | None = None
+    if options == [b"PERSIST"]:
+        change = O.Persist(key)
+    elif len(options) == 2 and options[0] in (b"EX", b"PX", b"EXAT", b"PXAT"):
+        amount = parse_int(args[2])
+        if options[0] in (b"EX", b"PX"):
+            at_ms = _expire_in(amount, 1000 if options[0] == b"EX" else 1, "getex")
+        else:
+            at_ms = amount * (1000 if options[0] == b"EXAT" else 1)
+            if amount <= 0 or at_ms > INT64_MAX:
+                raise CommandError("ERR invalid expire time in 'getex' command")
+        change = O.Expire(key, at_ms)
+    elif options:
+        raise CommandError("ERR syntax error")
+
+    def after_read(read: Result) -> bytes:
+        value = string_value(read)
+        if value is None or change is None:
+            return c.bulk(value)
+        c.call(change, lambda r: c.bulk(value), done)
+        return WRITE_ANSWERS
+
+    c.call(O.Get(key), after_read, answered_by_write(done))
+
+
+@command("MSETNX", -3, WRITE)
+def _msetnx(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    """Sets every key if none exists: a read of them all, then the writes (two clients can
+    both find the keys absent and both write; the later writes win, as for SET NX)."""
+    if len(args) % 2:
+        raise CommandError("ERR wrong number of arguments for 'msetnx' command")
+    keys = args[0::2]
+
+    def after_read(found: list[bool]) -> None:
+        if any(found):
+            done(integer(0))
+            return
+        writes = Each(lambda i: O.StringSet(args[i], args[i + 1]), range(0, len(args), 2))
+        c.call_many(writes, lambda result: None, lambda results: integer(1), done)
+
+    c.gather(Each(lambda key: O.Get(key, ()), keys), present, after_read, done)
+
+
+def _expiretime(r: Result, unit_ms: int) -> bytes:
+    if not present(r):
+        return integer(-2)
+    if r.expire_at is None:
+        return integer(-1)
+    return integer(r.expire_at // unit_ms)
+
+
+@command("EXPIRETIME", 2)
+def _expiretime_s(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    c.call(O.Get(args[0], ()), lambda r: _expiretime(r, 1000), done)
+
+
+@command("PEXPIRETIME", 2)
+def _pexpiretime(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    c.call(O.Get(args[0], ()), lambda r: _expiretime(r, 1), done)
+
+
+COMMANDS["TOUCH"] = COMMANDS["EXISTS"]  # no idle time is kept: TOUCH counts the keys found
+
+
+def string_range(value: bytes, start: int, end: int) -> bytes:
+    """GETRANGE's slice: negative offsets count from the end, both ends included."""
+    length = len(value)
+    if start < 0:
+        start = max(length + start, 0)
+    if end < 0:
+        end = max(length + end, 0)
+    end = min(end, length - 1)
+    return b"" if start > end or not length else value[start : end + 1]
+
+
+@command("GETRANGE", 4)
+def _getrange(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    start, end = parse_int(args[1]), parse_int(args[2])
+    c.call(O.Get(args[0]), lambda r: c.bulk(string_range(string_value(r) or b"", start, end)), done)
+
+
+COMMANDS["SUBSTR"] = COMMANDS["GETRANGE"]
+
+
+@command("SETRANGE", 4, WRITE)
+def _setrange(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    key, patch = args[0], args[2]
+    offset = parse_int(args[1])
+    if offset < 0:
+        raise CommandError("ERR offset is out of range")
+    if offset + len(patch) > O.STRING_BYTES_MAX:
+        raise CommandError(
+            f"ERR string exceeds maximum allowed size ({O.STRING_BYTES_MAX} bytes in Eventual)"
+        )
+
+    def after_read(read: Result) -> bytes:
+        value = string_value(read)
+        if not patch:  # nothing to write: the length as it is (0 for no key), as Redis
+            return integer(len(value or b""))
+        old = value or b""
+        new = old[:offset].ljust(offset, b"\0") + patch + old[offset + len(patch) :]
+        c.call(O.StringSet(key, new, keep_ttl=True), lambda r: integer(len(new)), done)
+        return WRITE_ANSWERS
+
+    c.call(O.Get(key), after_read, answered_by_write(done))
+
+
+# --- more hashes ---
+
+
+@command("HKEYS", 2)
+def _hkeys(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    def encode(r: Result) -> list[bytes]:
+        return [c.bulk(k) for k in sorted(r.value)]
+
+    _pages(c, args[0], "hash", encode=encode, finish=array, done=done)
+
+
+@command("HVALS", 2)
+def _hvals(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    def encode(r: Result) -> list[bytes]:
+        return [c.bulk(as_bytes(v)) for _, v in sorted(r.value.items())]
+
+    _pages(c, args[0], "hash", encode=encode, finish=array, done=done)
+
+
+@command("HMGET", -3)
+def _hmget(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    fields = tuple(args[1:])
+
+    def values(r: Result) -> bytes:
+        found = _fields(r)
+        return array([c.bulk(None if f not in found else as_bytes(found[f])) for f in fields])
+
+    c.call(O.Get(args[0], fields), values, done)
+
+
+@command("HSETNX", 4, WRITE)
+def _hsetnx(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    key, field, value = args
+
+    def after_read(read: Result) -> bytes:
+        if field in _fields(read):
+            return integer(0)
+        c.call(O.HashSet(key, ((field, value),)), lambda r: integer(1), done)
+        return WRITE_ANSWERS
+
+    c.call(O.Get(key, (field,)), after_read, answered_by_write(done))
+
+
+@command("HSTRLEN", 3)
+def _hstrlen(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    def length(r: Result) -> bytes:
+        value = _fields(r).get(args[1])
+        return integer(0 if value is None else len(as_bytes(value)))
+
+    c.call(O.Get(args[0], (args[1],)), length, done)
+
+
+# --- more sets ---
+
+
+@command("SMISMEMBER", -3)
+def _smismember(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    asked = tuple(args[1:])
+
+    def each(r: Result) -> bytes:
+        members = set(_members(r))
+        return array([integer(int(m in members)) for m in asked])
+
+    c.call(O.Get(args[0], asked), each, done)
+
+
+def _whole_sets(
+    c: RespServerProtocol, keys: list[bytes], then: Callable[[list[set[bytes]]], None], done: Done
+) -> None:
+    """Read the sets at ``keys`` whole, page by page and one after another (an absent key is
+    an empty set; another type is WRONGTYPE), then ``then`` of them, which replies."""
+    sets: list[set[bytes]] = []
+
+    def read_next() -> None:
+        if len(sets) == len(keys):
+            then(sets)
+            return
+        found: set[bytes] = set()
+        sets.append(found)
+
+        def finish(items: list[bytes]) -> bytes:
+            found.update(items)
+            read_next()
+            return WRITE_ANSWERS
+
+        _pages(
+            c,
+            keys[len(sets) - 1],
+            "set",
+            encode=lambda r: list(r.value),
+            finish=finish,
+            done=answered_by_write(done),
+        )
+
+    read_next()
+
+
+def _combine(kind: bytes, sets: list[set[bytes]]) -> set[bytes]:
+    first, rest = sets[0], sets[1:]
+    if kind == b"SINTER":
+        return first.intersection(*rest)
+    if kind == b"SUNION":
+        return first.union(*rest)
+    return first.difference(*rest)
+
+
+def _set_algebra(kind: bytes) -> Handler:
+    def read(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+        def reply(sets: list[set[bytes]]) -> None:
+            members = sorted(_combine(kind, sets))
+            done(c.collection([c.bulk(m) for m in members], b"~"))
+
+        _whole_sets(c, args, reply, done)
+
+    return read
+
+
+def _set_algebra_store(kind: bytes) -> Handler:
+    """``<kind>STORE destination key...``: the result replaces the destination, as a DEL
+    (observed-remove) and then SADDs; the reply is the result's size."""
+
+    def store(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+        destination = args[0]
+
+        def write(sets: list[set[bytes]]) -> None:
+            members = tuple(sorted(_combine(kind, sets)))
+
+            def fill(result: Result) -> None:
+                if not result.ok:
+                    done(error(result.error or "ERR unknown failure"))
+                elif not members:
+                    done(integer(0))
+                else:
+                    c.call_sliced(
+                        lambda ms: O.SetAdd(destination, ms),
+                        members,
+                        lambda results: integer(len(members)),
+                        done,
+                    )
+
+            c.runtime.request(Request(0, O.Delete(destination), c.level), fill)
+
+        _whole_sets(c, args[1:], write, done)
+
+    return store
+
+
+for _kind in (b"SINTER", b"SUNION", b"SDIFF"):
+    COMMANDS[_kind.decode()] = (-2, _set_algebra(_kind), Role.READ_ONLY)
+    COMMANDS[_kind.decode() + "STORE"] = (-3, _set_algebra_store(_kind), WRITE)
+
+
+@command("SINTERCARD", -3)
+def _sintercard(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    """SINTERCARD numkeys key [key ...] [LIMIT limit]."""
+    count = parse_int(args[0])
+    if count <= 0:
+        raise CommandError("ERR numkeys should be greater than 0")
+    if count > len(args) - 1:
+        raise CommandError("ERR Number of keys can't be greater than number of args")
+    keys, rest = args[1 : 1 + count], args[1 + count :]
+    limit = 0
+    if rest:
+        if len(rest) != 2 or rest[0].upper() != b"LIMIT":
+            raise CommandError("ERR syntax error")
+        limit = parse_int(rest[1])
+        if limit < 0:
+            raise CommandError("ERR LIMIT can't be negative")
+
+    def reply(sets: list[set[bytes]]) -> None:
+        size = len(_combine(b"SINTER", sets))
+        done(integer(min(size, limit) if limit else size))
+
+    _whole_sets(c, keys, reply, done)
+
+
+@command("SMOVE", 4, WRITE)
+def _smove(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    """Moves a member: added to the destination, then removed from the source (in that
+    order: a node lost between the two leaves the member in both, never in neither)."""
+    source, destination, member = args
+
+    def after_reads(reads: list[Result]) -> None:
+        found, target = reads
+        try:
+            members = _members(found)
+            expect_kind(target, "set")
+        except CommandError as problem:
+            done(error(str(problem)))
+            return
+        if member not in members or source == destination:
+            done(integer(int(member in members)))
+            return
+
+        def remove(added: Result) -> bytes:
+            c.call(O.SetRemove(source, (member,)), lambda r: integer(1), done)
+            return WRITE_ANSWERS
+
+        c.call(O.SetAdd(destination, (member,)), remove, answered_by_write(done))
+
+    reads = [O.Get(source, (member,)), O.Get(destination, ())]
+    c.gather(reads, lambda r: r, after_reads, done)
+
+
+# Reads of random members (SRANDMEMBER, SPOP): the most one command returns.
+RANDOM_MEMBERS_MAX = 1_000_000
+
+
+def _random_members(
+    c: RespServerProtocol, key: bytes, wanted: int, then: Callable[[list[bytes]], None], done: Done
+) -> None:
+    """Up to ``wanted`` distinct members of the set at ``key``, read from a random place in
+    scan order onwards (wrapping round once): a page or a few, whatever the set's size. The
+    scan order is a hash of the member, so the place is random and so are the members after
+    it, though not exactly uniformly (a member after a wide gap is picked more often)."""
+    start = _random.randrange(2, 2**62)  # scan places are 62-bit; 0 and 1 mean the start
+    taken: dict[bytes, None] = {}
+    state = {"wrapped": False}
+
+    def page(result: Result) -> None:
+        if not result.ok:
+            done(error(result.error or "ERR unknown failure"))
+            return
+        try:
+            members = _members(result)
+        except CommandError as problem:
+            done(error(str(problem)))
+            return
+        for member in members:
+            if len(taken) >= wanted:
+                break
+            taken[member] = None
+        if len(taken) >= wanted or (not result.cursor and state["wrapped"]):
+            then(list(taken))
+            return
+        if not result.cursor:
+            state["wrapped"] = True
+        ask(result.cursor or 0)
+
+    def ask(cursor: int) -> None:
+        count = O.scan_count(wanted - len(taken))
+        c.runtime.request(Request(0, O.Get(key, cursor=cursor, count=count), c.level), page)
+
+    ask(start)
+
+
+@command("SRANDMEMBER", -2)
+def _srandmember(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    """SRANDMEMBER key [count]: count > 0, distinct members; count < 0, that many picks,
+    repeats allowed (drawn from up to 10,000 distinct members read)."""
+    if len(args) > 2:
+        raise CommandError("ERR syntax error")
+    count = parse_int(args[1]) if len(args) == 2 else None
+    if count is not None and abs(count) > RANDOM_MEMBERS_MAX:
+        raise CommandError(f"ERR value is out of range (at most {RANDOM_MEMBERS_MAX} members)")
+    if count == 0:
+        done(array([]))
+        return
+
+    def reply(members: list[bytes]) -> None:
+        if count is None:
+            done(c.bulk(members[0] if members else None))
+        elif count > 0:
+            done(array([c.bulk(m) for m in members]))
+        else:
+            picks = [_random.choice(members) for _ in range(-count)] if members else []
+            done(array([c.bulk(m) for m in picks]))
+
+    wanted = 1 if count is None else min(abs(count), O.SCAN_COUNT_MAX) if count < 0 else count
+    _random_members(c, args[0], wanted, reply, done)
+
+
+@command("SPOP", -2, WRITE)
+def _spop(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    """SPOP key [count]: random members, removed (observed-remove: a replica that pops the
+    same member at the same time gives it to its own client too; docs/redis.md)."""
+    if len(args) > 2:
+        raise CommandError("ERR syntax error")
+    count = parse_int(args[1]) if len(args) == 2 else None
+    if count is not None and not 0 <= count <= RANDOM_MEMBERS_MAX:
+        raise CommandError(
+            f"ERR value is out of range, must be positive (at most {RANDOM_MEMBERS_MAX})"
+        )
+    if count == 0:
+        done(array([]))
+        return
+
+    def remove(members: list[bytes]) -> None:
+        def reply(results: list[Result]) -> bytes:
+            if count is None:
+                return c.bulk(members[0] if members else None)
+            return array([c.bulk(m) for m in members])
+
+        if not members:
+            done(c.bulk(None) if count is None else array([]))
+            return
+        c.call_sliced(lambda ms: O.SetRemove(args[0], ms), tuple(members), reply, done)
+
+    _random_members(c, args[0], 1 if count is None else count, remove, done)

@@ -1,0 +1,270 @@
+"""The Redis face against a real 3-node cluster, through redis-py: transactions (MULTI/EXEC,
+and redis-py's default ``pipeline()``) and the commands composed of the core's reads and
+writes (SETEX, GETDEL, EXPIRE NX/XX/GT/LT, HMGET, SINTER, SMOVE, SPOP, ...). Each reads its
+answer back on another node; every wait is on a condition with a deadline."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from realnodes import Cluster, start_cluster, stop_cluster, wait_until
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    found = start_cluster(tmp_path_factory.mktemp("face"))
+    yield found
+    stop_cluster(found)
+
+
+def clients(cluster: Cluster) -> list[redis.Redis]:
+    found = [cluster.client(i) for i in range(3)]
+    for client in found:
+        client.execute_command("CONSISTENCY", "ALL")  # a read anywhere sees the write
+    return found
+
+
+def send(port: int, commands: list[list[bytes]], until: bytes) -> bytes:
+    """Send ``commands`` in one write; read until the replies end with ``until``."""
+    payload = b"".join(
+        b"*%d\r\n" % len(cmd) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in cmd)
+        for cmd in commands
+    )
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(payload)
+        deadline = time.monotonic() + 20
+        while not received.endswith(until) and time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(1 << 20)
+            except TimeoutError:
+                break  # the caller's assertion shows what came
+            if not chunk:
+                break
+            received += chunk
+    return received
+
+
+def test_redis_py_pipeline_applies_exactly_what_exec_reports(cluster: Cluster) -> None:
+    a, b, c = clients(cluster)
+    pipe = a.pipeline()  # transaction=True: MULTI ... EXEC
+    pipe.set("tx:s", "1").incr("tx:n").incr("tx:n").sadd("tx:set", "x", "y").get("tx:s")
+    pipe.sadd("tx:s", "boom")  # WRONGTYPE at run time: reported, the others stand
+    pipe.hset("tx:h", "f", "v")
+    results = pipe.execute(raise_on_error=False)
+    assert results[:5] == [True, 1, 2, 2, b"1"]
+    assert isinstance(results[5], redis.ResponseError) and "WRONGTYPE" in str(results[5])
+    assert results[6] == 1
+    # What EXEC reported is what every node holds.
+    assert b.get("tx:s") == b"1" and c.get("tx:n") == b"2"
+    assert b.smembers("tx:set") == {b"x", b"y"} and c.hget("tx:h", "f") == b"v"
+
+    # A transaction's commands run in order: each sees the one before.
+    pipe = a.pipeline()
+    pipe.set("tx:seq", "a").append("tx:seq", "b").append("tx:seq", "c").get("tx:seq")
+    assert pipe.execute() == [True, 2, 3, b"abc"]
+    assert c.get("tx:seq") == b"abc"
+
+
+def test_a_refused_command_discards_the_transaction_and_nothing_is_applied(
+    cluster: Cluster,
+) -> None:
+    a, b, _ = clients(cluster)
+    commands = [
+        [b"MULTI"],
+        [b"SET", b"tx:never", b"1"],
+        [b"NOSUCH", b"x"],
+        [b"GET"],
+        [b"EXEC"],
+        [b"SET", b"tx:after", b"1"],  # out of the transaction: runs at once again
+    ]
+    assert send(cluster.resp_ports[0], commands, b"errors.\r\n+OK\r\n") == (
+        b"+OK\r\n+QUEUED\r\n"
+        b"-ERR unknown command 'NOSUCH', with args beginning with: 'x' "
+        b"(Eventual's commands: docs/redis.md)\r\n"
+        b"-ERR wrong number of arguments for 'get' command\r\n"
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n+OK\r\n"
+    )
+    assert b.exists("tx:never") == 0 and a.exists("tx:never") == 0
+    assert b.get("tx:after") == b"1"
+
+
+def test_discard_nesting_exec_without_multi_and_watch(cluster: Cluster) -> None:
+    _, b, _ = clients(cluster)
+    commands = [
+        [b"MULTI"],
+        [b"MULTI"],
+        [b"SET", b"tx:discarded", b"1"],
+        [b"WATCH", b"k"],
+        [b"DISCARD"],
+        [b"EXEC"],
+        [b"DISCARD"],
+        [b"WATCH", b"k"],
+        [b"UNWATCH"],
+        [b"MULTI"],
+        [b"EXEC"],
+    ]
+    received = send(cluster.resp_ports[0], commands, b"+OK\r\n*0\r\n")
+    assert received.split(b"\r\n")[:-1] == [
+        b"+OK",
+        b"-ERR MULTI calls can not be nested",
+        b"+QUEUED",
+        b"-ERR WATCH inside MULTI is not allowed",
+        b"+OK",
+        b"-ERR EXEC without MULTI",
+        b"-ERR DISCARD without MULTI",
+        b"-ERR WATCH is not supported: no node of a leaderless store sees every write to a "
+        b"key, so none can promise EXEC that the key did not change (docs/redis.md)",
+        b"+OK",
+        b"+OK",
+        b"*0",  # an empty transaction
+    ]
+    assert b.exists("tx:discarded") == 0
+
+
+def test_commands_after_exec_in_one_write_wait_for_it(cluster: Cluster) -> None:
+    """MULTI, INCRs, EXEC and a GET sent in one write: the GET starts once EXEC is done."""
+    commands = [[b"MULTI"], *[[b"INCR", b"tx:ordered"]] * 50, [b"EXEC"], [b"GET", b"tx:ordered"]]
+    received = send(cluster.resp_ports[0], commands, b"$2\r\n50\r\n")
+    assert received.startswith(b"+OK\r\n" + b"+QUEUED\r\n" * 50 + b"*50\r\n:1\r\n:2\r\n")
+    assert received.endswith(b":50\r\n$2\r\n50\r\n")
+
+
+def test_a_transaction_is_bounded(cluster: Cluster) -> None:
+    """Past ``MULTI_COMMANDS_MAX`` queued commands the next is refused, the queue freed, and
+    EXEC discards the transaction; the connection goes on."""
+    limit = 100_000  # resp.MULTI_COMMANDS_MAX
+    commands = [[b"MULTI"], *[[b"SET", b"tx:bounded", b"x"]] * (limit + 1), [b"EXEC"]]
+    commands.append([b"EXISTS", b"tx:bounded"])
+    received = send(cluster.resp_ports[1], commands, b":0\r\n")
+    assert received.startswith(b"+OK\r\n" + b"+QUEUED\r\n" * limit + b"-ERR a transaction holds")
+    assert received.endswith(
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n:0\r\n"
+    )
+
+
+def test_string_commands(cluster: Cluster) -> None:
+    a, b, c = clients(cluster)
+    assert a.execute_command("SETEX", "s:ex", 100, "v") is True and 95 <= b.ttl("s:ex") <= 100
+    assert a.psetex("s:px", 100_000, "v") is True and 95_000 <= c.pttl("s:px") <= 100_000
+    with pytest.raises(redis.ResponseError, match="invalid expire time in 'setex'"):
+        a.execute_command("SETEX", "s:ex", 0, "v")
+    assert a.setnx("s:nx", "1") is True and b.setnx("s:nx", "2") is False
+    assert c.get("s:nx") == b"1"
+    assert b.getset("s:nx", "3") == b"1" and a.get("s:nx") == b"3"
+    assert a.getdel("s:nx") == b"3" and b.exists("s:nx") == 0 and c.getdel("s:nx") is None
+    a.set("s:gx", "v")
+    assert b.getex("s:gx", ex=50) == b"v" and 45 <= c.ttl("s:gx") <= 50
+    assert b.getex("s:gx", persist=True) == b"v" and c.ttl("s:gx") == -1
+    assert a.getex("s:gx") == b"v" and a.getex("s:absent", ex=5) is None
+    assert b.msetnx({"s:m1": "a", "s:m2": "b"}) is True
+    assert a.msetnx({"s:m2": "x", "s:m3": "y"}) is False  # s:m2 exists: nothing written
+    assert c.mget("s:m1", "s:m2", "s:m3") == [b"a", b"b", None]
+    at = int(time.time()) + 1000
+    assert a.expireat("s:m1", at) and b.expiretime("s:m1") == at
+    assert c.pexpiretime("s:m1") == at * 1000
+    assert b.expiretime("s:m2") == -1 and b.expiretime("s:none") == -2
+    assert a.touch("s:m1", "s:m2", "s:none") == 2
+    a.set("s:r", "Hello World")
+    assert b.getrange("s:r", 0, 4) == b"Hello" and b.getrange("s:r", -5, -1) == b"World"
+    assert b.getrange("s:r", 5, 2) == b"" and b.getrange("s:none", 0, -1) == b""
+    assert b.execute_command("SUBSTR", "s:r", 6, 100) == b"World"
+    assert c.setrange("s:r", 6, "Redis") == 11 and a.get("s:r") == b"Hello Redis"
+    assert c.setrange("s:pad", 3, "x") == 4 and a.get("s:pad") == b"\0\0\0x"
+    assert c.setrange("s:none", 0, "") == 0 and a.exists("s:none") == 0
+    with pytest.raises(redis.ResponseError, match="offset is out of range"):
+        a.setrange("s:r", -1, "x")
+    a.sadd("s:set", "m")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        a.getdel("s:set")
+
+
+def test_expire_conditions(cluster: Cluster) -> None:
+    a, b, _ = clients(cluster)
+    a.set("e:k", "v")
+    assert a.expire("e:k", 100, xx=True) is False and b.ttl("e:k") == -1
+    assert a.expire("e:k", 100, gt=True) is False  # no expiry is an infinite one
+    assert a.expire("e:k", 100, nx=True) is True and 95 <= b.ttl("e:k") <= 100
+    assert a.expire("e:k", 200, nx=True) is False
+    assert a.expire("e:k", 50, gt=True) is False and a.expire("e:k", 200, gt=True) is True
+    assert 195 <= b.ttl("e:k") <= 200
+    assert a.expire("e:k", 300, lt=True) is False and a.expire("e:k", 20, lt=True) is True
+    assert 15 <= b.ttl("e:k") <= 20
+    assert a.expire("e:k", 30, xx=True) is True and 25 <= b.ttl("e:k") <= 30
+    assert a.expire("e:absent", 30, nx=True) is False
+    with pytest.raises(redis.ResponseError, match="NX and XX, GT or LT"):
+        a.execute_command("EXPIRE", "e:k", 10, "NX", "GT")
+    with pytest.raises(redis.ResponseError, match="GT and LT"):
+        a.execute_command("EXPIRE", "e:k", 10, "GT", "LT")
+    with pytest.raises(redis.ResponseError, match="Unsupported option FOO"):
+        a.execute_command("EXPIRE", "e:k", 10, "FOO")
+
+
+def test_hash_commands(cluster: Cluster) -> None:
+    a, b, c = clients(cluster)
+    a.hset("h:k", mapping={"f1": "one", "f2": "two", "f3": "three"})
+    assert b.hkeys("h:k") == [b"f1", b"f2", b"f3"]
+    assert c.hvals("h:k") == [b"one", b"two", b"three"]
+    assert b.hmget("h:k", ["f1", "nope", "f3"]) == [b"one", None, b"three"]
+    assert c.hsetnx("h:k", "f1", "x") == 0 and c.hsetnx("h:k", "f4", "four") == 1
+    assert a.hget("h:k", "f1") == b"one" and a.hget("h:k", "f4") == b"four"
+    assert b.hstrlen("h:k", "f3") == 5 and b.hstrlen("h:k", "none") == 0
+    assert a.hkeys("h:none") == [] and a.hmget("h:none", ["x"]) == [None]
+    a.set("h:str", "v")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        a.hkeys("h:str")
+
+
+def test_set_commands(cluster: Cluster) -> None:
+    a, b, c = clients(cluster)
+    a.sadd("z:a", "1", "2", "3", "4")
+    b.sadd("z:b", "3", "4", "5")
+    assert c.smismember("z:a", ["1", "5", "4"]) == [1, 0, 1]
+    assert c.sinter("z:a", "z:b") == {b"3", b"4"}
+    assert c.sunion("z:a", "z:b") == {b"1", b"2", b"3", b"4", b"5"}
+    assert c.sdiff("z:a", "z:b") == {b"1", b"2"}
+    assert c.sinter("z:a", "z:none") == set() and c.sdiff("z:none", "z:a") == set()
+    assert c.execute_command("SINTERCARD", 2, "z:a", "z:b") == 2
+    assert c.execute_command("SINTERCARD", 2, "z:a", "z:b", "LIMIT", 1) == 1
+    a.sadd("z:dest", "old")
+    assert b.sinterstore("z:dest", ["z:a", "z:b"]) == 2 and a.smembers("z:dest") == {b"3", b"4"}
+    assert b.sunionstore("z:dest", ["z:a", "z:b"]) == 5 and c.scard("z:dest") == 5
+    assert b.sdiffstore("z:dest", ["z:b", "z:a"]) == 1 and a.smembers("z:dest") == {b"5"}
+    assert b.sdiffstore("z:dest", ["z:a", "z:a"]) == 0 and a.exists("z:dest") == 0
+    assert a.smove("z:a", "z:b", "1") is True
+    assert c.sismember("z:b", "1") and not c.sismember("z:a", "1")
+    assert a.smove("z:a", "z:b", "nope") is False and a.smove("z:a", "z:a", "2") is True
+    a.set("z:str", "v")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        a.smove("z:a", "z:str", "2")
+    assert c.smembers("z:a") == {b"2", b"3", b"4"}  # nothing moved on the refusal
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        a.sinter("z:a", "z:str")
+
+
+def test_random_members_and_pops(cluster: Cluster) -> None:
+    a, b, c = clients(cluster)
+    members = {b"m%d" % i for i in range(300)}
+    a.sadd("r:set", *members)
+    assert b.srandmember("r:set") in members
+    picked = b.srandmember("r:set", 20)
+    assert len(picked) == 20 and len(set(picked)) == 20 and set(picked) <= members
+    assert set(b.srandmember("r:set", 1000)) == members  # more than there are: all, once
+    repeats = c.srandmember("r:set", -500)
+    assert len(repeats) == 500 and set(repeats) <= members
+    assert len({b.srandmember("r:set") for _ in range(30)}) > 1  # not always the same one
+    assert b.srandmember("r:none") is None and b.srandmember("r:none", 5) == []
+    popped = set(a.spop("r:set", 100))
+    assert len(popped) == 100 and popped <= members
+    one = b.spop("r:set")
+    assert one in members and one not in popped
+    left = members - popped - {one}
+    wait_until(lambda: c.smembers("r:set") == left, 10)
+    assert c.scard("r:set") == 199
+    assert set(a.spop("r:set", 1000)) == left and b.exists("r:set") == 0
+    assert a.spop("r:set") is None and a.spop("r:set", 3) == []
