@@ -91,6 +91,11 @@ def _lww_set(state: Lattice, actor: str, _: Sequence[Lattice], value: object, ts
     return state.set(value, ts, actor)  # type: ignore[arg-type]
 
 
+def _lww_increment(state: Lattice, actor: str, _: Sequence[Lattice], amount: int) -> Lattice:
+    assert isinstance(state, LWWRegister)
+    return state.increment(actor, amount)  # ValueError when the value is not an integer
+
+
 def _mv_set(state: Lattice, actor: str, _: Sequence[Lattice], value: object) -> Lattice:
     assert isinstance(state, MVRegister)
     return state.set(actor, value)  # type: ignore[arg-type]
@@ -178,7 +183,16 @@ SPECS = [
         ),
         refusals=(InsufficientRights,),
     ),
-    TypeSpec("LWWRegister", LWWRegister, op(_lww_set, scalars, timestamps)),
+    TypeSpec(
+        "LWWRegister",
+        LWWRegister,
+        st.one_of(
+            op(_lww_set, scalars, timestamps),
+            op(_lww_increment, st.integers(-3, 3).filter(bool)),
+            op(_lww_set, st.integers(-3, 3).map(lambda n: b"%d" % n), timestamps),
+        ),
+        refusals=(ValueError,),
+    ),
     TypeSpec("MVRegister", MVRegister, op(_mv_set, scalars)),
     TypeSpec(
         "ORSet",

@@ -6,6 +6,7 @@ answer back on another node; every wait is on a condition with a deadline."""
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -268,3 +269,54 @@ def test_random_members_and_pops(cluster: Cluster) -> None:
     assert c.scard("r:set") == 199
     assert set(a.spop("r:set", 1000)) == left and b.exists("r:set") == 0
     assert a.spop("r:set") is None and a.spop("r:set", 3) == []
+
+
+def test_strings_count(cluster: Cluster) -> None:
+    """SET then INCR works (on another node too), a SET overrides the increments it saw,
+    and increments made at once on three nodes at ONE all count, on every node."""
+    a, b, c = clients(cluster)
+    assert a.set("c:hits", "10") is True and b.incr("c:hits") == 11
+    assert c.incrby("c:hits", 5) == 16 and a.decr("c:hits") == 15 and b.decrby("c:hits", 5) == 10
+    assert c.get("c:hits") == b"10" and a.type("c:hits") == b"string"
+    assert a.append("c:hits", "0") == 3 and b.incr("c:hits") == 101  # "100", counted on
+    assert c.set("c:hits", "7") is True and a.get("c:hits") == b"7"  # the SET saw them all
+    assert b.incr("c:new") == 1 and c.set("c:new", "x") and a.get("c:new") == b"x"
+    with pytest.raises(redis.ResponseError, match="value is not an integer"):
+        b.incr("c:new")
+    assert b.set("c:big", str(2**63 - 2)) and a.incr("c:big") == 2**63 - 1
+    with pytest.raises(redis.ResponseError, match="increment or decrement would overflow"):
+        c.incr("c:big")
+    assert a.hset("c:h", "f", "5") == 1 and b.hincrby("c:h", "f", 3) == 8
+    assert (
+        c.hget("c:h", "f") == b"8"
+        and a.hset("c:h", "f", "1") == 0
+        and b.hincrby("c:h", "f", 1) == 2
+    )
+    a.hset("c:h", "word", "abc")
+    with pytest.raises(redis.ResponseError, match="not an integer"):
+        b.hincrby("c:h", "word", 1)
+
+    for client in (a, b, c):
+        client.execute_command("CONSISTENCY", "ONE")
+    a.set("c:race", "100")
+    wait_until(lambda: all(client.get("c:race") == b"100" for client in (a, b, c)), 10)
+    errors: list[BaseException] = []
+
+    def bump(client: redis.Redis, amount: int) -> None:
+        try:
+            for _ in range(50):
+                client.incrby("c:race", amount)
+        except BaseException as problem:  # reported below, not lost in the thread
+            errors.append(problem)
+
+    threads = [
+        threading.Thread(target=bump, args=(client, amount))
+        for client, amount in ((a, 1), (b, 2), (c, -1))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    expected = str(100 + 50 * (1 + 2 - 1)).encode()
+    wait_until(lambda: all(client.get("c:race") == expected for client in (a, b, c)), 10)

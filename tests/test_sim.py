@@ -15,7 +15,7 @@ from eventual.cli import main
 from eventual.clocks import DVVSet
 from eventual.core import record as record_module
 from eventual.core.node import Node
-from eventual.crdt import BoundedCounter
+from eventual.crdt import BoundedCounter, LWWRegister
 from eventual.crdt._keyed import KeyedCausal
 from eventual.sim import Faults, SimConfig, Simulation
 from eventual.sim.runner import run_seeds
@@ -138,6 +138,24 @@ def test_a_member_level_repair_that_drops_a_member_is_caught(
     big = [v for v in found if v["key"].startswith(("bigset:", "bighash:"))]
     assert big, "no violation on a big collection"
     assert {v["checker"] for v in big} <= {"lost-write", "convergence"}
+
+
+@pytest.mark.pure_only
+def test_a_register_that_drops_increments_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Strings and hash fields that count (``cstr:``, ``hcnt:``): a replica that already
+    counts and ignores the increments it is sent loses them; the counting checker and
+    convergence say so."""
+    original = LWWRegister.merge
+
+    def lossy(self: LWWRegister, other: LWWRegister) -> None:
+        if self._added is not None and other._added is not None and other._write is None:
+            return  # an increment's delta, dropped
+        original(self, other)
+
+    monkeypatch.setattr(LWWRegister, "merge", lossy)
+    found = violations(range(1, 9), ops=300)
+    counting = [v for v in found if v["key"].startswith(("cstr:", "hcnt:"))]
+    assert any(v["checker"] == "lost-write" for v in counting), found[:3]
 
 
 def test_big_collections_grow_to_thousands_of_members_in_the_sweep() -> None:

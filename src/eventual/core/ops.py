@@ -59,6 +59,7 @@ __all__ = [
     "Persist",
     "SetAdd",
     "SetRemove",
+    "StringIncr",
     "StringSet",
     "apply",
 ]
@@ -152,6 +153,17 @@ class CounterAdd:
     key: bytes
     amount: int
     kind = Kind.COUNTER
+
+
+@dataclass(slots=True)
+class StringIncr:
+    """INCRBY on a string: adds to a value that is an integer (absent: 0), and increments
+    made at the same time elsewhere all count (``crdt/lwwregister.py``). On a counter made
+    by ``CounterAdd`` (the HTTP counter), it is that counter's increment."""
+
+    key: bytes
+    amount: int
+    kind = Kind.STRING
 
 
 @dataclass(slots=True)
@@ -284,7 +296,8 @@ Mutation = (
     | HllAdd
     | Expire
     | Persist
-    | HllMerge  # last: the wire numbers operations in this order
+    | HllMerge
+    | StringIncr
 )
 Operation = Get | Mutation
 # The operations whose dots are named after the node itself (its rights), never its epoch.
@@ -378,6 +391,10 @@ def _lww_setter(value: bytes, timestamp: int, actor: str) -> Callable[[LWWRegist
     return lambda register: register.set(value, timestamp, actor)
 
 
+def _lww_adder(actor: str, amount: int) -> Callable[[LWWRegister], object]:
+    return lambda register: register.increment(actor, amount)
+
+
 def _counter_adder(actor: str, amount: int) -> Callable[[PNCounter], object]:
     def add(counter: PNCounter) -> None:
         if amount > 0:
@@ -417,7 +434,7 @@ def _check_counter(current: object, amount: int) -> None:
 
 def _check(op: Mutation, record: Record | None) -> None:
     """Every way ``op`` can fail, checked before anything changes."""
-    if isinstance(op, (CounterAdd, HashIncr, MapIncr)):
+    if isinstance(op, (CounterAdd, HashIncr, MapIncr, StringIncr)):
         _check_amount(op.amount)
         if not INT64_MIN <= op.amount <= INT64_MAX:
             raise ValueError("value is not an integer or out of range")
@@ -425,9 +442,10 @@ def _check(op: Mutation, record: Record | None) -> None:
         # replicas can still carry the sum past the range (docs/redis.md).
         if isinstance(op, CounterAdd) and record is not None and record.kind is Kind.COUNTER:
             _check_counter(record.value(), op.amount)
-        elif not isinstance(op, CounterAdd) and record is not None and record.kind in MAPS:
+        elif isinstance(op, (HashIncr, MapIncr)) and record is not None and record.kind in MAPS:
             nested = cast(ORMap, record.data).get(op.field)
-            _check_counter(None if nested is None else nested.value(), op.amount)
+            if isinstance(nested, PNCounter):  # (a field that counts checks its own range)
+                _check_counter(nested.value(), op.amount)
     if isinstance(op, StringSet):
         _check_size("string value", op.value, STRING_BYTES_MAX)
     elif isinstance(op, ObjectPut):
@@ -448,6 +466,13 @@ def _check(op: Mutation, record: Record | None) -> None:
 
 def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestamp: int) -> Applied:
     """Apply a mutation at the coordinator, in place (see the module's docstring)."""
+    if (
+        isinstance(op, StringIncr)
+        and record is not None
+        and record.kind is Kind.COUNTER
+        and record.present(now_ms)
+    ):
+        op = CounterAdd(op.key, op.amount)  # the HTTP counter's INCR: one key, one type
     wanted: Kind | None = op.kind
     _check(op, record)
     if record is None:
@@ -489,6 +514,10 @@ def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestam
         elif not op.keep_ttl and change.record.ttl.has_values():
             change.ttl(None)
         result = "OK"
+    elif isinstance(op, StringIncr):
+        data = cast(LWWRegister, data)  # by kind: no ABC check
+        absorb(data.increment(actor, op.amount))  # ValueError: not an integer, or overflow
+        result = data.value()
     elif isinstance(op, CounterAdd):
         data = cast(PNCounter, data)  # by kind: no ABC check
         if op.amount > 0:
@@ -527,6 +556,14 @@ def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestam
         result = sum(field in data for field in set(op.fields))
         for field in op.fields:
             absorb(data.remove(field))
+    elif isinstance(op, HashIncr) and not isinstance(cast(ORMap, data).get(op.field), PNCounter):
+        # A hash field counts as a string does (HSET then HINCRBY works; concurrent
+        # HINCRBYs all count); a field HINCRBY made before fields could count stays a
+        # PN-counter, below.
+        data = cast(ORMap, data)  # by kind: no ABC check
+        absorb(data.update(actor, op.field, LWWRegister, _lww_adder(actor, op.amount)))
+        nested = data.get(op.field)
+        result = None if nested is None else nested.value()
     elif isinstance(op, (HashIncr, MapIncr)):
         data = cast(ORMap, data)  # by kind: no ABC check
         absorb(data.update(actor, op.field, PNCounter, _counter_adder(actor, op.amount)))

@@ -7,6 +7,29 @@ timestamp *and* actor cannot come from a correct HLC; should they meet anyway, t
 encoded value wins, which keeps merge commutative.) A concurrent write that loses is gone:
 this is the one type that may drop an acknowledged write, by design, and callers count such
 losses (``merge`` returns nothing; compare ``write_id`` before and after to see a loss).
+
+A register also counts (Redis Active-Active's strings that count): ``increment`` adds to a
+value that is an integer, and increments made at the same time on different replicas all
+count. Beside the winning write it keeps two PN-counters (Shapiro et al. §3.1.2):
+``added``, every increment made, and ``seen``, the increments some write had seen when it
+was made. A write overrides the increments it has seen; one it had not seen adds to it:
+
+    value = the winning write's value + (added - seen, per actor, never below zero)
+
+so a ``SET`` resets what it saw and an ``INCR`` concurrent with it survives it, whichever
+write wins. A value that is not an integer ignores increments its write did not see (the
+write that made it a word wins). ``seen`` is clamped per actor because a replica may hear of
+a write before the increments it saw. A register that was never incremented has neither
+counter and costs nothing more than a plain LWW register.
+
+| on replica A | on replica B, at the same time | after both are merged |
+|---|---|---|
+| SET k 10 | INCR k (k was 5) | 11: B's increment was not seen by the SET |
+| INCR k (k was 5) | INCR k | 7: both count |
+| SET k 10 | SET k 20, later HLC time | 20: LWW; neither saw an increment |
+| INCR k, then SET k 3 | | 3: the SET saw the INCR |
+| DEL k | INCR k (k was 5) | 1: counts from zero, as a counter after DEL |
+| SET k abc | INCR k (k was 5) | abc: not a number, the unseen increment is ignored |
 """
 
 from __future__ import annotations
@@ -25,9 +48,12 @@ from eventual.codec import (
     expect_str,
     sort_key,
 )
+from eventual.crdt.pncounter import PNCounter
 from eventual.lattice import Lattice
 
-__all__ = ["LWWRegister"]
+__all__ = ["INT64_MAX", "INT64_MIN", "LWWRegister", "as_integer"]
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # the range of a value that counts (Redis's)
 
 _Write = tuple[int, str, Scalar]  # (timestamp, actor, value)
 
@@ -37,16 +63,94 @@ def _order(write: _Write) -> tuple[int, str, bytes]:
     return timestamp, actor, sort_key(value)
 
 
+def as_integer(value: Scalar) -> int | None:
+    """``value`` as a 64-bit integer if it is one, written as Redis writes it (``b"-12"``:
+    no sign but ``-``, no leading zero, no space), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if INT64_MIN <= value <= INT64_MAX else None
+    if not isinstance(value, (bytes, str)) or not 0 < len(value) <= 20:
+        return None
+    raw = value.encode() if isinstance(value, str) else value
+    try:
+        number = int(raw)
+    except ValueError:
+        return None
+    if b"%d" % number != raw or not INT64_MIN <= number <= INT64_MAX:
+        return None
+    return number
+
+
+def _unseen(added: PNCounter, seen: PNCounter | None) -> int | None:
+    """The sum of the increments in ``added`` beyond ``seen``, per actor, never below zero
+    (None: there are none, so the write's value stands as written)."""
+    total = 0
+    any_unseen = False
+    for counts, seen_counts, sign in (
+        (added._increments._counts, None if seen is None else seen._increments._counts, 1),
+        (added._decrements._counts, None if seen is None else seen._decrements._counts, -1),
+    ):
+        for actor, count in counts.items():
+            beyond = count - (0 if seen_counts is None else seen_counts.get(actor, 0))
+            if beyond > 0:
+                any_unseen = True
+                total += sign * beyond
+    return total if any_unseen else None
+
+
 class LWWRegister(Lattice):
     TAG = TypeTag.LWW_REGISTER
-    __slots__ = ("_write",)
+    __slots__ = ("_added", "_seen", "_write")
 
     def __init__(self) -> None:
         self._write: _Write | None = None
+        # Increments made, and those some write had seen (None until there are any).
+        self._added: PNCounter | None = None
+        self._seen: PNCounter | None = None
 
     def value(self) -> Scalar:
-        """The winning value, or None if nothing was ever written."""
-        return None if self._write is None else self._write[2]
+        """The winning value (plus the increments it had not seen, when it is an integer),
+        or None if nothing was ever written."""
+        write = self._write
+        base = None if write is None else write[2]
+        added = self._added
+        if added is None:
+            return base
+        unseen = _unseen(added, self._seen)
+        if unseen is None:
+            return base
+        number = 0 if base is None else as_integer(base)
+        return base if number is None else number + unseen
+
+    def counts(self) -> bool:
+        """Whether increments were ever made to this register."""
+        return self._added is not None
+
+    def number(self) -> int:
+        """The value as an integer (absent: 0); ValueError if it is not one."""
+        value = self.value()
+        number = 0 if value is None else as_integer(value)
+        if number is None:
+            raise ValueError("value is not an integer or out of range")  # Redis's words
+        return number
+
+    def increment(self, actor: str, amount: int) -> LWWRegister:
+        """Add ``amount`` (negative: subtract) to a value that is an integer (or absent:
+        0); ValueError if it is not one or the sum would leave 64 bits."""
+        check_actor(actor)
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
+            raise ValueError("the amount must be a non-zero integer")
+        if not INT64_MIN <= self.number() + amount <= INT64_MAX:
+            raise ValueError("increment or decrement would overflow")  # Redis's words
+        added = self._added
+        if added is None:
+            added = self._added = PNCounter()
+        delta = LWWRegister()
+        delta._added = (
+            added.increment(actor, amount) if amount > 0 else added.decrement(actor, -amount)
+        )
+        return delta
 
     @property
     def timestamp(self) -> int | None:
@@ -66,11 +170,23 @@ class LWWRegister(Lattice):
             raise ValueError(f"timestamp {timestamp} outside [0, 2**64 - 1]")
         delta = LWWRegister()
         delta._write = (timestamp, actor, value)
+        if self._added is not None:
+            delta._seen = self._added.copy()  # this write overrides every increment seen
         self.merge(delta)
         return delta
 
     def merge(self, other: Self) -> None:
         self._check_same_type(other)
+        if other._added is not None:
+            if self._added is None:
+                self._added = other._added.copy()
+            else:
+                self._added.merge(other._added)
+        if other._seen is not None:
+            if self._seen is None:
+                self._seen = other._seen.copy()
+            else:
+                self._seen.merge(other._seen)
         theirs, mine = other._write, self._write
         if theirs is None or theirs is mine:
             return
@@ -93,20 +209,48 @@ class LWWRegister(Lattice):
     def copy(self) -> Self:
         clone = type(self)()
         clone._write = self._write
+        if self._added is not None:
+            clone._added = self._added.copy()
+        if self._seen is not None:
+            clone._seen = self._seen.copy()
         return clone
 
     def _payload(self) -> Any:
-        return [] if self._write is None else list(self._write)
+        """``[]``, ``[timestamp, actor, value]``, or, once it counts, those three (None if no
+        write) and the ``added`` and ``seen`` counters: a register that never counted
+        encodes as it always did."""
+        added, seen = self._added, self._seen
+        if (added is None or added.is_empty()) and (seen is None or seen.is_empty()):
+            return [] if self._write is None else list(self._write)
+        write: list[Any] = [None, None, None] if self._write is None else list(self._write)
+        return [
+            *write,
+            (added or PNCounter())._payload(),
+            (seen or PNCounter())._payload(),
+        ]
 
     @classmethod
     def _from_payload(cls, payload: Any) -> Self:
         register = cls()
         items = expect_list(payload, "lww register")
-        if items:
+        if not items:
+            return register
+        if len(items) == 5:
+            timestamp, actor, value, added, seen = items
+            register._added = _counter_or_none(added)
+            register._seen = _counter_or_none(seen)
+            if timestamp is None and actor is None and value is None:
+                return register
+        else:
             timestamp, actor, value = expect_list(items, "lww register", 3)
-            register._write = (
-                expect_int(timestamp, "timestamp"),
-                expect_str(actor, "actor"),
-                expect_scalar(value, "value"),
-            )
+        register._write = (
+            expect_int(timestamp, "timestamp"),
+            expect_str(actor, "actor"),
+            expect_scalar(value, "value"),
+        )
         return register
+
+
+def _counter_or_none(payload: Any) -> PNCounter | None:
+    counter = PNCounter._from_payload(payload)
+    return None if counter.is_empty() else counter

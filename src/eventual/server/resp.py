@@ -13,9 +13,9 @@ Semantics are those of DESIGN.md §2, mapped onto core operations:
 - strings are LWW registers; ``SET`` with ``NX``/``XX``/``GET``, ``APPEND`` and ``STRLEN``
   read and then write (not atomic: a concurrent writer can interleave, as with any
   leaderless store);
-- ``INCR`` and friends make counters (PN-counters); ``GET`` of a counter returns its value;
-  ``SET`` on a counter, or ``INCR`` on a string, is ``WRONGTYPE``: a string and a counter
-  merge differently, so a key keeps the type it was created with;
+- strings count: ``INCR`` and friends add to a string holding an integer, increments made
+  at the same time on different nodes all count, and a ``SET`` overrides the increments it
+  has seen (``crdt/lwwregister.py``); the same for hash fields (``HINCRBY``);
 - sets, hashes and HyperLogLogs are the CRDTs of the same names; ``DEL`` is observed-remove;
 - ``CONSISTENCY <level>`` sets the level of the connection's requests, as in cqlsh
   (default ``QUORUM``); ``BC.*`` commands work bounded counters (see ``docs/redis.md``).
@@ -48,6 +48,7 @@ from eventual.core import ops as O  # noqa: N812  (short: the command table read
 from eventual.core.ops import INT64_MAX, INT64_MIN
 from eventual.core.route import NOT_SERVING
 from eventual.crdt import BoundedCounter, HyperLogLog
+from eventual.crdt.lwwregister import as_integer
 from eventual.server.limits import Clients
 from eventual.server.runtime import NodeRuntime, wall_ms
 from eventual.server.users import NOBODY_ASKED, Role, User, Users
@@ -1165,18 +1166,23 @@ def _strlen(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
 
 
 def _counter(c: RespServerProtocol, key: bytes, amount: int, done: Done) -> None:
+    """INCRBY and friends on a string that holds an integer (or none): concurrent
+    increments on different nodes all count, and a SET overrides those it has seen
+    (``crdt/lwwregister.py``; a counter made over HTTP counts as before)."""
     if amount == 0:
-        c.call(
-            O.Get(key),
-            lambda r: integer(int(r.value or 0)) if r.kind in (None, "counter") else _wrongtype(),
-            done,
-        )
+        c.call(O.Get(key), lambda r: integer(_integer_value(r)), done)
         return
-    c.call(O.CounterAdd(key, amount), lambda r: integer(int(r.value)), done)
+    c.call(O.StringIncr(key, amount), lambda r: integer(int(r.value)), done)
 
 
-def _wrongtype() -> bytes:
-    raise CommandError("WRONGTYPE Operation against a key holding the wrong kind of value")
+def _integer_value(r: Result) -> int:
+    value = string_value(r)
+    if value is None:
+        return 0
+    number = as_integer(value)
+    if number is None:
+        raise CommandError("ERR value is not an integer or out of range")
+    return number
 
 
 @command("INCR", 2, WRITE)
@@ -1526,7 +1532,14 @@ def _hscan(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
 def _hincrby(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     amount = parse_int(args[2])
     if amount == 0:
-        c.call(O.Get(args[0], (args[1],)), lambda r: integer(int(_fields(r).get(args[1], 0))), done)
+
+        def current(r: Result) -> bytes:
+            number = as_integer(_fields(r).get(args[1], 0))
+            if number is None:
+                raise CommandError("ERR hash value is not an integer")
+            return integer(number)
+
+        c.call(O.Get(args[0], (args[1],)), current, done)
         return
     c.call(O.HashIncr(args[0], args[1], amount), lambda r: integer(int(r.value)), done)
 

@@ -263,6 +263,12 @@ _FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {
         ("zone", str),
         ("aware_of", int),
     ),
+    # Types added later go last: a type's code is its place here, and nodes of the version
+    # before must keep reading every code they knew.
+    ops.StringIncr: (
+        ("key", bytes),
+        ("amount", int),
+    ),
 }
 _TYPES: list[type] = list(_FIELDS)
 _CODE = {cls: code for code, cls in enumerate(_TYPES)}

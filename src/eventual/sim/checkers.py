@@ -14,6 +14,10 @@ were told and what the stores hold (DESIGN.md §1 promises).
     increments and decrements make it; and, checked on every store write during the run,
     never below zero at any replica;
 - LWW strings: acknowledged writes overwritten by a concurrent write are counted, not hidden.
+- strings and hash fields that count: the value is the winning SET's number plus increments;
+  once every SET was acknowledged, each acknowledged increment issued after the last of them
+  (which no SET can have seen: a write applies before it is acknowledged) is among them, and
+  the rest are a subset of the others.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from eventual.clocks import VersionVector
 from eventual.core import Record
 from eventual.core.records import load_record
-from eventual.crdt import BoundedCounter
+from eventual.crdt import BoundedCounter, LWWRegister
 
 if TYPE_CHECKING:
     from eventual.sim.simulator import OpLog, Simulation
@@ -125,6 +129,18 @@ def check_run(sim: Simulation) -> int:
                 field_ops = [op for op in ops if op.detail.get("field") == field_name]
                 _check_sum(
                     sim, key, field_ops, fields.get(field_name, 0), f"map field {field_name!r}"
+                )
+        elif prefix == b"cstr":
+            register = None if record is None else record.data
+            _check_counting(sim, key, ops, register, value, what="string")
+        elif prefix == b"hcnt":
+            hash_data = record.data if record is not None and record.present(now) else None
+            for field_name in sorted({op.detail["field"] for op in ops if "field" in op.detail}):
+                field_ops = [op for op in ops if op.detail.get("field") == field_name]
+                nested = None if hash_data is None else hash_data.get(field_name)  # type: ignore[attr-defined]
+                field_value = (value or {}).get(field_name)
+                _check_counting(
+                    sim, key, field_ops, nested, field_value, what=f"field {field_name!r}"
                 )
         elif prefix == b"bc":
             _check_bounded(sim, key, ops, record)
@@ -240,6 +256,39 @@ def _check_bounded(sim: Simulation, key: bytes, ops: list[OpLog], record: Record
             (
                 f"bounded counter is {final}; acknowledged updates make {acked} and no subset of "
                 f"the unacknowledged {unacked} explains the difference"
+            ),
+        )
+
+
+def _check_counting(
+    sim: Simulation, key: bytes, ops: list[OpLog], register: Any, final: Any, *, what: str
+) -> None:
+    sets = [op for op in ops if "set" in op.detail]
+    increments = [op for op in ops if "amount" in op.detail]
+    write = None if not isinstance(register, LWWRegister) else register._write
+    base = 0
+    if write is not None and write[2] is not None and final is not None:
+        base = int(write[2])
+        if base not in {op.detail["set"] for op in sets}:
+            violation(sim, "counting", key, f"{what}: the winning write {base} was never made")
+            return
+    # A SET applies at its coordinator before it is acknowledged, and one forwarded to a
+    # replica may apply well after it was issued; one not acknowledged (no answer, a
+    # timeout) may still apply at any time.
+    unanswered = any(not op.acked for op in sets)
+    last_set = max((op.acked_ms or 0 for op in sets), default=-1)
+    must = [op for op in increments if op.acked and not unanswered and op.issued_ms > last_set]
+    rest = [op.detail["amount"] for op in increments if op not in must]
+    counted = (0 if final is None else int(final)) - base - sum(op.detail["amount"] for op in must)
+    if counted not in _subset_sums(rest):
+        violation(
+            sim,
+            "lost-write",
+            key,
+            (
+                f"{what} is {final} over a SET of {base}; the increments made after the last "
+                f"SET sum to {sum(op.detail['amount'] for op in must)} and no subset of the "
+                f"others {rest} makes up the difference"
             ),
         )
 

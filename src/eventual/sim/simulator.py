@@ -527,6 +527,11 @@ class Simulation:
             + ["obj_delete"]
             + ["str_set"] * 3
             + ["counter"] * 3
+            # Strings and hash fields that count: SETs of numbers and increments, mixed.
+            + ["cstr_set"]
+            + ["cstr_incr"] * 2
+            + ["hcnt_set"]
+            + ["hcnt_incr"] * 2
             + ["set_add"] * 3
             + ["set_remove"]
             + ["map_incr"] * 2
@@ -580,6 +585,8 @@ class Simulation:
             amount = self.rng.choice([1, 2, 3, 5, -1, -2])
             log.detail["amount"] = amount
             op = ops.CounterAdd(log.key, amount)
+        elif kind in ("cstr_set", "cstr_incr", "hcnt_set", "hcnt_incr"):
+            op = self._counting_op(log, kind)
         elif kind == "set_add":
             log.key = self._key("set")
             element = f"e{op_id}".encode()
@@ -634,6 +641,25 @@ class Simulation:
             log.key = self._key("hll")
             op = ops.HllAdd(log.key, (f"u{self.rng.randrange(50)}".encode(),))
         self._send_request(node, log, op, level)
+
+    def _counting_op(self, log: OpLog, kind: str) -> ops.Operation:
+        """A SET of a number no other op writes (so the checker knows which write won) or
+        an increment, to a string or to one of three hash fields."""
+        log.key = self._key("cstr" if kind.startswith("cstr") else "hcnt")
+        field_name = f"f{self.rng.randrange(3)}".encode()
+        if kind.endswith("_set"):
+            value = log.id * 1000
+            log.detail["set"] = value
+            if kind == "cstr_set":
+                return ops.StringSet(log.key, b"%d" % value)
+            log.detail["field"] = field_name
+            return ops.HashSet(log.key, ((field_name, b"%d" % value),))
+        amount = self.rng.choice([1, 2, 3, -1])
+        log.detail["amount"] = amount
+        if kind == "cstr_incr":
+            return ops.StringIncr(log.key, amount)
+        log.detail["field"] = field_name
+        return ops.HashIncr(log.key, field_name, amount)
 
     def _big_collection_op(self, log: OpLog, kind: str) -> ops.Operation:
         """Batches of members into a few sets and hashes, so they reach thousands."""
