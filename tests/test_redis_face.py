@@ -320,3 +320,35 @@ def test_strings_count(cluster: Cluster) -> None:
     assert not errors
     expected = str(100 + 50 * (1 + 2 - 1)).encode()
     wait_until(lambda: all(client.get("c:race") == expected for client in (a, b, c)), 10)
+
+
+def test_info_has_the_sections_tools_read(cluster: Cluster) -> None:
+    a, _, _ = clients(cluster)
+    a.set("i:k", "v")
+    info = a.info()  # redis-py parses every section into one dict
+    for field in (
+        "redis_version",
+        "process_id",
+        "tcp_port",
+        "uptime_in_seconds",
+        "connected_clients",
+        "used_memory",
+        "used_memory_human",
+        "total_commands_processed",
+        "total_connections_received",
+        "role",
+        "used_cpu_user",
+        "cluster_enabled",
+    ):
+        assert field in info, field
+    assert info["tcp_port"] == cluster.resp_ports[0] and info["role"] == "master"
+    assert info["used_memory"] > 1_000_000 and info["cluster_enabled"] == 0
+    assert info["peers"] == 2 and info["peers_up"] == 2
+    assert {info["peer0"]["id"], info["peer1"]["id"]} == {"n2", "n3"}
+    assert info["db0"]["keys"] >= 1
+    before = a.info("stats")["total_commands_processed"]
+    a.ping()
+    assert a.info("stats")["total_commands_processed"] >= before + 2  # PING and INFO
+    only = a.info("clients")
+    assert "connected_clients" in only and "redis_version" not in only
+    assert a.info("nosuchsection") == {}

@@ -64,3 +64,5 @@ class Clients:
         self.query_bytes = 0  # incomplete commands, every client
         self.refused = 0  # connections refused at maxclients
         self.closed_for_limits = 0  # clients closed for a query or output buffer limit
+        self.connections = 0  # connections accepted, ever (INFO stats)
+        self.commands = 0  # commands run, ever (INFO stats)

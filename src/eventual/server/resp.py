@@ -35,7 +35,12 @@ import fnmatch
 import itertools
 import logging
 import math
+import os
+import platform
 import random as _random
+import resource
+import sys
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar, cast, overload
@@ -57,6 +62,7 @@ __all__ = ["RespServerProtocol"]
 
 log = logging.getLogger("eventual.resp")
 
+REDIS_VERSION = "7.0.0"  # the Redis whose commands and replies the face follows
 INLINE_BYTES_MAX = 64 * 1024  # Redis's limit on an inline command line
 PIPELINE_MAX = 10_000  # commands awaiting a reply per connection; beyond, reading pauses
 # A command on many keys has at most this many of their operations in flight at once, and one
@@ -319,6 +325,7 @@ class RespServerProtocol(asyncio.Protocol):
             self.closing = True
             return
         self.clients.open += 1
+        self.clients.connections += 1
         self.counted = True
         pause = self.limits.output_pause_bytes
         self.transport.set_write_buffer_limits(high=pause, low=pause // 4)
@@ -506,6 +513,7 @@ class RespServerProtocol(asyncio.Protocol):
 
     def _run(self, args: list[bytes]) -> None:
         done = self._slot()
+        self.clients.commands += 1
         name = args[0].decode(errors="replace").upper()
         handler = COMMANDS.get(name)
         if handler is None:
@@ -984,24 +992,161 @@ def _config(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     done(mapping(pairs, c.resp3))
 
 
+# INFO's sections, in Redis's order; "default" and "all" are every one of them.
+INFO_SECTIONS = (
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "cluster",
+    "keyspace",
+)
+
+
+def _human(size: int) -> str:
+    """Bytes as Redis's ``*_human`` fields write them (``1.50M``)."""
+    if size < 1024:
+        return f"{size}B"
+    scaled = float(size)
+    for unit in ("K", "M", "G", "T"):
+        scaled /= 1024
+        if scaled < 1024 or unit == "T":
+            break
+    return f"{scaled:.2f}{unit}"
+
+
+def _info_section(c: RespServerProtocol, section: str) -> list[tuple[str, object]]:
+    """One section's fields, as Redis names them where Redis has the figure; the node's
+    own figures after them (``docs/redis.md``)."""
+    runtime = c.runtime
+    node = runtime.node
+    if section == "server":
+        sockname = c.transport.get_extra_info("sockname") if c.transport else None
+        uptime_s = (time.monotonic_ns() - runtime.started_ns) // 1_000_000_000
+        return [
+            ("redis_version", REDIS_VERSION),
+            ("redis_mode", "standalone"),  # no Redis Cluster protocol: any node takes any key
+            ("os", f"{platform.system()} {platform.release()} {platform.machine()}"),
+            ("arch_bits", 64 if sys.maxsize > 2**32 else 32),
+            ("process_id", os.getpid()),
+            ("tcp_port", sockname[1] if isinstance(sockname, tuple) else 0),
+            ("uptime_in_seconds", uptime_s),
+            ("uptime_in_days", uptime_s // 86_400),
+            ("executable", sys.executable),
+            ("eventual_version", __version__),
+            ("eventual_build", BUILD),
+            ("node_id", node.id),
+            ("region", node.region),
+        ]
+    if section == "clients":
+        return [
+            ("connected_clients", c.clients.open),
+            ("maxclients", c.limits.maxclients),
+            ("blocked_clients", 0),
+            ("client_query_buffer_bytes", c.clients.query_bytes),
+            ("client_closed_for_limits", c.clients.closed_for_limits),
+        ]
+    if section == "memory":
+        rss = _rss_bytes()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return [
+            ("used_memory", rss),  # the process's resident size: Python has no allocator total
+            ("used_memory_human", _human(rss)),
+            ("used_memory_rss", rss),
+            ("used_memory_rss_human", _human(rss)),
+            ("used_memory_peak", peak),
+            ("used_memory_peak_human", _human(peak)),
+            ("maxmemory", 0),
+            ("maxmemory_human", "0B"),
+            ("maxmemory_policy", "noeviction"),
+            ("records_cached_weight", node.records.weight),
+        ]
+    if section == "persistence":
+        store = runtime.store
+        return [
+            ("loading", 0 if node.serving() else 1),
+            ("aof_enabled", 0),
+            ("durability", store.durability),
+            ("store_commits", store.commits),
+            ("store_dead_rows", getattr(store, "dead_rows", 0)),
+            ("hints", store.hint_count()),
+        ]
+    if section == "stats":
+        status = runtime.status()
+        requests = cast(dict[str, int], status["requests"])
+        events = cast(dict[str, int], status["events"])
+        return [
+            ("total_connections_received", c.clients.connections),
+            ("total_commands_processed", c.clients.commands),
+            ("rejected_connections", c.clients.refused),
+            *((f"requests_{kind}", count) for kind, count in sorted(requests.items())),
+            *((kind, count) for kind, count in sorted(events.items())),
+        ]
+    if section == "replication":
+        peers = sorted(node.peers)
+        addresses = {e.node: e.address for e in node.cluster.entries.values()}
+        return [
+            ("role", "master"),  # every node takes writes
+            ("connected_slaves", 0),  # no Redis replicas: the peers below replicate instead
+            ("replicas_per_key", node.config.n),
+            ("peers", len(peers)),
+            ("peers_up", sum(node.up(peer) for peer in peers)),
+            *(
+                (
+                    f"peer{index}",
+                    f"id={peer},address={addresses.get(peer, '')},"
+                    f"region={node.region_of.get(peer, '')},"
+                    f"state={'up' if node.up(peer) else 'down'}",
+                )
+                for index, peer in enumerate(peers)
+            ),
+        ]
+    if section == "cpu":
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return [
+            ("used_cpu_sys", f"{usage.ru_stime:.6f}"),
+            ("used_cpu_user", f"{usage.ru_utime:.6f}"),
+        ]
+    if section == "cluster":
+        return [
+            ("cluster_enabled", 0),  # Redis Cluster's protocol is not spoken (docs/redis.md)
+            ("nodes", len(node.peers) + 1),
+            ("partitions", node.config.partitions),
+            ("n", node.config.n),
+        ]
+    if section == "keyspace":
+        held = runtime.store.count()
+        return [("db0", f"keys={held},expires=0,avg_ttl=0")] if held else []
+    return []
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):  # not Linux: the peak will do
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 @command("INFO", -1)
 def _info(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    node = c.runtime.node
-    up = [peer for peer in node.peers if node.up(peer)]
-    text = (
-        f"# Server\r\nredis_version:7.0.0\r\neventual_version:{__version__}\r\n"
-        f"eventual_build:{BUILD}\r\n"
-        f"node_id:{node.id}\r\nregion:{node.region}\r\n"
-        f"# Cluster\r\nnodes:{len(node.peers) + 1}\r\npeers_up:{len(up)}\r\n"
-        f"partitions:{node.config.partitions}\r\nn:{node.config.n}\r\n"
-        f"durability:{c.runtime.store.durability}\r\n"
-        f"# Clients\r\nconnected_clients:{c.clients.open}\r\n"
-        f"maxclients:{c.limits.maxclients}\r\n"
-        f"rejected_connections:{c.clients.refused}\r\n"
-        f"client_closed_for_limits:{c.clients.closed_for_limits}\r\n"
-        f"client_query_buffer_bytes:{c.clients.query_bytes}\r\n"
-    )
-    done(c.bulk(text.encode()))
+    """INFO [section ...]: Redis's sections and the fields tools read (redis-cli, redis-py's
+    ``info()``, exporters); a section Eventual does not have is empty, as Redis's."""
+    asked = [arg.decode(errors="replace").lower() for arg in args]
+    if not asked or any(name in ("default", "all", "everything") for name in asked):
+        wanted = list(INFO_SECTIONS)
+    else:
+        wanted = [name for name in INFO_SECTIONS if name in asked]
+    lines: list[str] = []
+    for section in wanted:
+        if lines:
+            lines.append("")
+        lines.append(f"# {section.capitalize()}")
+        lines.extend(f"{name}:{value}" for name, value in _info_section(c, section))
+    done(c.bulk(("\r\n".join(lines) + "\r\n").encode()))
 
 
 @command("MULTI", 1)
