@@ -483,3 +483,46 @@ def test_strings_that_count_add_up_concurrent_increments_and_a_set_overrides_wha
     assert {sim.call(n, ops.Get(key), Level.ONE).value == expected for n in sim.primaries(key)} == {
         True
     }
+
+
+def scan_all(sim: Simulation, node: str, count: int) -> list[bytes]:
+    """Every key, page after page of ``count``, through ``node``."""
+    listed: list[bytes] = []
+    cursor = 0
+    for _ in range(10_000):
+        result = sim.keys_page(node, cursor, count)
+        assert result.ok, result.error
+        listed.extend(key for key, _ in result.value)
+        cursor = result.cursor or 0
+        if not cursor:
+            return listed
+    raise AssertionError("the scan never ended")
+
+
+def test_the_keyspace_lists_each_live_key_once_through_any_node_stale_replicas_too() -> None:
+    sim = cluster()
+    written = [b"str:k%d" % i for i in range(150)]
+    for key in written:
+        assert sim.call(sim.node_ids[0], ops.StringSet(key, b"v"), Level.ALL).ok
+    # A replica that missed a write, and a key deleted: the stale replica does not hide the
+    # one, and the other is not listed.
+    make_stale(sim, b"str:late", ops.StringSet(b"str:late", b"v"))
+    assert sim.call(sim.node_ids[1], ops.Delete(written[0]), Level.ALL).value == 1
+    expected = sorted([*written[1:], b"str:late"])
+    for node, count in ((sim.node_ids[0], 7), (sim.node_ids[2], 1), (sim.node_ids[4], 1_000)):
+        listed = scan_all(sim, node, count)
+        assert len(listed) == len(set(listed)), "a key listed twice"
+        assert sorted(listed) == expected, node
+    # A crashed replica: the others answer for its partitions.
+    sim.crash(sim.node_ids[3])
+    seen_down(sim, sim.node_ids[3])
+    assert sorted(scan_all(sim, sim.node_ids[1], 20)) == expected
+    sizes = 0
+    cursor = 0
+    while True:
+        result = sim.keys_page(sim.node_ids[0], cursor, 0)
+        sizes += result.size or 0
+        cursor = result.cursor or 0
+        if not cursor:
+            break
+    assert sizes >= len(expected)  # the deleted key's tombstone counts until it is reaped

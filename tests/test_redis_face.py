@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -352,3 +353,41 @@ def test_info_has_the_sections_tools_read(cluster: Cluster) -> None:
     only = a.info("clients")
     assert "connected_clients" in only and "redis_version" not in only
     assert a.info("nosuchsection") == {}
+
+
+def test_the_keyspace_commands_answer_for_the_whole_cluster(tmp_path: Path) -> None:
+    """SCAN over 5 nodes with N = 3 lists every key exactly once, from any node, whatever
+    COUNT; KEYS, DBSIZE, SCAN TYPE, RANDOMKEY and FLUSHALL answer for the cluster."""
+    five = start_cluster(tmp_path, 5)
+    try:
+        nodes = [five.client(i) for i in range(5)]
+        writer = nodes[0]
+        writer.execute_command("CONSISTENCY", "ALL")
+        pipe = writer.pipeline(transaction=False)
+        written = {b"k:%d" % i for i in range(2_000)}
+        for key in sorted(written):
+            pipe.set(key, "v")
+        pipe.sadd("s:one", "m")
+        pipe.sadd("s:two", "m")
+        assert all(pipe.execute())
+        everything = written | {b"s:one", b"s:two"}
+        for client, count in ((nodes[1], 10), (nodes[3], 500), (nodes[4], 10_000)):
+            listed = list(client.scan_iter(count=count))
+            assert len(listed) == len(set(listed)) and set(listed) == everything, count
+        assert set(nodes[2].keys("s:*")) == {b"s:one", b"s:two"}
+        assert len(nodes[2].keys()) == len(everything)
+        assert set(nodes[3].scan_iter(_type="set")) == {b"s:one", b"s:two"}
+        assert set(nodes[3].scan_iter(match="k:1?", count=100)) == {
+            b"k:%d" % i for i in range(10, 20)
+        }
+        assert nodes[1].dbsize() == len(everything)
+        assert nodes[4].randomkey() in everything
+        cursor, page = nodes[1].scan(0, count=5)
+        assert cursor != 0 and len(page) >= 1
+        writer.delete(*[b"k:%d" % i for i in range(100)])
+        assert set(nodes[2].scan_iter(count=300)) == everything - {b"k:%d" % i for i in range(100)}
+        assert nodes[0].flushall() is True
+        assert list(nodes[3].scan_iter(count=1_000)) == [] and nodes[2].keys() == []
+        assert nodes[4].randomkey() is None
+    finally:
+        stop_cluster(five)

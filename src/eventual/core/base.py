@@ -26,6 +26,7 @@ from eventual.core.merkle import MerkleTree
 from eventual.core.messages import (
     Effects,
     ForwardReply,
+    KeysReply,
     Request,
     Result,
 )
@@ -244,6 +245,18 @@ class _PendingRead:
 
 
 @dataclass
+class _PendingKeys:
+    """A page of one partition's keys (``core/keyspace.py``): each replica asked, and the
+    pages those that answered sent."""
+
+    origin: Origin
+    partition: int
+    cursor: int
+    targets: list[str]
+    replies: dict[str, KeysReply] = field(default_factory=dict)
+
+
+@dataclass
 class _PendingForward:
     origin: Origin
     target: str
@@ -294,7 +307,7 @@ class NodeBase:
     epoch_stale: bool
     _actor_epoch: int = -1  # the epoch ``_actor_name`` was made for
     _actor_name: str = ""
-    pending: dict[int, _PendingWrite | _PendingRead | _PendingForward | _PendingReap]
+    pending: dict[int, _PendingWrite | _PendingRead | _PendingForward | _PendingReap | _PendingKeys]
     next_id: int
     forwards_seen: dict[tuple[str, int], None]
     ae_cursor: int

@@ -29,6 +29,8 @@ __all__ = [
     "ForwardReply",
     "HintAck",
     "HintHandoff",
+    "KeysRead",
+    "KeysReply",
     "Message",
     "Probe",
     "ProbeReply",
@@ -164,6 +166,29 @@ class ReplicaWrite:
         self.record = record
         self.hlc = hlc
         self.hint_for = hint_for
+
+
+@dataclass(frozen=True, slots=True)
+class KeysRead:
+    """Send back the live keys this replica holds in ``partition`` from the key-hash
+    position ``cursor`` on, in that order: up to ``count`` (``core/keyspace.py``)."""
+
+    id: int
+    partition: int
+    cursor: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeysReply:
+    """A page of a partition's keys, each with its kind's name; the page is exact below the
+    position ``upto`` (0: to the partition's end). ``held``: keys of the partition this
+    replica holds, live or not (DBSIZE)."""
+
+    id: int
+    keys: tuple[tuple[bytes, str], ...]
+    upto: int
+    held: int
 
 
 @dataclass(slots=True)  # not frozen: see ReplicaWrite
@@ -348,6 +373,8 @@ Message = (
     | AeKeySync
     | Probe
     | ProbeReply
+    | KeysRead
+    | KeysReply
 )
 
 

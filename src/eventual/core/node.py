@@ -79,6 +79,7 @@ from eventual.core.base import (
     SYNC_TICK_MS,
     NodeConfig,
     _PendingForward,
+    _PendingKeys,
     _PendingRead,
     _PendingReap,
     _PendingWrite,
@@ -86,6 +87,7 @@ from eventual.core.base import (
 from eventual.core.consistency import Requirement
 from eventual.core.get import GetCoordinator
 from eventual.core.handoff import Handoff
+from eventual.core.keyspace import KeyspaceReader
 from eventual.core.membership import (
     ClusterState,
     MemberEntry,
@@ -106,6 +108,8 @@ from eventual.core.messages import (
     ForwardReply,
     HintAck,
     HintHandoff,
+    KeysRead,
+    KeysReply,
     Message,
     Probe,
     ProbeReply,
@@ -137,7 +141,9 @@ def _handler_name(message_type: type) -> str:
     ).lstrip("_")
 
 
-class Node(Router, GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff, Reaper):
+class Node(
+    Router, GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff, Reaper, KeyspaceReader
+):
     """A replica node: routing, timers and membership here; each other role in its module."""
 
     def __init__(self, config: NodeConfig, store: Store, now_ms: int) -> None:
@@ -169,7 +175,9 @@ class Node(Router, GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff
         epoch = store.meta("epoch")
         self.epoch = int(epoch) if epoch else 0
         self.epoch_stale = False  # a record or hint was dropped since the epoch was taken
-        self.pending: dict[int, _PendingWrite | _PendingRead | _PendingForward | _PendingReap] = {}
+        self.pending: dict[
+            int, _PendingWrite | _PendingRead | _PendingForward | _PendingReap | _PendingKeys
+        ] = {}
         self.next_id = 1
         self.forwards_seen: dict[tuple[str, int], None] = {}  # insertion-ordered: oldest first
         self.ae_cursor = 0
@@ -292,6 +300,8 @@ class Node(Router, GetCoordinator, PutCoordinator, Replica, AntiEntropy, Handoff
             if not pending.replied:
                 self._fail_read(effects, pending)
             self._read_repair(effects, pending)
+        elif isinstance(pending, _PendingKeys):
+            self._answer_keys(effects, pending)  # with the pages that came
         elif isinstance(pending, _PendingForward):
             self._finish(
                 effects,
@@ -579,5 +589,7 @@ _HANDLERS: dict[type, str] = {
         AeKeySync,
         Probe,
         ProbeReply,
+        KeysRead,
+        KeysReply,
     )
 }

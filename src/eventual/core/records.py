@@ -73,6 +73,10 @@ class Records:
             self._keep(key, record)
         return record
 
+    def cached(self, key: bytes) -> Record | None:
+        """The record of ``key`` if it is held decoded (not marked used, not loaded)."""
+        return self._hot.get(key)
+
     def digest(self, key: bytes) -> int | None:
         """The anti-entropy digest of ``key``'s record as stored (None: no record)."""
         record = self._hot.get(key)  # not made recent: anti-entropy reads digests in bulk

@@ -23,7 +23,8 @@ Semantics are those of DESIGN.md §2, mapped onto core operations:
   replied (not isolated from other clients: ``docs/redis.md``); ``WATCH`` is refused;
 - commands that read and then write (``SETNX``, ``GETDEL``, ``SMOVE``, ``SPOP``, ...) are
   composed of the core's reads and writes, and are no more atomic than ``SET NX``;
-- ``KEYS``, ``SCAN`` and ``DBSIZE`` answer for the keys held by the node asked;
+- ``KEYS``, ``SCAN``, ``DBSIZE``, ``RANDOMKEY`` and ``FLUSHDB``/``FLUSHALL`` answer for the
+  whole cluster, reading the keyspace page by page in hash order (``core/keyspace.py``);
 - ``SSCAN``/``HSCAN`` page through a collection in an order every replica shares, and
   ``SMEMBERS``/``HGETALL`` read a big one page by page (``docs/redis.md``).
 """
@@ -50,6 +51,7 @@ import hiredis
 from eventual import BUILD, __version__
 from eventual.core import Level, Request, Result
 from eventual.core import ops as O  # noqa: N812  (short: the command table reads better)
+from eventual.core.keyspace import KEYS_PAGE_MAX
 from eventual.core.ops import INT64_MAX, INT64_MIN
 from eventual.core.route import NOT_SERVING
 from eventual.crdt import BoundedCounter, HyperLogLog
@@ -1754,41 +1756,187 @@ def _pfmerge(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     c.gather(Each(O.Get, args), _hll_state, merge_into_destination, done)
 
 
-def _local_keys(c: RespServerProtocol, pattern: bytes) -> list[bytes]:
-    store = c.runtime.store
-    records = c.runtime.node.records
-    now = wall_ms()
-    wanted = pattern.decode(errors="replace")
-    keys = []
-    for partition in range(c.runtime.node.config.partitions):
-        for key in store.keys(partition):
-            name = key.decode(errors="replace")
-            if not fnmatch.fnmatchcase(name, wanted):
-                continue
-            record = records.get(key)
-            if record is not None and record.present(now):
-                keys.append(key)
-    return sorted(keys)
+# --- the cluster's keyspace (``core/keyspace.py``): pages in hash order, any node ---
+
+SCAN_PAGES_PER_CALL = 16  # partition pages one SCAN reads at most before it answers
 
 
-@command("KEYS", 2)
-def _keys(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    done(array([c.bulk(k) for k in _local_keys(c, args[0])]))
+def _keys_page(
+    c: RespServerProtocol, cursor: int, count: int, then: Callable[[Result], None], done: Done
+) -> None:
+    """One page of the cluster's keys; ``then`` gets it, or ``done`` the error."""
+
+    def page(result: Result) -> None:
+        if not result.ok:
+            done(error(result.error or "ERR unknown failure"))
+            return
+        try:
+            then(result)
+        except CommandError as problem:
+            done(error(str(problem)))
+
+    c.runtime.keys_page(cursor, count, page)
+
+
+def _wanted(pattern: bytes | None, kind: bytes | None) -> Callable[[list[Any]], bool]:
+    def wanted(item: list[Any]) -> bool:
+        key, held = item
+        if pattern is not None and not fnmatch.fnmatchcase(key, pattern):
+            return False
+        return kind is None or REDIS_TYPES.get(held, held.encode()) == kind
+
+    return wanted
 
 
 @command("SCAN", -2)
 def _scan(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    pattern = b"*"
+    """SCAN cursor [MATCH pattern] [COUNT count] [TYPE type], over the whole cluster: the
+    cursor is a position in the keys' hash order, which every node shares; a key present
+    for the whole scan comes back exactly once, whichever node is asked."""
+    cursor = _cursor(args[0])
+    pattern: bytes | None = None
+    count = 10
+    kind: bytes | None = None
     options = args[1:]
-    for i in range(0, len(options) - 1, 2):
-        if options[i].upper() == b"MATCH":
-            pattern = options[i + 1]
-    done(array([c.bulk(b"0"), array([c.bulk(k) for k in _local_keys(c, pattern)])]))
+    i = 0
+    while i < len(options):
+        option = options[i].upper()
+        if i + 1 >= len(options):
+            raise CommandError("ERR syntax error")
+        if option == b"MATCH":
+            pattern = None if options[i + 1] == b"*" else options[i + 1]
+        elif option == b"COUNT":
+            count = parse_int(options[i + 1])
+            if count < 1:
+                raise CommandError("ERR syntax error")
+        elif option == b"TYPE":
+            kind = options[i + 1].lower()
+        else:
+            raise CommandError("ERR syntax error")
+        i += 2
+    wanted = _wanted(pattern, kind)
+    found: list[bytes] = []
+    state = {"pages": 0, "seen": 0}
+
+    def page(result: Result) -> None:
+        items = result.value or []
+        state["pages"] += 1
+        state["seen"] += len(items)
+        found.extend(item[0] for item in items if wanted(item))
+        following = result.cursor or 0
+        if following and state["seen"] < count and state["pages"] < SCAN_PAGES_PER_CALL:
+            _keys_page(c, following, count - state["seen"], page, done)
+            return
+        done(array([c.bulk(b"%d" % following), array([c.bulk(key) for key in found])]))
+
+    _keys_page(c, cursor, count, page, done)
+
+
+def _every_key(
+    c: RespServerProtocol,
+    wanted: Callable[[list[Any]], bool],
+    then: Callable[[list[bytes]], None],
+    done: Done,
+) -> None:
+    """Every key of the cluster that ``wanted`` takes, page after page (other clients'
+    commands run between pages), at most a client's output limit of them in bytes."""
+    found: list[bytes] = []
+    state = {"bytes": 0}
+    limit = c.limits.output_buffer_bytes
+
+    def page(result: Result) -> None:
+        for item in result.value or []:
+            if wanted(item):
+                found.append(item[0])
+                state["bytes"] += len(item[0]) + 16
+        if state["bytes"] > limit:
+            raise CommandError(f"ERR the keys would make a reply over {limit} bytes: use SCAN")
+        if result.cursor and not c.closing:
+            _keys_page(c, result.cursor, KEYS_PAGE_MAX, page, done)
+        else:
+            then(found)
+
+    _keys_page(c, 0, KEYS_PAGE_MAX, page, done)
+
+
+@command("KEYS", 2)
+def _keys(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    """The keys of the whole cluster that match, read as a full SCAN is (not one snapshot:
+    a key written or deleted meanwhile may or may not be in it)."""
+    pattern = None if args[0] == b"*" else args[0]
+    _every_key(c, _wanted(pattern, None), lambda keys: done(array([c.bulk(k) for k in keys])), done)
 
 
 @command("DBSIZE", 1)
 def _dbsize(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    done(integer(len(_local_keys(c, b"*"))))
+    """The keys of the whole cluster: per partition, the most any of its replicas holds
+    (one small message per replica and partition, not a read of every key). Like Redis's,
+    it counts keys that expired or were deleted and are not dropped yet."""
+    total = [0]
+
+    def page(result: Result) -> None:
+        total[0] += result.size or 0
+        if result.cursor and not c.closing:
+            _keys_page(c, result.cursor, 0, page, done)
+        else:
+            done(integer(total[0]))
+
+    _keys_page(c, 0, 0, page, done)
+
+
+@command("RANDOMKEY", 1)
+def _randomkey(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    """A key from a random place in the hash order onwards (the first live one there, or
+    in the partitions after it, wrapping round once); nil when the cluster holds none."""
+    start = _random.randrange(2**64)
+    state = {"wrapped": False, "pages": 0}
+
+    def page(result: Result) -> None:
+        items = result.value or []
+        state["pages"] += 1
+        if items:
+            done(c.bulk(items[0][0]))
+            return
+        following = result.cursor or 0
+        if not following:
+            if state["wrapped"]:
+                done(c.bulk(None))
+                return
+            state["wrapped"] = True
+        if state["pages"] > c.runtime.node.config.partitions + 1:
+            done(c.bulk(None))  # round once: every partition was read
+            return
+        _keys_page(c, following, 1, page, done)
+
+    _keys_page(c, start, 1, page, done)
+
+
+def _flush(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    """FLUSHDB / FLUSHALL [ASYNC | SYNC]: a DEL of every key of the cluster, page by page
+    (observed-remove, as DEL: what is written meanwhile elsewhere survives)."""
+    if len(args) > 1 or (args and args[0].upper() not in (b"ASYNC", b"SYNC")):
+        raise CommandError("ERR syntax error")
+
+    def page(result: Result) -> None:
+        keys = [item[0] for item in result.value or []]
+        following = result.cursor or 0
+
+        def deleted(counts: list[int]) -> None:
+            if following and not c.closing:
+                _keys_page(c, following, KEYS_PAGE_MAX, page, done)
+            else:
+                done(_OK)
+
+        if keys:
+            c.gather(Each(O.Delete, keys), lambda r: 0, deleted, done)
+        else:
+            deleted([])
+
+    _keys_page(c, 0, KEYS_PAGE_MAX, page, done)
+
+
+COMMANDS["FLUSHDB"] = (-1, _flush, Role.ADMIN)
+COMMANDS["FLUSHALL"] = (-1, _flush, Role.ADMIN)
 
 
 @command("BC.INCRBY", 3, WRITE)

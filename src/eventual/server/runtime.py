@@ -464,6 +464,21 @@ class NodeRuntime:
             return
         self._absorb(effects)
 
+    def keys_page(self, cursor: int, count: int, callback: Callable[[Result], None]) -> None:
+        """A page of the cluster's keys from ``cursor`` (``core/keyspace.py``)."""
+        if self.stopped:
+            callback(Result(False, error=STOPPING_ERROR))
+            return
+        request_id = self.next_request
+        self.next_request += 1
+        self.pending_replies[request_id] = (callback, time.perf_counter_ns(), self.latency["read"])
+        try:
+            effects = self.node.keys_page(request_id, cursor, count, wall_ms())
+        except Exception:  # a bug must not take the node down: log it and keep serving
+            log.exception("the node failed to handle an event")
+            return
+        self._absorb(effects)
+
     def receive(self, peer: str, message: Message) -> None:
         if peer in self.blocked:
             return

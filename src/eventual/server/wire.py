@@ -269,6 +269,18 @@ _FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {
         ("key", bytes),
         ("amount", int),
     ),
+    messages.KeysRead: (
+        ("id", int),
+        ("partition", int),
+        ("cursor", int),
+        ("count", int),
+    ),
+    messages.KeysReply: (
+        ("id", int),
+        ("keys", tuple[tuple[bytes, str], ...]),
+        ("upto", int),
+        ("held", int),
+    ),
 }
 _TYPES: list[type] = list(_FIELDS)
 _CODE = {cls: code for code, cls in enumerate(_TYPES)}

@@ -306,11 +306,26 @@ class Simulation:
         request = Request(request_id, op, level, n=n, r=r, w=w)
         self._effects(node, instance.request(request, self._local(node)))
         deadline = self.now + timeout_ms
+        return self._await(request_id, f"{node} did not answer {op!r}", deadline)
+
+    def keys_page(self, node: str, cursor: int, count: int, timeout_ms: int = 10_000) -> Result:
+        """Read a page of the cluster's keys through ``node`` (``core/keyspace.py``) and run
+        the cluster until it is answered."""
+        instance = self.nodes[node]
+        assert instance is not None, f"{node} is down"
+        request_id = self.next_request
+        self.next_request += 1
+        self.scripted[request_id] = None
+        self._effects(node, instance.keys_page(request_id, cursor, count, self._local(node)))
+        deadline = self.now + timeout_ms
+        return self._await(request_id, f"{node} did not answer a keys page", deadline)
+
+    def _await(self, request_id: int, what: str, deadline: int) -> Result:
         while self.scripted[request_id] is None and self.queue and self.queue[0][0] <= deadline:
             self.step()
         result = self.scripted.pop(request_id)
         if result is None:
-            raise TimeoutError(f"{node} did not answer {op!r} within {timeout_ms} ms")
+            raise TimeoutError(f"{what} by {deadline} ms")
         return result
 
     def partition(self, *groups: list[str]) -> None:
