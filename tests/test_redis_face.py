@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from eventual.client import Client
 from realnodes import Cluster, start_cluster, stop_cluster, wait_until
 
 
@@ -391,3 +392,30 @@ def test_the_keyspace_commands_answer_for_the_whole_cluster(tmp_path: Path) -> N
         assert nodes[4].randomkey() is None
     finally:
         stop_cluster(five)
+
+
+def test_one_key_reads_the_same_through_both_faces(cluster: Cluster) -> None:
+    """An object written over HTTP reads through GET as a string; a Redis string and a
+    counter read through ``/kv`` (and ``Client.get``) as their text."""
+    a, b, c = clients(cluster)
+    http = [Client(f"http://127.0.0.1:{port}") for port in cluster.http_ports]
+    http[0].put("two:obj", b"hello", content_type="text/plain")
+    assert b.get("two:obj") == b"hello" and c.mget("two:obj", "two:none") == [b"hello", None]
+    assert a.strlen("two:obj") == 5 and a.getrange("two:obj", 0, 1) == b"he"
+    a.set("two:str", "abc")
+    assert http[1].get("two:str", consistency="ALL").value == b"abc"
+    b.incrby("two:count", 41)
+    c.incr("two:count")
+    assert http[2].get("two:count", consistency="ALL").value == b"42"
+    assert http[0].incr("two:http-counter", 5) == 5  # a counter made over HTTP
+    wait_until(lambda: a.get("two:http-counter") == b"5", 10)
+    assert http[1].get("two:http-counter", consistency="ALL").value == b"5"
+    assert a.incr("two:http-counter") == 6  # Redis's INCR on it counts on the same counter
+    # Concurrent writes over HTTP are siblings: GET reads the same one from every node.
+    http[0].put("two:siblings", b"from-a")
+    http[1].put("two:siblings", b"from-b")
+    wait_until(lambda: len(http[2].get("two:siblings", consistency="ALL").siblings) == 2, 10)
+    seen = {client.get("two:siblings") for client in (a, b, c)}
+    assert len(seen) == 1 and seen <= {b"from-a", b"from-b"}
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        a.set("two:obj", "over")  # an object merges by siblings, a string by last writer

@@ -45,6 +45,10 @@ CONTEXT_HEADER = "X-Causal-Context"
 # (RecursionError). All of them are the client's doing: 400, never 500.
 BAD_JSON = (ValueError, RecursionError)
 
+# Kinds /kv reads as their text (one key, two faces): Redis strings, counting or not, and
+# counters.
+TEXT_KINDS = ("string", "counter")
+
 
 def _text(value: bytes) -> str:
     return value.decode("utf-8", errors="surrogateescape")
@@ -171,6 +175,13 @@ def build_app(
         headers = context_header(result)
         if result.value is None:
             return web.Response(status=404, text="not found", headers=headers)
+        if result.kind in TEXT_KINDS:
+            # One key, two faces: a Redis string (or a counter) reads here as its text, as an
+            # object with one value and no context to write back with (a write here would
+            # be WRONGTYPE: a string merges by last writer, not by siblings).
+            value = result.value
+            text = value if isinstance(value, bytes) else str(value).encode()
+            return web.Response(status=200, body=text, content_type="application/octet-stream")
         if result.kind != "object":
             raise _error(
                 409, f"WRONGTYPE {request.match_info['key']} holds a {result.kind}; use /crdt"
@@ -497,9 +508,13 @@ OPENAPI: dict[str, Any] = {
                 "Read an object",
                 [_KEY, _LEVEL, *_COUNTS],
                 {
-                    "200": "the value; X-Causal-Context to write back with",
+                    "200": (
+                        "the value; X-Causal-Context to write back with (a Redis string or "
+                        "a counter: its text, with no context)"
+                    ),
                     "300": "siblings: {context, siblings: [{value_base64, content_type}]}",
                     "404": "absent",
+                    "409": "the key holds a set, hash or other CRDT: read it at /crdt",
                     "503": "not enough replicas answered",
                 },
             ),

@@ -57,6 +57,7 @@ from eventual.core.route import NOT_SERVING
 from eventual.crdt import BoundedCounter, HyperLogLog
 from eventual.crdt.lwwregister import as_integer
 from eventual.server.limits import Clients
+from eventual.server.objects import decode_object
 from eventual.server.runtime import NodeRuntime, wall_ms
 from eventual.server.users import NOBODY_ASKED, Role, User, Users
 
@@ -835,6 +836,7 @@ class Each(Sequence[O.Operation], Generic[T]):
 
 
 STRING_KINDS = ("string", "counter")
+READABLE_AS_STRING = ("string", "counter", "object")  # GET's kinds: one key, two faces
 
 
 def expect_kind(result: Result, *kinds: str) -> None:
@@ -843,6 +845,13 @@ def expect_kind(result: Result, *kinds: str) -> None:
 
 
 def string_value(result: Result) -> bytes | None:
+    """A string's value, a counter's decimal text, or the body of an object written over
+    HTTP (``/kv``): one key reads the same through both faces. An object with siblings
+    reads as its first (by the writing node's name, as every replica orders them: the same
+    answer from any node); ``/kv`` shows them all, with the context that resolves them."""
+    if result.kind == "object" and result.value is not None:
+        siblings = result.value
+        return decode_object(siblings[0])[1] if siblings else None
     expect_kind(result, *STRING_KINDS)
     return None if result.value is None else as_bytes(result.value)
 
@@ -1280,9 +1289,9 @@ def _set(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
 @command("MGET", -2)
 def _mget(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     def value(result: Result) -> bytes:
-        if result.kind not in STRING_KINDS or result.value is None:
+        if result.kind not in READABLE_AS_STRING or result.value is None:
             return c.bulk(None)
-        return c.bulk(as_bytes(result.value))
+        return c.bulk(string_value(result))
 
     c.call_many(Each(O.Get, args), value, array, done)
 
