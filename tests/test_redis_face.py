@@ -419,3 +419,76 @@ def test_one_key_reads_the_same_through_both_faces(cluster: Cluster) -> None:
     assert len(seen) == 1 and seen <= {b"from-a", b"from-b"}
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         a.set("two:obj", "over")  # an object merges by siblings, a string by last writer
+
+
+def test_pubsub_reaches_subscribers_on_every_node_once(cluster: Cluster) -> None:
+    a, b, c = clients(cluster)
+    on_c = c.pubsub()
+    on_c.subscribe("news")
+    on_c.psubscribe("alerts.*")
+    on_b = b.pubsub()
+    on_b.subscribe("news")
+    for listener in (on_c, on_b):  # the confirmations
+        wait_until(lambda listener=listener: listener.get_message(timeout=1) is not None, 10)
+    wait_until(lambda: on_c.get_message(timeout=1) is not None, 10)
+    assert c.pubsub_channels() == [b"news"] and c.pubsub_numsub("news", "none") == [
+        (b"news", 1),
+        (b"none", 0),
+    ]
+    assert c.pubsub_numpat() == 1
+    assert a.publish("news", "first") == 0  # no subscriber on the node that published
+    assert a.publish("alerts.fire", "hot") == 0
+    assert b.publish("news", "second") == 1  # one subscriber on b itself
+    got: list[tuple[str, bytes, bytes]] = []
+
+    def received(listener: redis.client.PubSub, want: int) -> bool:
+        message = listener.get_message(timeout=1)
+        if message is not None:
+            got.append((message["type"], message["channel"], message["data"]))
+        return len(got) >= want
+
+    wait_until(lambda: received(on_c, 3), 10)
+    assert got == [
+        ("message", b"news", b"first"),
+        ("pmessage", b"alerts.fire", b"hot"),
+        ("message", b"news", b"second"),
+    ]
+    got.clear()
+    wait_until(lambda: received(on_b, 2), 10)
+    assert got == [("message", b"news", b"first"), ("message", b"news", b"second")]
+    # Nothing more comes within half a second: each was delivered once.
+    assert on_c.get_message(timeout=0.5) is None and on_b.get_message(timeout=0.5) is None
+    # While subscribed, a RESP2 connection runs pub/sub commands and PING only, as in Redis.
+    commands = [[b"SUBSCRIBE", b"x"], [b"GET", b"x"], [b"PING"]]
+    assert send(cluster.resp_ports[0], commands, b"$0\r\n\r\n") == (
+        b"*3\r\n$9\r\nsubscribe\r\n$1\r\nx\r\n:1\r\n"
+        b"-ERR Can't execute 'get': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT / RESET "
+        b"are allowed in this context\r\n"
+        b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+    )
+    on_c.unsubscribe("news")
+    on_c.punsubscribe()
+    wait_until(lambda: c.pubsub_numsub("news") == [(b"news", 0)], 10)
+    assert c.pubsub_numpat() == 0
+    on_c.close()
+    on_b.close()
+
+
+def test_pubsub_over_resp3_pushes_and_runs_other_commands(cluster: Cluster) -> None:
+    listener_client = cluster.client(2, protocol=3)
+    listener = listener_client.pubsub()
+    listener.subscribe("resp3")
+    wait_until(lambda: listener.get_message(timeout=1) is not None, 10)  # the confirmation
+    assert listener_client.set("r3:k", "v") and listener_client.get("r3:k") == b"v"
+    assert cluster.client(0).publish("resp3", "pushed") == 0
+    message = None
+
+    def pushed() -> bool:
+        nonlocal message
+        message = listener.get_message(timeout=1)
+        return message is not None
+
+    wait_until(pushed, 10)
+    assert message is not None and message["type"] == "message"
+    assert (message["channel"], message["data"]) == (b"resp3", b"pushed")
+    listener.close()

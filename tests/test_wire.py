@@ -49,6 +49,7 @@ EXAMPLES: list[M.Message] = [
     M.KeysRead(8, 3, 2**63, 1_000),
     M.KeysReply(8, ((b"k1", "string"), (b"k2", "set")), 2**63 + 5, 2),
     M.Forward(9, Request(11, O.StringIncr(b"k", -3), Level.QUORUM)),
+    M.Publish(b"news", b"hello"),
     M.ReapCheck(b"k", 1),
     M.ReapAck(b"k", 1, True),
     M.ReapCommit(b"k", 1),

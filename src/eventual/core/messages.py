@@ -34,6 +34,7 @@ __all__ = [
     "Message",
     "Probe",
     "ProbeReply",
+    "Publish",
     "ReadReply",
     "ReapAck",
     "ReapCheck",
@@ -344,6 +345,15 @@ class Probe:
 
 
 @dataclass(frozen=True, slots=True)
+class Publish:
+    """A Redis PUBLISH made at the sender, for the receiver's own subscribers: delivered by
+    the runtime (``server/pubsub.py``), not the core; nothing is stored."""
+
+    channel: bytes
+    message: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeReply:
     id: int
     body: bytes  # msgpack: the answer, or {"error": ...}
@@ -375,6 +385,7 @@ Message = (
     | ProbeReply
     | KeysRead
     | KeysReply
+    | Publish
 )
 
 

@@ -113,6 +113,7 @@ from eventual.core.messages import (
     Message,
     Probe,
     ProbeReply,
+    Publish,
     ReadReply,
     ReapAck,
     ReapCheck,
@@ -562,6 +563,9 @@ class Node(
     def _on_probe_reply(self, effects: Effects, sender: str, message: ProbeReply) -> None:
         """See ``_on_probe``."""
 
+    def _on_publish(self, effects: Effects, sender: str, message: Publish) -> None:
+        """Pub/sub is the runtime's (``server/pubsub.py``): nothing for the core to do."""
+
 
 _HANDLERS: dict[type, str] = {
     message_type: _handler_name(message_type)
@@ -591,5 +595,6 @@ _HANDLERS: dict[type, str] = {
         ProbeReply,
         KeysRead,
         KeysReply,
+        Publish,
     )
 }

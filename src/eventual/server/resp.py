@@ -23,6 +23,8 @@ Semantics are those of DESIGN.md §2, mapped onto core operations:
   replied (not isolated from other clients: ``docs/redis.md``); ``WATCH`` is refused;
 - commands that read and then write (``SETNX``, ``GETDEL``, ``SMOVE``, ``SPOP``, ...) are
   composed of the core's reads and writes, and are no more atomic than ``SET NX``;
+- pub/sub is cluster-wide: PUBLISH at any node reaches the subscribers of every node
+  (``server/pubsub.py``);
 - ``KEYS``, ``SCAN``, ``DBSIZE``, ``RANDOMKEY`` and ``FLUSHDB``/``FLUSHALL`` answer for the
   whole cluster, reading the keyspace page by page in hash order (``core/keyspace.py``);
 - ``SSCAN``/``HSCAN`` page through a collection in an order every replica shares, and
@@ -317,6 +319,9 @@ class RespServerProtocol(asyncio.Protocol):
         self.multi_bytes = 0
         self.multi_failed = False
         self.executing = False  # an EXEC runs: this client's next commands wait for it
+        # Pub/sub (``server/pubsub.py``): the channels and patterns this client listens to.
+        self.channels: dict[bytes, None] = {}
+        self.patterns: dict[bytes, None] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -335,6 +340,7 @@ class RespServerProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        self.unsubscribe_all()
         if self.counted:
             self.counted = False
             self.clients.open -= 1
@@ -546,6 +552,14 @@ class RespServerProtocol(asyncio.Protocol):
         if name not in ("AUTH", "HELLO", "QUIT") and not self.runtime.node.serving():
             done(error(NOT_SERVING))  # PING too, as Redis's while it loads
             return
+        if (self.channels or self.patterns) and not self.resp3 and name not in IN_SUBSCRIBED:
+            # RESP2 shares the stream with pushed messages: Redis allows no other command.
+            self._refuse(
+                done,
+                f"ERR Can't execute '{name.lower()}': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / "
+                "PING / QUIT / RESET are allowed in this context",
+            )
+            return
         if self.multi is not None and name not in RUN_IN_MULTI:
             self._queue_in_multi(name, function, args, done)
             return
@@ -587,6 +601,36 @@ class RespServerProtocol(asyncio.Protocol):
             queued.append((name, function, args[1:]))
             self.multi_bytes += size
         done(_QUEUED)
+
+    # --- pub/sub ---
+
+    def deliver(self, pattern: bytes | None, channel: bytes, message: bytes) -> None:
+        """A message published on ``channel`` (matched by ``pattern``), pushed to this
+        client (a RESP3 push, or an array in RESP2), after the replies it awaits."""
+        if self.closing:
+            return
+        marker = b">" if self.resp3 else b"*"
+        if pattern is None:
+            parts = [bulk(b"message", False), bulk(channel, False), bulk(message, False)]
+        else:
+            parts = [bulk(b"pmessage", False), bulk(pattern, False)]
+            parts += [bulk(channel, False), bulk(message, False)]
+        self._reply_now(array(parts, marker))
+
+    def subscription_reply(self, kind: bytes, name: bytes | None) -> bytes:
+        """A (un)subscribe confirmation: kind, name and how many subscriptions remain."""
+        marker = b">" if self.resp3 else b"*"
+        count = integer(len(self.channels) + len(self.patterns))
+        return array([bulk(kind, False), bulk(name, self.resp3), count], marker)
+
+    def unsubscribe_all(self) -> None:
+        pubsub = self.runtime.pubsub
+        for channel in self.channels:
+            pubsub.unsubscribe(self, channel)
+        for pattern in self.patterns:
+            pubsub.punsubscribe(self, pattern)
+        self.channels.clear()
+        self.patterns.clear()
 
     def begin_multi(self) -> None:
         self.multi = []
@@ -749,6 +793,10 @@ class RespServerProtocol(asyncio.Protocol):
 
 
 _QUEUED = simple("QUEUED")
+# What a RESP2 client may run while subscribed (Redis's list; RESET is not a command here).
+IN_SUBSCRIBED = frozenset(
+    {"SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE", "PING", "QUIT", "RESET"}
+)
 # Commands that run at once inside MULTI rather than being queued (as Redis's).
 RUN_IN_MULTI = frozenset({"MULTI", "EXEC", "DISCARD", "WATCH", "QUIT"})
 # What one transaction may queue: commands, and bytes of their arguments (the client's query
@@ -890,6 +938,9 @@ def command(name: str, arity: int, need: Role = Role.READ_ONLY) -> Callable[[Han
 
 @command("PING", -1)
 def _ping(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    if (c.channels or c.patterns) and not c.resp3:  # subscribed, RESP2: Redis's form
+        done(array([bulk(b"pong", False), bulk(args[0] if args else b"", False)]))
+        return
     done(c.bulk(args[0]) if args else simple("PONG"))
 
 
@@ -2456,3 +2507,97 @@ def _spop(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
         c.call_sliced(lambda ms: O.SetRemove(args[0], ms), tuple(members), reply, done)
 
     _random_members(c, args[0], 1 if count is None else count, remove, done)
+
+
+# --- pub/sub, cluster-wide (``server/pubsub.py``) ---
+
+
+# Channels and patterns one client may listen to, and distinct patterns on one node (each
+# PUBLISH matches the channel against every pattern: a bound on what one costs).
+SUBSCRIPTIONS_MAX = 10_000
+PATTERNS_MAX = 10_000
+
+
+def _check_subscriptions(c: RespServerProtocol, adding: list[bytes], pattern: bool) -> None:
+    if len(c.channels) + len(c.patterns) + len(adding) > SUBSCRIPTIONS_MAX:
+        raise CommandError(f"ERR a client listens to at most {SUBSCRIPTIONS_MAX} channels")
+    patterns = c.runtime.pubsub.patterns
+    if pattern and len(patterns) + sum(p not in patterns for p in adding) > PATTERNS_MAX:
+        raise CommandError(f"ERR a node holds at most {PATTERNS_MAX} distinct patterns")
+
+
+@command("SUBSCRIBE", -2)
+def _subscribe(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    _check_subscriptions(c, args, pattern=False)
+    replies = []
+    for channel in args:
+        if channel not in c.channels:
+            c.channels[channel] = None
+            c.runtime.pubsub.subscribe(c, channel)
+        replies.append(c.subscription_reply(b"subscribe", channel))
+    done(b"".join(replies))
+
+
+@command("PSUBSCRIBE", -2)
+def _psubscribe(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    _check_subscriptions(c, args, pattern=True)
+    replies = []
+    for pattern in args:
+        if pattern not in c.patterns:
+            c.patterns[pattern] = None
+            c.runtime.pubsub.psubscribe(c, pattern)
+        replies.append(c.subscription_reply(b"psubscribe", pattern))
+    done(b"".join(replies))
+
+
+@command("UNSUBSCRIBE", -1)
+def _unsubscribe(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    names = args or list(c.channels)
+    if not names:
+        done(c.subscription_reply(b"unsubscribe", None))
+        return
+    replies = []
+    for channel in names:
+        if c.channels.pop(channel, False) is None:
+            c.runtime.pubsub.unsubscribe(c, channel)
+        replies.append(c.subscription_reply(b"unsubscribe", channel))
+    done(b"".join(replies))
+
+
+@command("PUNSUBSCRIBE", -1)
+def _punsubscribe(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    names = args or list(c.patterns)
+    if not names:
+        done(c.subscription_reply(b"punsubscribe", None))
+        return
+    replies = []
+    for pattern in names:
+        if c.patterns.pop(pattern, False) is None:
+            c.runtime.pubsub.punsubscribe(c, pattern)
+        replies.append(c.subscription_reply(b"punsubscribe", pattern))
+    done(b"".join(replies))
+
+
+@command("PUBLISH", 3, WRITE)
+def _publish(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    """Delivered here and sent to every peer that is up, for its subscribers; the reply
+    counts the subscribers of this node that received it (as in Redis Cluster)."""
+    done(integer(c.runtime.publish(args[0], args[1])))
+
+
+@command("PUBSUB", -2)
+def _pubsub(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    """PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT: this node's subscribers
+    (as Redis Cluster answers them)."""
+    sub = args[0].upper()
+    pubsub = c.runtime.pubsub
+    if sub == b"CHANNELS" and len(args) <= 2:
+        pattern = args[1] if len(args) == 2 else None
+        done(array([c.bulk(ch) for ch in pubsub.active_channels(pattern)]))
+    elif sub == b"NUMSUB":
+        pairs = [(c.bulk(ch), integer(pubsub.subscribers(ch))) for ch in args[1:]]
+        done(array([part for pair in pairs for part in pair]))
+    elif sub == b"NUMPAT" and len(args) == 1:
+        done(integer(len(pubsub.patterns)))
+    else:
+        raise CommandError(f"ERR unknown subcommand '{sub.decode(errors='replace')}'.")

@@ -50,7 +50,15 @@ import msgpack
 from eventual import BUILD, __version__
 from eventual.codec import pack
 from eventual.core import Effects, Node, NodeConfig, Request, Result
-from eventual.core.messages import ClusterGossip, Message, Probe, ProbeReply, Send, Timer
+from eventual.core.messages import (
+    ClusterGossip,
+    Message,
+    Probe,
+    ProbeReply,
+    Publish,
+    Send,
+    Timer,
+)
 from eventual.core.ops import Get
 from eventual.core.record import COLLECTIONS
 from eventual.core.store import Batch
@@ -65,6 +73,7 @@ from eventual.server.peer_auth import (
     is_loopback,
     read_challenge,
 )
+from eventual.server.pubsub import PubSub
 from eventual.server.sqlite_store import SQLiteStore
 from eventual.server.wire import FRAME_BYTES_MAX, WireError, decode_message, encode_message
 
@@ -363,6 +372,7 @@ class NodeRuntime:
         self.latency = {"read": [0] * LATENCY_BUCKETS, "write": [0] * LATENCY_BUCKETS}
         self.started_ns = time.monotonic_ns()
         self.probes: dict[int, asyncio.Future[dict[str, object]]] = {}
+        self.pubsub = PubSub()  # this node's Redis subscribers (``server/pubsub.py``)
         self.next_probe = 1
         self.next_request = 1
         self._buffer = Effects()
@@ -464,6 +474,22 @@ class NodeRuntime:
             return
         self._absorb(effects)
 
+    def publish(self, channel: bytes, message: bytes) -> int:
+        """PUBLISH: this node's subscribers now, and one ``Publish`` to each peer that is up
+        for theirs (``server/pubsub.py``); how many subscribers here received it."""
+        delivered = self.pubsub.deliver(channel, message)
+        node = self.node
+        frame = b""
+        for peer in node.peers:
+            link = self.links.get(peer)
+            if link is None or peer in self.blocked or not node.up(peer):
+                continue
+            if not frame:
+                frame = encode_message(Publish(channel, message))
+            link.send(frame)
+            link.flush()
+        return delivered
+
     def keys_page(self, cursor: int, count: int, callback: Callable[[Result], None]) -> None:
         """A page of the cluster's keys from ``cursor`` (``core/keyspace.py``)."""
         if self.stopped:
@@ -485,6 +511,10 @@ class NodeRuntime:
         kind = type(message)
         if kind is Probe or kind is ProbeReply:
             self._on_probe(peer, message)
+            return
+        if kind is Publish:
+            publish = cast(Publish, message)
+            self.pubsub.deliver(publish.channel, publish.message)
             return
         # Only gossip can refuse cluster-state entries: the count is read around it alone.
         gossip = kind is ClusterGossip

@@ -281,6 +281,7 @@ _FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {
         ("upto", int),
         ("held", int),
     ),
+    messages.Publish: (("channel", bytes), ("message", bytes)),
 }
 _TYPES: list[type] = list(_FIELDS)
 _CODE = {cls: code for code, cls in enumerate(_TYPES)}
