@@ -2526,56 +2526,55 @@ def _check_subscriptions(c: RespServerProtocol, adding: list[bytes], pattern: bo
         raise CommandError(f"ERR a node holds at most {PATTERNS_MAX} distinct patterns")
 
 
+def _listen(c: RespServerProtocol, names: list[bytes], *, pattern: bool) -> bytes:
+    """(P)SUBSCRIBE: start listening to ``names``; a confirmation for each."""
+    _check_subscriptions(c, names, pattern=pattern)
+    mine = c.patterns if pattern else c.channels
+    pubsub = c.runtime.pubsub
+    replies = []
+    for name in names:
+        if name not in mine:
+            mine[name] = None
+            (pubsub.psubscribe if pattern else pubsub.subscribe)(c, name)
+        replies.append(c.subscription_reply(b"psubscribe" if pattern else b"subscribe", name))
+    return b"".join(replies)
+
+
+def _stop_listening(c: RespServerProtocol, names: list[bytes], *, pattern: bool) -> bytes:
+    """(P)UNSUBSCRIBE: stop listening to ``names`` (none: to all); a confirmation for each."""
+    mine = c.patterns if pattern else c.channels
+    pubsub = c.runtime.pubsub
+    kind = b"punsubscribe" if pattern else b"unsubscribe"
+    names = names or list(mine)
+    if not names:
+        return c.subscription_reply(kind, None)
+    replies = []
+    for name in names:
+        if name in mine:
+            del mine[name]
+            (pubsub.punsubscribe if pattern else pubsub.unsubscribe)(c, name)
+        replies.append(c.subscription_reply(kind, name))
+    return b"".join(replies)
+
+
 @command("SUBSCRIBE", -2)
 def _subscribe(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    _check_subscriptions(c, args, pattern=False)
-    replies = []
-    for channel in args:
-        if channel not in c.channels:
-            c.channels[channel] = None
-            c.runtime.pubsub.subscribe(c, channel)
-        replies.append(c.subscription_reply(b"subscribe", channel))
-    done(b"".join(replies))
+    done(_listen(c, args, pattern=False))
 
 
 @command("PSUBSCRIBE", -2)
 def _psubscribe(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    _check_subscriptions(c, args, pattern=True)
-    replies = []
-    for pattern in args:
-        if pattern not in c.patterns:
-            c.patterns[pattern] = None
-            c.runtime.pubsub.psubscribe(c, pattern)
-        replies.append(c.subscription_reply(b"psubscribe", pattern))
-    done(b"".join(replies))
+    done(_listen(c, args, pattern=True))
 
 
 @command("UNSUBSCRIBE", -1)
 def _unsubscribe(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    names = args or list(c.channels)
-    if not names:
-        done(c.subscription_reply(b"unsubscribe", None))
-        return
-    replies = []
-    for channel in names:
-        if c.channels.pop(channel, False) is None:
-            c.runtime.pubsub.unsubscribe(c, channel)
-        replies.append(c.subscription_reply(b"unsubscribe", channel))
-    done(b"".join(replies))
+    done(_stop_listening(c, args, pattern=False))
 
 
 @command("PUNSUBSCRIBE", -1)
 def _punsubscribe(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    names = args or list(c.patterns)
-    if not names:
-        done(c.subscription_reply(b"punsubscribe", None))
-        return
-    replies = []
-    for pattern in names:
-        if c.patterns.pop(pattern, False) is None:
-            c.runtime.pubsub.punsubscribe(c, pattern)
-        replies.append(c.subscription_reply(b"punsubscribe", pattern))
-    done(b"".join(replies))
+    done(_stop_listening(c, args, pattern=True))
 
 
 @command("PUBLISH", 3, WRITE)
