@@ -96,6 +96,13 @@ def _lww_increment(state: Lattice, actor: str, _: Sequence[Lattice], amount: int
     return state.increment(actor, amount)  # ValueError when the value is not an integer
 
 
+def _lww_increment_float(
+    state: Lattice, actor: str, _: Sequence[Lattice], amount: float
+) -> Lattice:
+    assert isinstance(state, LWWRegister)
+    return state.increment_float(actor, amount)  # ValueError when the value is no number
+
+
 def _mv_set(state: Lattice, actor: str, _: Sequence[Lattice], value: object) -> Lattice:
     assert isinstance(state, MVRegister)
     return state.set(actor, value)  # type: ignore[arg-type]
@@ -189,6 +196,7 @@ SPECS = [
         st.one_of(
             op(_lww_set, scalars, timestamps),
             op(_lww_increment, st.integers(-3, 3).filter(bool)),
+            op(_lww_increment_float, st.sampled_from([0.5, -0.25, 1e-3, 2.0, -1.5])),
             op(_lww_set, st.integers(-3, 3).map(lambda n: b"%d" % n), timestamps),
         ),
         refusals=(ValueError,),

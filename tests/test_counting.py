@@ -7,7 +7,7 @@ import pytest
 
 from eventual.codec import DecodeError
 from eventual.crdt import LWWRegister, PNCounter
-from eventual.crdt.lwwregister import as_integer
+from eventual.crdt.lwwregister import as_float, as_integer
 
 
 @pytest.mark.parametrize(
@@ -70,3 +70,40 @@ def test_a_counted_register_round_trips_and_empty_counters_are_not_canonical() -
 
     with pytest.raises(DecodeError, match="not canonical"):
         LWWRegister.from_bytes(encode_frame(LWWRegister.TAG, LWWRegister.VERSION, payload))
+
+
+def test_increments_by_a_double_count_and_read_as_a_numbers_text() -> None:
+    register = LWWRegister()
+    register.set(b"10.50", 5, "n1")
+    register.increment_float("n1", 0.1)
+    assert register.value() == b"10.6"  # the shortest text of the double, as Redis prints it
+    register.increment_float("n2", -0.6)
+    assert register.value() == b"10"  # a whole number without a point
+    register.increment("n2", 2)
+    assert register.value() == b"12" and register.number() == 12
+    again = LWWRegister.from_bytes(register.to_bytes())
+    assert again == register and again.value() == b"12"
+    register.set(b"word", 6, "n3")
+    with pytest.raises(ValueError, match="not a valid float"):
+        register.increment_float("n1", 1.0)
+    huge = LWWRegister()
+    huge.set(b"1.7e308", 1, "n1")
+    with pytest.raises(ValueError, match="NaN or Infinity"):
+        huge.increment_float("n1", 1.7e308)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b"1.5", 1.5),
+        (b"-3", -3.0),
+        (b"1e3", 1000.0),
+        (b" 1", None),
+        (b"nan", None),
+        (b"inf", None),
+        (b"1_0", None),
+        (b"", None),
+    ],
+)
+def test_a_float_is_what_incrbyfloat_takes(value: bytes, expected: float | None) -> None:
+    assert as_float(value) == expected

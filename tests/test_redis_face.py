@@ -492,3 +492,18 @@ def test_pubsub_over_resp3_pushes_and_runs_other_commands(cluster: Cluster) -> N
     assert message is not None and message["type"] == "message"
     assert (message["channel"], message["data"]) == (b"resp3", b"pushed")
     listener.close()
+
+
+def test_incrbyfloat_counts_on_strings_and_hash_fields(cluster: Cluster) -> None:
+    a, b, c = clients(cluster)
+    assert a.set("f:k", "10.50") and b.incrbyfloat("f:k", 0.1) == 10.6
+    assert c.get("f:k") == b"10.6" and a.incrbyfloat("f:k", -5.6) == 5.0
+    assert b.get("f:k") == b"5" and c.incr("f:k") == 6  # whole again: INCR takes it
+    assert a.incrbyfloat("f:new", 1.5e3) == 1500.0 and b.get("f:new") == b"1500"
+    with pytest.raises(redis.ResponseError, match="not a valid float"):
+        a.incrbyfloat("f:k", "abc")  # type: ignore[arg-type]
+    a.set("f:word", "abc")
+    with pytest.raises(redis.ResponseError, match="not a valid float"):
+        b.incrbyfloat("f:word", 1)
+    assert a.hset("f:h", "price", "3") == 1 and b.hincrbyfloat("f:h", "price", 0.25) == 3.25
+    assert c.hget("f:h", "price") == b"3.25" and a.hincrbyfloat("f:h", "new", -1) == -1.0

@@ -48,6 +48,7 @@ __all__ = [
     "Get",
     "HashDel",
     "HashIncr",
+    "HashIncrFloat",
     "HashSet",
     "HllAdd",
     "HllMerge",
@@ -60,6 +61,7 @@ __all__ = [
     "SetAdd",
     "SetRemove",
     "StringIncr",
+    "StringIncrFloat",
     "StringSet",
     "apply",
 ]
@@ -164,6 +166,25 @@ class StringIncr:
     key: bytes
     amount: int
     kind = Kind.STRING
+
+
+@dataclass(slots=True)
+class StringIncrFloat:
+    """INCRBYFLOAT: as ``StringIncr``, by a double; the value reads as a number's text."""
+
+    key: bytes
+    amount: float
+    kind = Kind.STRING
+
+
+@dataclass(slots=True)
+class HashIncrFloat:
+    """HINCRBYFLOAT: a hash field's ``StringIncrFloat``."""
+
+    key: bytes
+    field: bytes
+    amount: float
+    kind = Kind.HASH
 
 
 @dataclass(slots=True)
@@ -298,6 +319,8 @@ Mutation = (
     | Persist
     | HllMerge
     | StringIncr
+    | StringIncrFloat
+    | HashIncrFloat
 )
 Operation = Get | Mutation
 # The operations whose dots are named after the node itself (its rights), never its epoch.
@@ -395,6 +418,10 @@ def _lww_adder(actor: str, amount: int) -> Callable[[LWWRegister], object]:
     return lambda register: register.increment(actor, amount)
 
 
+def _float_adder(actor: str, amount: float) -> Callable[[LWWRegister], object]:
+    return lambda register: register.increment_float(actor, amount)
+
+
 def _counter_adder(actor: str, amount: int) -> Callable[[PNCounter], object]:
     def add(counter: PNCounter) -> None:
         if amount > 0:
@@ -454,7 +481,7 @@ def _check(op: Mutation, record: Record | None) -> None:
         _check_members("set member", op.members)
     elif isinstance(op, HashDel):
         _check_members("hash field", op.fields)
-    elif isinstance(op, (HashIncr, MapIncr, MapRemove)):
+    elif isinstance(op, (HashIncr, MapIncr, MapRemove, HashIncrFloat)):
         _check_members("hash field", (op.field,))
     elif isinstance(op, HashSet):
         _check_members("hash field", tuple(field for field, _ in op.pairs))
@@ -518,6 +545,15 @@ def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestam
         data = cast(LWWRegister, data)  # by kind: no ABC check
         absorb(data.increment(actor, op.amount))  # ValueError: not an integer, or overflow
         result = data.value()
+    elif isinstance(op, StringIncrFloat):
+        data = cast(LWWRegister, data)  # by kind: no ABC check
+        absorb(data.increment_float(actor, op.amount))  # ValueError: not a number
+        result = data.value()
+    elif isinstance(op, HashIncrFloat):
+        data = cast(ORMap, data)  # by kind: no ABC check
+        absorb(data.update(actor, op.field, LWWRegister, _float_adder(actor, op.amount)))
+        nested = data.get(op.field)
+        result = None if nested is None else nested.value()
     elif isinstance(op, CounterAdd):
         data = cast(PNCounter, data)  # by kind: no ABC check
         if op.amount > 0:

@@ -17,10 +17,12 @@ was made. A write overrides the increments it has seen; one it had not seen adds
     value = the winning write's value + (added - seen, per actor, never below zero)
 
 so a ``SET`` resets what it saw and an ``INCR`` concurrent with it survives it, whichever
-write wins. A value that is not an integer ignores increments its write did not see (the
-write that made it a word wins). ``seen`` is clamped per actor because a replica may hear of
-a write before the increments it saw. A register that was never incremented has neither
-counter and costs nothing more than a plain LWW register.
+write wins. Increments that are not whole (``INCRBYFLOAT``) are kept the same way, as
+per-actor sums of doubles (``_Fractions``), and a value they touched reads as a number's
+text (``format_float``). A value that is not an integer ignores increments its write did
+not see (the write that made it a word wins). ``seen`` is clamped per actor because a
+replica may hear of a write before the increments it saw. A register that was never
+incremented has neither counter and costs nothing more than a plain LWW register.
 
 | on replica A | on replica B, at the same time | after both are merged |
 |---|---|---|
@@ -34,10 +36,12 @@ counter and costs nothing more than a plain LWW register.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Self
 
 from eventual.codec import (
     UINT64_MAX,
+    DecodeError,
     Scalar,
     TypeTag,
     check_actor,
@@ -51,7 +55,7 @@ from eventual.codec import (
 from eventual.crdt.pncounter import PNCounter
 from eventual.lattice import Lattice
 
-__all__ = ["INT64_MAX", "INT64_MIN", "LWWRegister", "as_integer"]
+__all__ = ["INT64_MAX", "INT64_MIN", "LWWRegister", "as_float", "as_integer", "format_float"]
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # the range of a value that counts (Redis's)
 
@@ -82,6 +86,101 @@ def as_integer(value: Scalar) -> int | None:
     return number
 
 
+def as_float(value: Scalar) -> float | None:
+    """``value`` as a finite double if it is a number Redis's INCRBYFLOAT takes (``10.5``,
+    ``-3``, ``1e3``; no space, no ``nan`` or ``inf``), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, (bytes, str)) and 0 < len(value) <= 64:
+        raw = value.decode(errors="replace") if isinstance(value, bytes) else value
+        if raw.strip() != raw or "_" in raw:
+            return None
+        try:
+            number = float(raw)
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def format_float(number: float) -> bytes:
+    """A double as INCRBYFLOAT answers it: no exponent for a whole number, else the shortest
+    text that reads back as the same double."""
+    if number.is_integer() and abs(number) < 1e17:
+        return b"%d" % int(number)
+    return repr(number).encode()
+
+
+class _Fractions:
+    """Increments that are not whole (INCRBYFLOAT): per actor, the sum of its positive
+    increments and of its negative ones, each only growing (adding a positive double never
+    makes a sum smaller), so replicas join them by the per-actor maximum, as a PN-counter."""
+
+    __slots__ = ("sums",)
+
+    def __init__(self) -> None:
+        self.sums: dict[str, tuple[float, float]] = {}
+
+    def add(self, actor: str, amount: float) -> _Fractions:
+        up, down = self.sums.get(actor, (0.0, 0.0))
+        sums = (up + amount, down) if amount > 0 else (up, down - amount)
+        if not all(math.isfinite(total) for total in sums):
+            raise ValueError("increment would produce NaN or Infinity")  # Redis's words
+        self.sums[actor] = sums
+        delta = _Fractions()
+        delta.sums[actor] = sums
+        return delta
+
+    def merge(self, other: _Fractions) -> None:
+        for actor, (up, down) in other.sums.items():
+            mine = self.sums.get(actor)
+            self.sums[actor] = (
+                (up, down) if mine is None else (max(mine[0], up), max(mine[1], down))
+            )
+
+    def copy(self) -> _Fractions:
+        clone = _Fractions()
+        clone.sums = dict(self.sums)
+        return clone
+
+    def unseen(self, seen: _Fractions | None) -> float | None:
+        """What these sums hold beyond ``seen``, per actor, never below zero (None: none),
+        summed in actor order: every replica adds the same doubles in the same order."""
+        total = 0.0
+        any_unseen = False
+        for actor in sorted(self.sums):
+            up, down = self.sums[actor]
+            seen_up, seen_down = (0.0, 0.0) if seen is None else seen.sums.get(actor, (0.0, 0.0))
+            if up > seen_up:
+                total += up - seen_up
+                any_unseen = True
+            if down > seen_down:
+                total -= down - seen_down
+                any_unseen = True
+        return total if any_unseen else None
+
+    def payload(self) -> list[Any]:
+        return [[actor, up, down] for actor, (up, down) in sorted(self.sums.items())]
+
+    @staticmethod
+    def from_payload(payload: Any) -> _Fractions | None:
+        fractions = _Fractions()
+        for item in expect_list(payload, "fractions"):
+            actor, up, down = expect_list(item, "fraction", 3)
+            sums = (_expect_sum(up), _expect_sum(down))
+            fractions.sums[expect_str(actor, "actor")] = sums
+        return fractions if fractions.sums else None
+
+
+def _expect_sum(value: object) -> float:
+    if not isinstance(value, float) or not math.isfinite(value) or value < 0:
+        raise DecodeError(f"a fraction sum is a finite double >= 0, not {value!r}")
+    return value
+
+
 def _unseen(added: PNCounter, seen: PNCounter | None) -> int | None:
     """The sum of the increments in ``added`` beyond ``seen``, per actor, never below zero
     (None: there are none, so the write's value stands as written)."""
@@ -101,13 +200,16 @@ def _unseen(added: PNCounter, seen: PNCounter | None) -> int | None:
 
 class LWWRegister(Lattice):
     TAG = TypeTag.LWW_REGISTER
-    __slots__ = ("_added", "_seen", "_write")
+    __slots__ = ("_added", "_fractions", "_fractions_seen", "_seen", "_write")
 
     def __init__(self) -> None:
         self._write: _Write | None = None
-        # Increments made, and those some write had seen (None until there are any).
+        # Increments made, and those some write had seen (None until there are any); the
+        # same for increments that are not whole (INCRBYFLOAT).
         self._added: PNCounter | None = None
         self._seen: PNCounter | None = None
+        self._fractions: _Fractions | None = None
+        self._fractions_seen: _Fractions | None = None
 
     def value(self) -> Scalar:
         """The winning value (plus the increments it had not seen, when it is an integer),
@@ -115,17 +217,46 @@ class LWWRegister(Lattice):
         write = self._write
         base = None if write is None else write[2]
         added = self._added
-        if added is None:
+        fractions = self._fractions
+        if added is None and fractions is None:
             return base
-        unseen = _unseen(added, self._seen)
-        if unseen is None:
+        unseen = None if added is None else _unseen(added, self._seen)
+        unseen_fraction = None if fractions is None else fractions.unseen(self._fractions_seen)
+        if unseen_fraction is None:
+            if unseen is None:
+                return base
+            number = 0 if base is None else as_integer(base)
+            return base if number is None else number + unseen
+        start = 0.0 if base is None else as_float(base)
+        if start is None:
             return base
-        number = 0 if base is None else as_integer(base)
-        return base if number is None else number + unseen
+        return format_float(start + (unseen or 0) + unseen_fraction)
 
     def counts(self) -> bool:
         """Whether increments were ever made to this register."""
-        return self._added is not None
+        return self._added is not None or self._fractions is not None
+
+    def increment_float(self, actor: str, amount: float) -> LWWRegister:
+        """INCRBYFLOAT: add ``amount`` to a value that is a number (or absent: 0); the value
+        reads as a number's text from then on. ValueError if it is not a number or the sum
+        is not finite."""
+        check_actor(actor)
+        if isinstance(amount, bool) or not isinstance(amount, float) or not math.isfinite(amount):
+            raise ValueError("the amount must be a finite number")
+        value = self.value()
+        current = 0.0 if value is None else as_float(value)
+        if current is None:
+            raise ValueError("value is not a valid float")  # Redis's words
+        if not math.isfinite(current + amount):
+            raise ValueError("increment would produce NaN or Infinity")
+        delta = LWWRegister()
+        if amount == 0:
+            return delta
+        fractions = self._fractions
+        if fractions is None:
+            fractions = self._fractions = _Fractions()
+        delta._fractions = fractions.add(actor, amount)
+        return delta
 
     def number(self) -> int:
         """The value as an integer (absent: 0); ValueError if it is not one."""
@@ -172,6 +303,8 @@ class LWWRegister(Lattice):
         delta._write = (timestamp, actor, value)
         if self._added is not None:
             delta._seen = self._added.copy()  # this write overrides every increment seen
+        if self._fractions is not None:
+            delta._fractions_seen = self._fractions.copy()
         self.merge(delta)
         return delta
 
@@ -187,6 +320,16 @@ class LWWRegister(Lattice):
                 self._seen = other._seen.copy()
             else:
                 self._seen.merge(other._seen)
+        if other._fractions is not None:
+            if self._fractions is None:
+                self._fractions = other._fractions.copy()
+            else:
+                self._fractions.merge(other._fractions)
+        if other._fractions_seen is not None:
+            if self._fractions_seen is None:
+                self._fractions_seen = other._fractions_seen.copy()
+            else:
+                self._fractions_seen.merge(other._fractions_seen)
         theirs, mine = other._write, self._write
         if theirs is None or theirs is mine:
             return
@@ -213,6 +356,10 @@ class LWWRegister(Lattice):
             clone._added = self._added.copy()
         if self._seen is not None:
             clone._seen = self._seen.copy()
+        if self._fractions is not None:
+            clone._fractions = self._fractions.copy()
+        if self._fractions_seen is not None:
+            clone._fractions_seen = self._fractions_seen.copy()
         return clone
 
     def _payload(self) -> Any:
@@ -220,14 +367,19 @@ class LWWRegister(Lattice):
         write) and the ``added`` and ``seen`` counters: a register that never counted
         encodes as it always did."""
         added, seen = self._added, self._seen
-        if (added is None or added.is_empty()) and (seen is None or seen.is_empty()):
+        fractions, fractions_seen = self._fractions, self._fractions_seen
+        whole = not (added is None or added.is_empty()) or not (seen is None or seen.is_empty())
+        fractional = bool(fractions and fractions.sums) or bool(
+            fractions_seen and fractions_seen.sums
+        )
+        if not whole and not fractional:
             return [] if self._write is None else list(self._write)
         write: list[Any] = [None, None, None] if self._write is None else list(self._write)
-        return [
-            *write,
-            (added or PNCounter())._payload(),
-            (seen or PNCounter())._payload(),
-        ]
+        payload = [*write, (added or PNCounter())._payload(), (seen or PNCounter())._payload()]
+        if fractional:
+            payload.append((fractions or _Fractions()).payload())
+            payload.append((fractions_seen or _Fractions()).payload())
+        return payload
 
     @classmethod
     def _from_payload(cls, payload: Any) -> Self:
@@ -235,10 +387,13 @@ class LWWRegister(Lattice):
         items = expect_list(payload, "lww register")
         if not items:
             return register
-        if len(items) == 5:
-            timestamp, actor, value, added, seen = items
+        if len(items) in (5, 7):
+            timestamp, actor, value, added, seen = items[:5]
             register._added = _counter_or_none(added)
             register._seen = _counter_or_none(seen)
+            if len(items) == 7:
+                register._fractions = _Fractions.from_payload(items[5])
+                register._fractions_seen = _Fractions.from_payload(items[6])
             if timestamp is None and actor is None and value is None:
                 return register
         else:

@@ -57,7 +57,7 @@ from eventual.core.keyspace import KEYS_PAGE_MAX
 from eventual.core.ops import INT64_MAX, INT64_MIN
 from eventual.core.route import NOT_SERVING
 from eventual.crdt import BoundedCounter, HyperLogLog
-from eventual.crdt.lwwregister import as_integer
+from eventual.crdt.lwwregister import as_float, as_integer
 from eventual.server.limits import Clients
 from eventual.server.objects import decode_object
 from eventual.server.runtime import NodeRuntime, wall_ms
@@ -1390,6 +1390,28 @@ def _integer_value(r: Result) -> int:
     if number is None:
         raise CommandError("ERR value is not an integer or out of range")
     return number
+
+
+def parse_float(raw: bytes) -> float:
+    number = as_float(raw)
+    if number is None:
+        raise CommandError("ERR value is not a valid float")
+    return number
+
+
+@command("INCRBYFLOAT", 3, WRITE)
+def _incrbyfloat(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    """As INCRBY, by a double: concurrent increments all count; the reply and the value
+    are the number's text (``crdt/lwwregister.py``)."""
+    amount = parse_float(args[1])
+    c.call(O.StringIncrFloat(args[0], amount), lambda r: c.bulk(as_bytes(r.value)), done)
+
+
+@command("HINCRBYFLOAT", 4, WRITE)
+def _hincrbyfloat(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    amount = parse_float(args[2])
+    op = O.HashIncrFloat(args[0], args[1], amount)
+    c.call(op, lambda r: c.bulk(as_bytes(r.value)), done)
 
 
 @command("INCR", 2, WRITE)

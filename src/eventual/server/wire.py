@@ -282,6 +282,8 @@ _FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {
         ("held", int),
     ),
     messages.Publish: (("channel", bytes), ("message", bytes)),
+    ops.StringIncrFloat: (("key", bytes), ("amount", float)),
+    ops.HashIncrFloat: (("key", bytes), ("field", bytes), ("amount", float)),
 }
 _TYPES: list[type] = list(_FIELDS)
 _CODE = {cls: code for code, cls in enumerate(_TYPES)}
