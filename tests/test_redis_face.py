@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -507,3 +508,35 @@ def test_incrbyfloat_counts_on_strings_and_hash_fields(cluster: Cluster) -> None
         b.incrbyfloat("f:word", 1)
     assert a.hset("f:h", "price", "3") == 1 and b.hincrbyfloat("f:h", "price", 0.25) == 3.25
     assert c.hget("f:h", "price") == b"3.25" and a.hincrbyfloat("f:h", "new", -1) == -1.0
+
+
+def test_command_describes_every_command_as_clients_read_it(cluster: Cluster) -> None:
+    a = cluster.client(0)
+    table = a.command()  # redis-py parses Redis 7's entries: flags and key positions
+    assert a.command_count() == len(table) > 100
+    assert table["get"]["arity"] == 2 and "readonly" in table["get"]["flags"]
+    assert table["set"]["first_key_pos"] == 1 and "write" in table["set"]["flags"]
+    assert (table["mset"]["last_key_pos"], table["mset"]["step_count"]) == (-1, 2)
+    assert table["ping"]["first_key_pos"] == 0
+    assert b"incrbyfloat" in uncooked(a, "COMMAND", "LIST")
+    docs = uncooked(a, "COMMAND", "DOCS", "SMOVE", "NOSUCH")
+    if isinstance(docs, list):  # RESP2: flat arrays of names and values
+        docs = {docs[0]: dict(zip(docs[1][0::2], docs[1][1::2], strict=True))}
+    assert list(docs) == [b"smove"]  # an unknown name is left out, as Redis does
+    doc = docs[b"smove"]
+    assert doc[b"group"] == b"set" and doc[b"since"] == b"7.0.0"
+    # The handler's first paragraph; the compiled build keeps no docstrings, and names the
+    # command and where its docs are instead.
+    assert b"destination" in doc[b"summary"] or doc[b"summary"].startswith(b"SMOVE")
+    info = uncooked(a, "COMMAND", "INFO", "GET", "NOSUCH")
+    assert info[0][0] == b"get" and info[1] is None
+
+
+def uncooked(client: redis.Redis, *args: str) -> Any:
+    """A reply as it came, without the parsing redis-py applies by command name."""
+    connection = client.connection_pool.get_connection()
+    try:
+        connection.send_command(*args)
+        return connection.read_response()
+    finally:
+        client.connection_pool.release(connection)

@@ -1023,21 +1023,149 @@ def _client(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
         raise CommandError(f"ERR unknown subcommand '{sub.decode(errors='replace')}'.")
 
 
+# Where a command's keys are (Redis's first key, last key, step: 0 0 0 for none, -1 for
+# "to the last argument"); a command not named here has one key, its first argument.
+NO_KEYS = frozenset(
+    [
+        "PING",
+        "ECHO",
+        "QUIT",
+        "SELECT",
+        "AUTH",
+        "HELLO",
+        "CLIENT",
+        "COMMAND",
+        "CONFIG",
+        "INFO",
+        "CONSISTENCY",
+        "MULTI",
+        "EXEC",
+        "DISCARD",
+        "UNWATCH",
+        "KEYS",
+        "SCAN",
+        "DBSIZE",
+        "RANDOMKEY",
+        "FLUSHDB",
+        "FLUSHALL",
+        "PUBLISH",
+        "SUBSCRIBE",
+        "UNSUBSCRIBE",
+        "PSUBSCRIBE",
+        "PUNSUBSCRIBE",
+        "PUBSUB",
+        "SINTERCARD",
+    ]
+)
+ALL_KEYS = frozenset(
+    [
+        "MGET",
+        "DEL",
+        "UNLINK",
+        "EXISTS",
+        "TOUCH",
+        "WATCH",
+        "SINTER",
+        "SUNION",
+        "SDIFF",
+        "SINTERSTORE",
+        "SUNIONSTORE",
+        "SDIFFSTORE",
+        "PFCOUNT",
+        "PFMERGE",
+    ]
+)
+KEY_PAIRS = frozenset({"MSET", "MSETNX"})  # key value key value ...
+# COMMAND DOCS's groups, by the sections of docs/redis.md.
+GROUPS = {
+    "connection": "PING ECHO QUIT SELECT AUTH HELLO CLIENT",
+    "server": "COMMAND CONFIG INFO DBSIZE FLUSHDB FLUSHALL",
+    "generic": "DEL UNLINK EXISTS TOUCH TYPE EXPIRE PEXPIRE EXPIREAT PEXPIREAT TTL PTTL "
+    "EXPIRETIME PEXPIRETIME PERSIST KEYS SCAN RANDOMKEY",
+    "transactions": "MULTI EXEC DISCARD WATCH UNWATCH",
+    "pubsub": "SUBSCRIBE UNSUBSCRIBE PSUBSCRIBE PUNSUBSCRIBE PUBLISH PUBSUB",
+    "hyperloglog": "PFADD PFCOUNT PFMERGE",
+    "eventual": "CONSISTENCY BC.INCRBY BC.DECRBY BC.TRANSFER BC.GET BC.RIGHTS",
+}
+GROUP_OF = {name: group for group, names in GROUPS.items() for name in names.split()}
+
+
+def _group(name: str) -> str:
+    if name in GROUP_OF:
+        return GROUP_OF[name]
+    if name.startswith("H"):
+        return "hash"
+    if name.startswith("S") and name not in ("SET", "SETEX", "SETNX", "SETRANGE", "SUBSTR"):
+        return "set"
+    return "string"
+
+
+def _key_positions(name: str) -> tuple[int, int, int]:
+    if name in NO_KEYS:
+        return 0, 0, 0
+    if name in ALL_KEYS:
+        return 1, -1, 1
+    if name in KEY_PAIRS:
+        return 1, -1, 2
+    if name == "SMOVE":
+        return 1, 2, 1
+    return 1, 1, 1
+
+
+def _command_entry(c: RespServerProtocol, name: str) -> bytes:
+    """COMMAND's entry for ``name``, in Redis 7's shape (clients read the key positions)."""
+    arity, _, need = COMMANDS[name]
+    first, last, step = _key_positions(name)
+    flags = [simple("write" if need >= Role.READ_WRITE else "readonly")]
+    return array(
+        [
+            c.bulk(name.lower().encode()),
+            integer(arity),
+            c.collection(flags, b"~"),
+            integer(first),
+            integer(last),
+            integer(step),
+            c.collection([], b"~"),  # ACL categories
+            array([]),  # tips
+            array([]),  # key specs
+            array([]),  # subcommands
+        ]
+    )
+
+
+def _command_docs(c: RespServerProtocol, name: str) -> bytes:
+    _, function, _ = COMMANDS[name]
+    doc = (function.__doc__ or "").strip().split("\n\n")[0]
+    summary = " ".join(doc.split()) or f"{name}, as Redis's (docs/redis.md)"
+    fields = [
+        (c.bulk(b"summary"), c.bulk(summary.encode())),
+        (c.bulk(b"since"), c.bulk(REDIS_VERSION.encode())),
+        (c.bulk(b"group"), c.bulk(_group(name).encode())),
+    ]
+    return mapping(fields, c.resp3)
+
+
 @command("COMMAND", -1)
 def _command(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    """COMMAND [COUNT | LIST | INFO name... | DOCS [name...]]: what this node runs."""
     sub = args[0].upper() if args else b""
-    if sub == b"COUNT":
+    asked = [a.decode(errors="replace").upper() for a in args[1:]]
+    if sub == b"COUNT" and not asked:
         done(integer(len(COMMANDS)))
+    elif sub == b"LIST" and not asked:
+        done(array([c.bulk(name.lower().encode()) for name in sorted(COMMANDS)]))
+    elif sub == b"INFO":
+        names = asked or sorted(COMMANDS)
+        done(array([_command_entry(c, n) if n in COMMANDS else c.bulk(None) for n in names]))
     elif sub == b"DOCS":
-        done(mapping([], c.resp3))
-    else:  # enough for redis-cli and client libraries: name and arity of each command
-        done(
-            array(
-                [
-                    array([c.bulk(name.lower().encode()), integer(arity)])
-                    for name, (arity, _, _) in sorted(COMMANDS.items())
-                ]
-            )
+        names = [n for n in asked if n in COMMANDS] if asked else sorted(COMMANDS)
+        done(mapping([(c.bulk(n.lower().encode()), _command_docs(c, n)) for n in names], c.resp3))
+    elif not args:
+        done(array([_command_entry(c, name) for name in sorted(COMMANDS)]))
+    else:
+        raise CommandError(
+            f"ERR unknown subcommand or wrong number of arguments for "
+            f"'{sub.decode(errors='replace')}'. Try COMMAND HELP."
         )
 
 
