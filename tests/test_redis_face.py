@@ -540,3 +540,26 @@ def uncooked(client: redis.Redis, *args: str) -> Any:
         return connection.read_response()
     finally:
         client.connection_pool.release(connection)
+
+
+def test_copy_and_rename_move_values_of_each_type_with_their_expiry(cluster: Cluster) -> None:
+    a, b, c = clients(cluster)
+    a.set("cp:s", "v", ex=100)
+    b.incrby("cp:n", 7)
+    a.sadd("cp:set", *[f"m{i}" for i in range(600)])  # more than one page of writes
+    a.hset("cp:h", mapping={"f": "1", "g": "2"})
+    a.pfadd("cp:hll", "x", "y", "z")
+    assert b.copy("cp:s", "cp:s2") and c.get("cp:s2") == b"v" and 95 <= c.ttl("cp:s2") <= 100
+    assert b.copy("cp:n", "cp:n2") and c.incr("cp:n2") == 8 and a.get("cp:n") == b"7"
+    assert c.copy("cp:set", "cp:set2") and a.scard("cp:set2") == 600
+    assert c.copy("cp:h", "cp:h2") and b.hgetall("cp:h2") == {b"f": b"1", b"g": b"2"}
+    assert a.copy("cp:hll", "cp:hll2") and b.pfcount("cp:hll2") == 3
+    assert a.copy("cp:s", "cp:h2") is False  # the destination exists: nothing copied
+    assert a.copy("cp:s", "cp:h2", replace=True) and b.get("cp:h2") == b"v"
+    assert a.copy("cp:none", "cp:x") is False and b.exists("cp:x") == 0
+    assert a.rename("cp:set2", "cp:set3") and b.exists("cp:set2") == 0 and c.scard("cp:set3") == 600
+    with pytest.raises(redis.ResponseError, match="no such key"):
+        a.rename("cp:none", "cp:y")
+    assert b.renamenx("cp:s", "cp:n2") is False and a.get("cp:s") == b"v"  # cp:n2 exists
+    assert b.renamenx("cp:s", "cp:s3") is True and c.get("cp:s3") == b"v"
+    assert c.exists("cp:s") == 0

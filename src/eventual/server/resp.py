@@ -2750,3 +2750,141 @@ def _pubsub(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
         done(integer(len(pubsub.patterns)))
     else:
         raise CommandError(f"ERR unknown subcommand '{sub.decode(errors='replace')}'.")
+
+
+# --- COPY, RENAME, RENAMENX: a read of the source and writes to the destination (not one
+# atomic step: docs/redis.md) ---
+
+
+def _copy(
+    c: RespServerProtocol,
+    source: bytes,
+    destination: bytes,
+    *,
+    replace: bool,
+    then: Callable[[bool], None],
+    done: Done,
+) -> None:
+    """Copy ``source``'s value and expiry to ``destination`` and call ``then(True)``, or
+    ``then(False)`` when there is no source, or a destination and not ``replace``."""
+
+    def after_reads(reads: list[Result]) -> None:
+        found, target = reads
+        if not present(found) or (present(target) and not replace):
+            then(False)
+            return
+        if present(target):  # REPLACE: what the destination held goes first (a DEL)
+            c.call(O.Delete(destination), lambda r: _write(found), answered_by_write(done))
+        else:
+            _write(found)
+
+    def _write(found: Result) -> bytes:
+        kind = found.kind
+        expire_at = found.expire_at
+
+        def finish(results: list[Result]) -> bytes:
+            if expire_at is None:
+                then(True)
+            else:
+                c.call(O.Expire(destination, expire_at), lambda r: _done(), answered_by_write(done))
+            return WRITE_ANSWERS
+
+        def _done() -> bytes:
+            then(True)
+            return WRITE_ANSWERS
+
+        write: O.Operation | None = None
+        if kind in ("string", "counter"):
+            write = O.StringSet(destination, as_bytes(found.value))
+        elif kind == "object":
+            if len(found.value) != 1:
+                raise CommandError("ERR the object has siblings: resolve them first (GET /kv)")
+            write = O.ObjectPut(destination, found.value[0])
+        elif kind == "hll" and found.state is not None:
+            write = O.HllMerge(destination, found.state)
+        if write is not None:
+            c.call(write, lambda r: finish([r]), answered_by_write(done))
+        elif kind in ("set", "hash"):
+
+            def encode(r: Result) -> list[Any]:
+                if kind == "set":
+                    return list(r.value)
+                return [(field, as_bytes(value)) for field, value in r.value.items()]
+
+            def fill(items: list[Any]) -> bytes:
+                make: Callable[[tuple[Any, ...]], O.Operation] = (
+                    (lambda ms: O.SetAdd(destination, ms))
+                    if kind == "set"
+                    else (lambda ps: O.HashSet(destination, ps))
+                )
+                c.call_sliced(make, tuple(items), finish, answered_by_write(done))
+                return WRITE_ANSWERS
+
+            _pages(c, source, kind, encode=encode, finish=fill, done=answered_by_write(done))
+        else:
+            raise CommandError(f"ERR a {kind} cannot be copied (docs/redis.md)")
+        return WRITE_ANSWERS
+
+    def guarded(reads: list[Result]) -> None:
+        try:
+            after_reads(reads)
+        except CommandError as problem:
+            done(error(str(problem)))
+
+    if source == destination:
+        raise CommandError("ERR source and destination objects are the same")
+    # The source whole (a collection's size only: its members are read page by page).
+    c.gather([O.Get(source, ()), O.Get(destination, ())], lambda r: r, guarded, done)
+
+
+@command("COPY", -3, WRITE)
+def _copy_command(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    """COPY source destination [REPLACE]: 1 if copied, 0 if not."""
+    options = [a.upper() for a in args[2:]]
+    if any(o != b"REPLACE" for o in options):
+        raise CommandError("ERR syntax error")
+    _copy(
+        c,
+        args[0],
+        args[1],
+        replace=bool(options),
+        then=lambda copied: done(integer(int(copied))),
+        done=done,
+    )
+
+
+def _rename(c: RespServerProtocol, args: list[bytes], done: Done, *, replace: bool) -> None:
+    source = args[0]
+
+    def moved(copied: bool) -> None:
+        if not copied:
+            if replace:  # RENAME: the source is missing
+                done(error("ERR no such key"))
+            else:  # RENAMENX: the destination exists (or the source is missing)
+                done(integer(0))
+            return
+        answer = _OK if replace else integer(1)
+        c.call(O.Delete(source), lambda r: answer, done)
+
+    if args[0] == args[1]:  # Redis: OK (RENAME) or 0 (RENAMENX) when the key exists
+        c.call(
+            O.Get(source, ()),
+            lambda r: (_OK if replace else integer(0)) if present(r) else _no_such_key(),
+            done,
+        )
+        return
+    _copy(c, source, args[1], replace=replace, then=moved, done=done)
+
+
+def _no_such_key() -> bytes:
+    raise CommandError("ERR no such key")
+
+
+@command("RENAME", 3, WRITE)
+def _rename_command(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    _rename(c, args, done, replace=True)
+
+
+@command("RENAMENX", 3, WRITE)
+def _renamenx(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
+    _rename(c, args, done, replace=False)
