@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from eventual.core import Level, Node, Record, Request, ops
+from eventual.core.keyspace import partition_start
 from eventual.core.messages import ReplicaWrite
 from eventual.core.records import stored_bytes
 from eventual.sim import Faults, SimConfig, Simulation
@@ -513,10 +514,10 @@ def test_strings_that_count_add_up_concurrent_increments_and_a_set_overrides_wha
     }
 
 
-def scan_all(sim: Simulation, node: str, count: int) -> list[bytes]:
-    """Every key, page after page of ``count``, through ``node``."""
+def scan_all(sim: Simulation, node: str, count: int, cursor: int = 0) -> list[bytes]:
+    """Every key from ``cursor`` (0: all of them), page after page of ``count``, through
+    ``node``."""
     listed: list[bytes] = []
-    cursor = 0
     for _ in range(10_000):
         result = sim.keys_page(node, cursor, count)
         assert result.ok, result.error
@@ -541,6 +542,15 @@ def test_the_keyspace_lists_each_live_key_once_through_any_node_stale_replicas_t
         listed = scan_all(sim, node, count)
         assert len(listed) == len(set(listed)), "a key listed twice"
         assert sorted(listed) == expected, node
+    # A key added to the partition its replicas listed last is listed when that partition
+    # is read again (the order they kept is dropped once the partition gains a key).
+    last = sim.ring.partitions - 1
+    late = next(k for i in range(10_000) if sim.ring.partition_of(k := b"str:n%d" % i) == last)
+    assert sim.call(sim.node_ids[0], ops.StringSet(late, b"v"), Level.ALL).ok
+    tail = scan_all(sim, sim.node_ids[0], 7, partition_start(last, sim.ring.partitions))
+    in_last = [key for key in expected if sim.ring.partition_of(key) == last]
+    assert sorted(tail) == sorted([*in_last, late])
+    expected = sorted([*expected, late])
     # A crashed replica: the others answer for its partitions.
     sim.crash(sim.node_ids[3])
     seen_down(sim, sim.node_ids[3])

@@ -563,3 +563,8 @@ def test_copy_and_rename_move_values_of_each_type_with_their_expiry(cluster: Clu
     assert b.renamenx("cp:s", "cp:n2") is False and a.get("cp:s") == b"v"  # cp:n2 exists
     assert b.renamenx("cp:s", "cp:s3") is True and c.get("cp:s3") == b"v"
     assert c.exists("cp:s") == 0
+    # A source that cannot be copied is refused before the destination is touched.
+    a.execute_command("BC.INCRBY", "cp:bc", 5)
+    with pytest.raises(redis.ResponseError, match="bcounter cannot be copied"):
+        b.copy("cp:bc", "cp:s3", replace=True)
+    assert c.get("cp:s3") == b"v"

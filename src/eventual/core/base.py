@@ -317,6 +317,9 @@ class NodeBase:
     tombstones: dict[bytes, int]
     requirements: dict[tuple[object, ...], Requirement]
     read_repair_state: int  # picks the reads at R = 1 that repair (get.py READ_REPAIR_EVERY)
+    # The last partition listed in key-hash order (keyspace.py): (partition, its keys_added
+    # then, its (hash, key) pairs, sorted).
+    keys_ranked: tuple[int, int, list[tuple[int, bytes]]] | None
     stats: dict[str, int]
     # replica -> its VISIBILITY_BOUNDS_MS buckets (this node's own copy too), and the sum of
     # the delays counted in them (not the late ones), for a mean: see put.py.

@@ -16,10 +16,14 @@ A replica tells a live key from a tombstone or an expired one by its head, which
 from the records it holds decoded or from the store, without loading a collection's
 members: a collection is live while it has a member cell. A page is bounded in keys
 (``KEYS_PAGE_MAX``) and in bytes (``KEYS_PAGE_BYTES_MAX``), so no message and no reply grows
-with the data.
+with the data. A replica keeps the last partition it listed in hash order (``_ranked``)
+until that partition gains a key, so a scan's pages cost what they list, not a pass over
+their partition each.
 """
 
 from __future__ import annotations
+
+from bisect import bisect_left
 
 from mypy_extensions import trait
 
@@ -80,14 +84,15 @@ class KeyspaceReader(NodeBase):
 
     def _keys_here(self, reply_id: int, partition: int, cursor: int, count: int) -> KeysReply:
         """This replica's page: live keys of ``partition`` from ``cursor`` on, by hash."""
-        held = list(self.store.keys(partition))
         if count <= 0:
-            return KeysReply(reply_id, (), 0, len(held))
-        ranked = sorted((place, key) for key in held if (place := key_hash(key)) >= cursor)
+            return KeysReply(reply_id, (), 0, sum(1 for _ in self.store.keys(partition)))
+        ranked = self._ranked(partition)
+        start = bisect_left(ranked, (cursor, b""))
         found: list[tuple[bytes, str]] = []
         size = 0
         upto = 0
-        for index, (place, key) in enumerate(ranked):
+        for index in range(start, len(ranked)):
+            place, key = ranked[index]
             # Full: stop, between two places (keys that share a place go in one page).
             full = len(found) >= count or size >= KEYS_PAGE_BYTES_MAX
             if full and place != ranked[index - 1][0]:
@@ -97,7 +102,19 @@ class KeyspaceReader(NodeBase):
             if kind is not None:
                 found.append((key, kind))
                 size += len(key)
-        return KeysReply(reply_id, tuple(found), upto, len(held))
+        return KeysReply(reply_id, tuple(found), upto, len(ranked))
+
+    def _ranked(self, partition: int) -> list[tuple[int, bytes]]:
+        """``partition``'s keys with their hashes, in hash order: built once and kept while
+        the partition gains no key, so the pages of one scan cost what they list, not a
+        pass over the partition each (keys deleted meanwhile are skipped as not live)."""
+        added = self.store.keys_added(partition)
+        kept = self.keys_ranked
+        if kept is not None and kept[0] == partition and kept[1] == added:
+            return kept[2]
+        ranked = sorted((key_hash(key), key) for key in self.store.keys(partition))
+        self.keys_ranked = (partition, added, ranked)
+        return ranked
 
     def _live_kind(self, key: bytes) -> str | None:
         """The kind of ``key``'s record if it is live here (None: absent, deleted, expired),

@@ -188,6 +188,7 @@ class Node(
         self.tombstones: dict[bytes, int] = {}  # key -> when it was first seen deleted
         self.requirements: dict[tuple[object, ...], Requirement] = {}  # see _requirement
         self.read_repair_state = 0x9E3779B9  # any nonzero seed
+        self.keys_ranked = None
         self._own_partitions()
         for partition in range(config.partitions):  # a handoff a crash interrupted: again
             if partition not in self.trees and next(store.keys(partition), None):

@@ -110,6 +110,11 @@ class Store(Protocol):
         """The keys of ``partition``, in order."""
         ...
 
+    def keys_added(self, partition: int) -> int:
+        """How many keys ``partition`` has gained since the store opened: while it stays
+        the same, no key was added there (``core/keyspace.py`` keeps its order meanwhile)."""
+        ...
+
     def hint(self, key: bytes) -> Hint | None: ...
 
     def hints(self) -> Iterator[Hint]: ...
@@ -127,6 +132,7 @@ class MemoryStore:
         self._heads: dict[bytes, bytes] = {}
         self._cells: dict[bytes, dict[bytes, bytes]] = {}
         self._partitions: dict[int, dict[bytes, None]] = {}
+        self._added: dict[int, int] = {}  # partition -> keys it gained (``keys_added``)
         self._hints: dict[bytes, Hint] = {}
         self._meta: dict[str, bytes] = {}
         self.writes = 0
@@ -139,6 +145,9 @@ class MemoryStore:
 
     def keys(self, partition: int) -> Iterator[bytes]:
         yield from sorted(self._partitions.get(partition, {}))
+
+    def keys_added(self, partition: int) -> int:
+        return self._added.get(partition, 0)
 
     def all_keys(self) -> list[bytes]:
         return sorted(self._heads)
@@ -164,6 +173,7 @@ class MemoryStore:
                 self._heads[key] = write.head
                 if previous is None:  # a new key (an overwrite's is listed already)
                     self._partitions.setdefault(write.partition, {})[key] = None
+                    self._added[write.partition] = self._added.get(write.partition, 0) + 1
             if write.cells:
                 cells = self._cells.setdefault(key, {})
                 for member, cell in write.cells.items():

@@ -911,11 +911,15 @@ def present(result: Result) -> bool:
     return result.value is not None and (result.size is None or result.size > 0)
 
 
-def ttl_reply(result: Result, unit_ms: int) -> bytes:
+def ttl_reply(result: Result, unit_ms: int, *, absolute: bool = False) -> bytes:
+    """TTL and PTTL (time left), or EXPIRETIME and PEXPIRETIME (``absolute``: the time it
+    expires at): -2 for no key, -1 for no expiry, as Redis answers."""
     if not present(result):
         return integer(-2)
     if result.expire_at is None:
         return integer(-1)
+    if absolute:
+        return integer(result.expire_at // unit_ms)
     remaining = max(0, result.expire_at - wall_ms())
     return integer(math.ceil(remaining / unit_ms) if unit_ms > 1 else remaining)
 
@@ -1265,15 +1269,15 @@ def _info_section(c: RespServerProtocol, section: str) -> list[tuple[str, object
             ("hints", store.hint_count()),
         ]
     if section == "stats":
-        status = runtime.status()
-        requests = cast(dict[str, int], status["requests"])
-        events = cast(dict[str, int], status["events"])
+        # The counters of ``runtime.status()``, read here alone (status also counts hints
+        # in the store and walks handoffs and links: nothing this section shows).
+        requests = {kind: sum(buckets) for kind, buckets in runtime.latency.items()}
         return [
             ("total_connections_received", c.clients.connections),
             ("total_commands_processed", c.clients.commands),
             ("rejected_connections", c.clients.refused),
             *((f"requests_{kind}", count) for kind, count in sorted(requests.items())),
-            *((kind, count) for kind, count in sorted(events.items())),
+            *((kind, count) for kind, count in sorted(node.stats.items())),
         ]
     if section == "replication":
         peers = sorted(node.peers)
@@ -2294,22 +2298,14 @@ def _msetnx(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     c.gather(Each(lambda key: O.Get(key, ()), keys), present, after_read, done)
 
 
-def _expiretime(r: Result, unit_ms: int) -> bytes:
-    if not present(r):
-        return integer(-2)
-    if r.expire_at is None:
-        return integer(-1)
-    return integer(r.expire_at // unit_ms)
-
-
 @command("EXPIRETIME", 2)
 def _expiretime_s(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    c.call(O.Get(args[0], ()), lambda r: _expiretime(r, 1000), done)
+    c.call(O.Get(args[0], ()), lambda r: ttl_reply(r, 1000, absolute=True), done)
 
 
 @command("PEXPIRETIME", 2)
 def _pexpiretime(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    c.call(O.Get(args[0], ()), lambda r: _expiretime(r, 1), done)
+    c.call(O.Get(args[0], ()), lambda r: ttl_reply(r, 1, absolute=True), done)
 
 
 COMMANDS["TOUCH"] = COMMANDS["EXISTS"]  # no idle time is kept: TOUCH counts the keys found
@@ -2756,6 +2752,9 @@ def _pubsub(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
 # atomic step: docs/redis.md) ---
 
 
+COPYABLE = ("string", "counter", "object", "hll", "set", "hash")
+
+
 def _copy(
     c: RespServerProtocol,
     source: bytes,
@@ -2766,45 +2765,25 @@ def _copy(
     done: Done,
 ) -> None:
     """Copy ``source``'s value and expiry to ``destination`` and call ``then(True)``, or
-    ``then(False)`` when there is no source, or a destination and not ``replace``."""
+    ``then(False)`` when there is no source, or a destination and not ``replace``. A source
+    that cannot be copied is refused before the destination is touched."""
+    answered = answered_by_write(done)
 
-    def after_reads(reads: list[Result]) -> None:
-        found, target = reads
-        if not present(found) or (present(target) and not replace):
-            then(False)
-            return
-        if present(target):  # REPLACE: what the destination held goes first (a DEL)
-            c.call(O.Delete(destination), lambda r: _write(found), answered_by_write(done))
-        else:
-            _write(found)
+    def copied(result: object = None) -> bytes:
+        then(True)
+        return WRITE_ANSWERS
 
-    def _write(found: Result) -> bytes:
+    def write(found: Result) -> bytes:
         kind = found.kind
         expire_at = found.expire_at
 
-        def finish(results: list[Result]) -> bytes:
+        def written(result: object) -> bytes:
             if expire_at is None:
-                then(True)
-            else:
-                c.call(O.Expire(destination, expire_at), lambda r: _done(), answered_by_write(done))
+                return copied()
+            c.call(O.Expire(destination, expire_at), copied, answered)
             return WRITE_ANSWERS
 
-        def _done() -> bytes:
-            then(True)
-            return WRITE_ANSWERS
-
-        write: O.Operation | None = None
-        if kind in ("string", "counter"):
-            write = O.StringSet(destination, as_bytes(found.value))
-        elif kind == "object":
-            if len(found.value) != 1:
-                raise CommandError("ERR the object has siblings: resolve them first (GET /kv)")
-            write = O.ObjectPut(destination, found.value[0])
-        elif kind == "hll" and found.state is not None:
-            write = O.HllMerge(destination, found.state)
-        if write is not None:
-            c.call(write, lambda r: finish([r]), answered_by_write(done))
-        elif kind in ("set", "hash"):
+        if kind in ("set", "hash"):
 
             def encode(r: Result) -> list[Any]:
                 if kind == "set":
@@ -2817,24 +2796,39 @@ def _copy(
                     if kind == "set"
                     else (lambda ps: O.HashSet(destination, ps))
                 )
-                c.call_sliced(make, tuple(items), finish, answered_by_write(done))
+                c.call_sliced(make, tuple(items), written, answered)
                 return WRITE_ANSWERS
 
-            _pages(c, source, kind, encode=encode, finish=fill, done=answered_by_write(done))
-        else:
-            raise CommandError(f"ERR a {kind} cannot be copied (docs/redis.md)")
+            _pages(c, source, kind, encode=encode, finish=fill, done=answered)
+            return WRITE_ANSWERS
+        op: O.Operation
+        if kind == "object":
+            op = O.ObjectPut(destination, found.value[0])
+        elif kind == "hll":
+            op = O.HllMerge(destination, cast(bytes, found.state))
+        else:  # a string, or a counter: it becomes a string holding its value
+            op = O.StringSet(destination, as_bytes(found.value))
+        c.call(op, written, answered)
         return WRITE_ANSWERS
 
-    def guarded(reads: list[Result]) -> None:
-        try:
-            after_reads(reads)
-        except CommandError as problem:
-            done(error(str(problem)))
+    def after_reads(reads: list[Result]) -> None:
+        found, target = reads
+        if not present(found) or (present(target) and not replace):
+            then(False)
+            return
+        if found.kind not in COPYABLE or (found.kind == "hll" and found.state is None):
+            done(error(f"ERR a {found.kind} cannot be copied (docs/redis.md)"))
+        elif found.kind == "object" and len(found.value) != 1:
+            done(error("ERR the object has siblings: resolve them first (GET /kv)"))
+        elif present(target):  # REPLACE: what the destination held goes first (a DEL)
+            c.call(O.Delete(destination), lambda r: write(found), answered)
+        else:
+            write(found)
 
     if source == destination:
         raise CommandError("ERR source and destination objects are the same")
     # The source whole (a collection's size only: its members are read page by page).
-    c.gather([O.Get(source, ()), O.Get(destination, ())], lambda r: r, guarded, done)
+    c.gather([O.Get(source, ()), O.Get(destination, ())], lambda r: r, after_reads, done)
 
 
 @command("COPY", -3, WRITE)

@@ -478,16 +478,16 @@ class NodeRuntime:
         """PUBLISH: this node's subscribers now, and one ``Publish`` to each peer that is up
         for theirs (``server/pubsub.py``); how many subscribers here received it."""
         delivered = self.pubsub.deliver(channel, message)
+        if self.stopped:
+            return delivered
         node = self.node
-        frame = b""
+        publish = Publish(channel, message)  # one object: ``_send`` encodes it once
+        effects = Effects()
         for peer in node.peers:
-            link = self.links.get(peer)
-            if link is None or peer in self.blocked or not node.up(peer):
-                continue
-            if not frame:
-                frame = encode_message(Publish(channel, message))
-            link.send(frame)
-            link.flush()
+            if node.up(peer):
+                effects.send(peer, publish)
+        if effects.sends:
+            self._absorb(effects)  # sent with the turn's other messages, one write a peer
         return delivered
 
     def keys_page(self, cursor: int, count: int, callback: Callable[[Result], None]) -> None:

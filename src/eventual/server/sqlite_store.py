@@ -170,6 +170,7 @@ class SQLiteStore:
         self._celldir: dict[bytes, dict[bytes, int]] = {}  # key -> member -> seq of its cell
         self._cells = 0  # live cell rows, for the compaction threshold
         self._partitions: dict[int, dict[bytes, None]] = {}
+        self._added: dict[int, int] = {}  # partition -> keys it gained (``keys_added``)
         self._dead: list[int] = []  # rows superseded or deletion markers, awaiting compaction
         self._ready: deque[int] = deque()  # the batch being deleted, ascending (``compact``)
         self._next_seq = 1
@@ -261,6 +262,9 @@ class SQLiteStore:
     def keys(self, partition: int) -> Iterator[bytes]:
         yield from sorted(self._partitions.get(partition, {}))
 
+    def keys_added(self, partition: int) -> int:
+        return self._added.get(partition, 0)
+
     def hint(self, key: bytes) -> Hint | None:
         row = self._db.execute(
             "SELECT key, partition, record, targets FROM hints WHERE key = ?", (key,)
@@ -329,6 +333,7 @@ class SQLiteStore:
                     if keys is None:  # (setdefault would build an empty dict every write)
                         keys = self._partitions[partition] = {}
                     keys[key] = None
+                    self._added[partition] = self._added.get(partition, 0) + 1
             for member, cell in write.cells.items():
                 if cell is None and member not in self._celldir.get(key, {}):
                     continue
