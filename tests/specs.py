@@ -18,6 +18,7 @@ from eventual.crdt import (
     ORMap,
     ORSet,
     PNCounter,
+    SortedSet,
 )
 from eventual.lattice import Lattice
 from laws import REPLICAS, TypeSpec, actor_of, op
@@ -177,6 +178,37 @@ def _map_remove(state: Lattice, actor: str, _: Sequence[Lattice], key: str) -> L
 
 map_keys = st.sampled_from(["a", "b"])
 
+
+# SortedSet: scores that tie, infinities, and increments that are not whole.
+zset_members = st.sampled_from([b"m", b"n", b"o"])
+zset_scores = st.sampled_from([0.0, 1.0, -2.5, 1e300, float("inf"), float("-inf")])
+
+
+def _zset_add(
+    state: Lattice, actor: str, _: Sequence[Lattice], member: bytes, score: float, ts: int
+) -> Lattice:
+    assert isinstance(state, SortedSet)
+    state.ranked()  # keep a ranking while it changes: it is checked against value()
+    return state.set_score(actor, member, score, ts)
+
+
+def _zset_incr(
+    state: Lattice, actor: str, _: Sequence[Lattice], member: bytes, amount: float
+) -> Lattice:
+    assert isinstance(state, SortedSet)
+    return state.add_to_score(actor, member, amount)
+
+
+def _zset_remove(state: Lattice, actor: str, _: Sequence[Lattice], member: bytes) -> Lattice:
+    assert isinstance(state, SortedSet)
+    return state.remove(member)
+
+
+def _zset_clear(state: Lattice, actor: str, _: Sequence[Lattice]) -> Lattice:
+    assert isinstance(state, SortedSet)
+    return state.clear()
+
+
 SPECS = [
     TypeSpec("GCounter", GCounter, op(_increment, amounts)),
     TypeSpec("PNCounter", PNCounter, st.one_of(op(_increment, amounts), op(_decrement, amounts))),
@@ -225,6 +257,17 @@ SPECS = [
                 ),
             ),
         ),
+    ),
+    TypeSpec(
+        "SortedSet",
+        SortedSet,
+        st.one_of(
+            op(_zset_add, zset_members, zset_scores, timestamps),
+            op(_zset_incr, zset_members, st.sampled_from([0.5, -1.0, 3.0, 0.0])),
+            op(_zset_remove, zset_members),
+            op(_zset_clear),
+        ),
+        refusals=(ValueError,),
     ),
     # Small precision keeps examples fast; the estimator itself is tested at full size.
     TypeSpec("HyperLogLog", lambda: HyperLogLog(precision=6), op(_hll_add, st.integers(0, 500))),

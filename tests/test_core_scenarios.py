@@ -3,13 +3,16 @@ a time, faults placed where the scenario needs them, and waits on conditions wit
 in virtual time."""
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from eventual.core import Level, Node, Record, Request, ops
+from eventual.core.get import RANKED_WHOLE_MAX
 from eventual.core.keyspace import partition_start
 from eventual.core.messages import ReplicaWrite
 from eventual.core.records import stored_bytes
+from eventual.crdt.zset import By, Ranked
 from eventual.sim import Faults, SimConfig, Simulation
 
 NO_FAULTS = Faults(frozenset())
@@ -564,3 +567,71 @@ def test_the_keyspace_lists_each_live_key_once_through_any_node_stale_replicas_t
         if not cursor:
             break
     assert sizes >= len(expected)  # the deleted key's tombstone counts until it is reaped
+
+
+# Sorted sets (crdt/zset.py): scores that count, members that add-win, ranked reads.
+def ranked(sim: Simulation, node: str, key: bytes, query: Ranked, level: Level) -> Any:
+    result = sim.call(node, ops.Get(key, (), ranked=query.to_bytes()), level)
+    assert result.ok, result.error
+    return result
+
+
+def test_sorted_sets_merge_concurrent_changes_as_the_table_says() -> None:
+    sim = cluster()
+    key = b"z:race"
+    a, b, _ = sim.primaries(key)
+    before = ((1.0, b"m"), (5.0, b"gone"), (7.0, b"kept"), (2.0, b"low"))
+    assert sim.call(a, ops.ZsetAdd(key, before), Level.ALL).ok
+    sim.partition([a], [n for n in sim.node_ids if n != a])
+    # Two sides, at once: increments on both count; a ZADD overrides only what it saw; a
+    # ZREM loses to a concurrent change of the member (add wins) and wins otherwise; both
+    # sides pop the lowest member and both get it.
+    assert sim.call(a, ops.ZsetIncr(key, b"m", 5.0), Level.ONE).value == 6.0
+    assert sim.call(b, ops.ZsetIncr(key, b"m", 3.0), Level.ONE).value == 4.0
+    assert sim.call(a, ops.ZsetAdd(key, ((100.0, b"kept"),)), Level.ONE).value == 0
+    assert sim.call(b, ops.ZsetIncr(key, b"kept", 1.0), Level.ONE).value == 8.0
+    assert sim.call(a, ops.ZsetRemove(key, (b"gone",)), Level.ONE).value == 1
+    assert sim.call(b, ops.ZsetAdd(key, ((6.0, b"gone"),), ops.ZADD_CH), Level.ONE).value == 1
+    popped_a = sim.call(a, ops.ZsetPop(key, 1), Level.ONE).value
+    popped_b = sim.call(b, ops.ZsetPop(key, 1), Level.ONE).value
+    assert popped_a == [[b"low", 2.0]] and popped_b == [[b"low", 2.0]]
+    sim.heal_network()
+    wait_until(sim, lambda: converged(sim, key))
+    everything = ranked(sim, sim.node_ids[4], key, Ranked(By.RANK, 0, -1), Level.ALL)
+    assert everything.value == [[b"gone", 6.0], [b"m", 9.0], [b"kept", 101.0]]
+    assert everything.size == 3
+    for node in sim.primaries(key):  # every replica ranks the same, at ONE
+        rank = ranked(sim, node, key, Ranked(By.MEMBER, member=b"m"), Level.ONE)
+        assert (rank.position, rank.value) == (1, [[b"m", 9.0]])
+
+
+def test_a_ranked_read_of_replicas_that_disagree_answers_for_their_merge() -> None:
+    sim = cluster(anti_entropy=False)
+    key = b"z:stale"
+    assert sim.call(sim.node_ids[0], ops.ZsetAdd(key, ((1.0, b"a"), (2.0, b"b"))), Level.ALL).ok
+    _, stale = make_stale(sim, key, ops.ZsetAdd(key, ((0.5, b"first"),)))
+    top = ranked(sim, stale, key, Ranked(By.RANK, 0, 0), Level.ALL)
+    assert top.value == [[b"first", 0.5]] and top.size == 3
+    count = ranked(sim, stale, key, Ranked(By.SCORE, 0.0, 1.0, count_only=True), Level.ALL)
+    assert count.position == 2
+    absent = ranked(sim, stale, b"z:none", Ranked(By.RANK, 0, -1), Level.QUORUM)
+    assert absent.value is None and not absent.position
+
+
+def test_a_ranked_read_of_a_big_sorted_set_whose_replicas_disagree_takes_one_answer() -> None:
+    """Above RANKED_WHOLE_MAX members, replicas that disagree are not read whole: the
+    coordinator's own replica answers, and the node counts it."""
+    sim = cluster(anti_entropy=False)
+    key = b"z:big"
+    pairs = tuple((float(i), b"m%05d" % i) for i in range(RANKED_WHOLE_MAX + 1))
+    assert sim.call(sim.node_ids[0], ops.ZsetAdd(key, pairs), Level.ALL).ok
+    _, stale = make_stale(sim, key, ops.ZsetAdd(key, ((-1.0, b"first"),)))
+    node = sim.nodes[stale]
+    assert node is not None
+    before = node.stats["ranked_unmerged"]
+    top = ranked(sim, stale, key, Ranked(By.RANK, 0, 1), Level.ALL)
+    assert top.value == [[b"m00000", 0.0], [b"m00001", 1.0]]  # the stale replica's own
+    assert top.size == RANKED_WHOLE_MAX + 1 and node.stats["ranked_unmerged"] == before + 1
+    fresh = next(n for n in sim.primaries(key) if n != stale)
+    top = ranked(sim, fresh, key, Ranked(By.RANK, 0, 0), Level.ALL)
+    assert top.value == [[b"first", -1.0]] and top.size == RANKED_WHOLE_MAX + 2

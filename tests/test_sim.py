@@ -15,7 +15,7 @@ from eventual.cli import main
 from eventual.clocks import DVVSet
 from eventual.core import record as record_module
 from eventual.core.node import Node
-from eventual.crdt import BoundedCounter, LWWRegister
+from eventual.crdt import BoundedCounter, LWWRegister, SortedSet
 from eventual.crdt._keyed import KeyedCausal
 from eventual.sim import Faults, SimConfig, Simulation
 from eventual.sim.runner import run_seeds
@@ -156,6 +156,43 @@ def test_a_register_that_drops_increments_is_caught(monkeypatch: pytest.MonkeyPa
     found = violations(range(1, 9), ops=300)
     counting = [v for v in found if v["key"].startswith(("cstr:", "hcnt:"))]
     assert any(v["checker"] == "lost-write" for v in counting), found[:3]
+
+
+@pytest.mark.pure_only
+def test_a_sorted_set_that_drops_concurrent_increments_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A replica that takes a member's incoming state only when it has none of its own
+    loses the increments made elsewhere at the same time: the counting checker says so."""
+    original = SortedSet.merge
+
+    def lossy(self: SortedSet, other: SortedSet) -> None:
+        held = {m for m in other._dots.entries if m in self._dots.entries}
+        original(self, other)
+        for member in held:  # keep one of its dots: concurrent increments vanish
+            live = self._dots.entries.get(member)
+            if live is not None and len(live) > 1:
+                for dot in sorted(live)[1:]:
+                    del live[dot]
+                    del self._dots.owner[dot]
+                    self._dots._digest = None
+
+    monkeypatch.setattr(SortedSet, "merge", lossy)
+    found = violations(range(1, 9), ops=300)
+    zsets = [v for v in found if v["key"].startswith("zset:")]
+    assert any(v["checker"] == "lost-write" for v in zsets), found[:3]
+
+
+@pytest.mark.pure_only
+def test_a_ranked_read_out_of_order_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = SortedSet.in_order
+
+    def unreversed(self: SortedSet, rev: bool) -> list[bytes]:
+        return original(self, False)  # REV ignored
+
+    monkeypatch.setattr(SortedSet, "in_order", unreversed)
+    found = violations(range(1, 9), ops=300)
+    assert any(v["checker"] == "ranked-read" for v in found), found[:3]
 
 
 def test_big_collections_grow_to_thousands_of_members_in_the_sweep() -> None:

@@ -72,6 +72,7 @@ class TypeTag(IntEnum):
     EWFLAG = 7
     ORMAP = 8
     HYPERLOGLOG = 9
+    SORTED_SET = 10
     VERSION_VECTOR = 16
     DVVSET = 17
     RECORD = 32

@@ -41,6 +41,7 @@ from eventual.core.records import Records
 from eventual.core.ring import DEFAULT_N, DEFAULT_PARTITIONS, Member, Ring
 from eventual.core.store import Batch, Hint, Store
 from eventual.core.swim import Swim, SwimConfig
+from eventual.crdt.zset import Ranked
 
 # Limits, each with its reason. (What one operation may carry: ops.STRING_BYTES_MAX and
 # ops.MEMBER_BYTES_MAX; a collection has no size limit, its members travel one by one.)
@@ -210,10 +211,12 @@ class _PendingRead:
     members: tuple[bytes, ...] | None = None  # a projected read (ops.Get)
     cursor: int | None = None  # a page read (ops.Get): from here, about ``count`` members
     count: int = 0
+    ranked: Ranked | None = None  # a ranked read of a sorted set (ops.Get)
     replies: dict[str, Record | None] = field(default_factory=dict)
     cursors: dict[str, int] = field(default_factory=dict)  # where each replica's page ended
     # Projected reads: each replica's (size, digest) of its whole record.
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    positions: dict[str, int] = field(default_factory=dict)  # ranked reads: each's position
     replied: bool = False
 
     def __init__(  # noqa: PLR0917  (written out: see core/messages.py, Request)
@@ -228,6 +231,7 @@ class _PendingRead:
         members: tuple[bytes, ...] | None = None,
         cursor: int | None = None,
         count: int = 0,
+        ranked: Ranked | None = None,
     ) -> None:
         self.origin = origin
         self.key = key
@@ -238,9 +242,11 @@ class _PendingRead:
         self.members = members
         self.cursor = cursor
         self.count = count
+        self.ranked = ranked
         self.replies = {}
         self.cursors = {}
         self.sizes = {}
+        self.positions = {}
         self.replied = False
 
 

@@ -31,6 +31,7 @@ from eventual.core.ops import Get, scan_count
 from eventual.core.record import COLLECTIONS, Kind, Record
 from eventual.core.store import Batch
 from eventual.crdt._causal import scan_hash
+from eventual.crdt.zset import Ranked, SortedSet
 
 KIND_NAMES = {kind: kind.name.lower() for kind in Kind}  # what a read says the key holds
 # A read that this node's own replica satisfies (R = 1 from here: ONE, LOCAL_ONE) and that
@@ -43,6 +44,15 @@ KIND_NAMES = {kind: kind.name.lower() for kind in Kind}  # what a read says the 
 # asks everyone as before (not found counts only from a majority: ``_read_met``).
 # Anti-entropy repairs what reads do not.
 READ_REPAIR_EVERY = 10
+# A ranked read (ZRANGE, ZRANK, ZCOUNT) asks each replica for its answer, in O(log n + m).
+# When the replicas' digests agree, that answer is the merge's. When they disagree, the rank
+# of a member in their merge cannot be had from their answers: a concurrent increment on
+# each side can lift a member past others on neither. Up to this many members the read is
+# asked again whole and answered from the merge, as a size read is; above it, that would
+# ship the whole collection on every read made while a write is in flight, so the answer is
+# one replica's (this node's, if it answered; the merges of the others follow by replication
+# and anti-entropy), counted in ``stats["ranked_unmerged"]`` and said in docs/redis.md.
+RANKED_WHOLE_MAX = 10_000
 
 
 @trait
@@ -67,6 +77,13 @@ class GetCoordinator(NodeBase):
                 targets.append(spare.pop(0))
         op = request.op
         assert isinstance(op, Get)
+        ranked: Ranked | None = None
+        if op.ranked is not None:
+            try:
+                ranked = Ranked.from_bytes(op.ranked)
+            except DecodeError as bad:  # a forwarded request from a peer: refused, not raised
+                self._finish(effects, origin, Result(False, error=f"ERR bad ranked read: {bad}"))
+                return
         local: Record | None = None  # this node's record, once read
         if (
             len(targets) > 1
@@ -76,7 +93,7 @@ class GetCoordinator(NodeBase):
             local = self._local_for_read(op.key, partition)
             if local is not None and self._read_alone():
                 targets = [self.id]
-        if targets == [self.id] and op.members is None and op.cursor is None:
+        if targets == [self.id] and op.members is None and op.cursor is None and ranked is None:
             # This node is the one replica asked (N = 1, or R = 1 found here): its record is
             # the answer, with nothing to wait for and nothing to repair.
             if local is None:
@@ -91,9 +108,10 @@ class GetCoordinator(NodeBase):
             need,
             primaries,
             targets,
-            members=op.members,
+            members=() if ranked is not None else op.members,
             cursor=op.cursor,
             count=scan_count(op.count),
+            ranked=ranked,
         )
         self.pending[read_id] = pending
         self._ask_replicas(effects, read_id, pending)
@@ -118,13 +136,24 @@ class GetCoordinator(NodeBase):
                     local, pending.cursors[self.id] = local.scan_page(pending.cursor, pending.count)
                 elif local is not None and pending.members is not None:
                     pending.sizes[self.id] = (local.size(), self._local_digest(pending, local))
-                    local = local.project(pending.members)
+                    if pending.ranked is not None and local.kind is Kind.ZSET:
+                        local, _, pending.positions[self.id] = local.select(pending.ranked)
+                    else:
+                        local = local.project(pending.members)
                 pending.replies[self.id] = local
             else:
+                ranked = pending.ranked
                 effects.send(
                     target,
                     ReplicaRead(
-                        read_id, pending.key, pending.members, pending.cursor, pending.count
+                        read_id,
+                        pending.key,
+                        pending.members,
+                        pending.cursor,
+                        pending.count,
+                        # Asked projected: the query; asked whole (replicas that disagreed),
+                        # the coordinator answers it from their merge.
+                        None if ranked is None or pending.members is None else ranked.to_bytes(),
                     ),
                     early=True,  # asks, carries nothing of ours (``Send.early``)
                 )
@@ -148,6 +177,8 @@ class GetCoordinator(NodeBase):
     def _read_result(self, merged: Record | None, answered: int, pending: _PendingRead) -> Result:
         if merged is None:
             return Result(True, None, answered=answered)
+        if pending.ranked is not None and merged.kind is Kind.ZSET:
+            return self._ranked_result(merged, answered, pending)
         if pending.cursor is not None and merged.kind in COLLECTIONS:
             return self._page_result(merged, answered, pending)
         if pending.members is not None and merged.kind in COLLECTIONS:
@@ -184,6 +215,63 @@ class GetCoordinator(NodeBase):
             kind=KIND_NAMES[merged.kind],
             expire_at=merged.expire_at(),
             size=sizes.pop() if len(sizes) == 1 else None,
+        )
+
+    def _unmerged_basis(self, pending: _PendingRead) -> str | None:
+        """The replica whose answer a ranked read takes alone (``RANKED_WHOLE_MAX``), or
+        None: the replicas agree, or the sorted set is small enough to read whole."""
+        if pending.ranked is None or pending.members is None or not self._sizes_disagree(pending):
+            return None
+        if max((size for size, _ in pending.sizes.values()), default=0) <= RANKED_WHOLE_MAX:
+            return None
+        found = [node for node, record in pending.replies.items() if record is not None]
+        if not found or any(
+            record is not None and record.kind is not Kind.ZSET
+            for record in pending.replies.values()
+        ):
+            return None
+        return self.id if self.id in found else found[0]
+
+    def _ranked_result(
+        self, merged: Record, answered: int, pending: _PendingRead, basis: str | None = None
+    ) -> Result:
+        """A ranked read of a sorted set. Asked projected, the replicas agreed (their
+        digests are equal, ``_sizes_disagree``), so the merge of their selections is each
+        one's: ordered again here, at the position they gave (``basis``: the one replica
+        whose answer is taken, ``_unmerged_basis``). Asked whole, the query is answered
+        from the merge of what they hold."""
+        # A projection may hold none of the members (a count, a range with nothing in it):
+        # whether the key is there is the replicas' size, not the projection's.
+        if basis is not None:
+            size: int | None = pending.sizes[basis][0]
+        elif pending.members is None:
+            size = merged.size()
+        else:
+            size = _agreed_size(pending)
+        if merged.expired(self.now) or not size:
+            return Result(True, None, answered=answered, size=0, position=-1)
+        query = pending.ranked
+        assert query is not None
+        data = merged.data
+        assert isinstance(data, SortedSet)
+        if pending.members is None:
+            members, position = data.select(query)
+        else:
+            members = data.in_order(query.rev)
+            positions = (
+                {pending.positions.get(basis, -1)}
+                if basis is not None
+                else set(pending.positions.values())
+            )
+            position = positions.pop() if len(positions) == 1 else -1
+        return Result(
+            True,
+            [[member, data.score(member)] for member in members],
+            answered=answered,
+            kind="zset",
+            expire_at=merged.expire_at(),
+            size=size,
+            position=position,
         )
 
     def _page(self, pending: _PendingRead) -> tuple[tuple[bytes, ...], int]:
@@ -243,7 +331,15 @@ class GetCoordinator(NodeBase):
 
     def _check_read(self, effects: Effects, read_id: int, pending: _PendingRead) -> None:
         if not pending.replied and self._read_met(pending):
-            if self._sizes_disagree(pending):
+            basis = self._unmerged_basis(pending)
+            if basis is not None:
+                self.stats["ranked_unmerged"] += 1
+                pending.replied = True
+                record = pending.replies[basis]
+                assert record is not None
+                result = self._ranked_result(record, len(pending.replies), pending, basis)
+                self._finish(effects, pending.origin, result)
+            elif self._sizes_disagree(pending):
                 # Again under a new id, so a late projected reply is not taken as whole.
                 del self.pending[read_id]
                 whole = _PendingRead(
@@ -255,6 +351,7 @@ class GetCoordinator(NodeBase):
                     pending.targets,
                     cursor=pending.cursor,
                     count=pending.count,
+                    ranked=pending.ranked,
                 )
                 whole.cursors = pending.cursors
                 whole_id = self._id()
@@ -264,10 +361,11 @@ class GetCoordinator(NodeBase):
                 if whole_id in self.pending:
                     effects.after(self.config.request_timeout_ms, Timer("timeout", whole_id))
                 return
-            pending.replied = True
-            merged = self._merged(list(pending.replies.values()))
-            result = self._read_result(merged, len(pending.replies), pending)
-            self._finish(effects, pending.origin, result)
+            else:
+                pending.replied = True
+                merged = self._merged(list(pending.replies.values()))
+                result = self._read_result(merged, len(pending.replies), pending)
+                self._finish(effects, pending.origin, result)
         if len(pending.replies) == len(pending.targets):
             if not pending.replied:
                 self._fail_read(effects, pending)
@@ -335,4 +433,10 @@ class GetCoordinator(NodeBase):
             pending.cursors[sender] = message.cursor
         elif record is not None and pending.members is not None:
             pending.sizes[sender] = (message.size, message.digest)
+            pending.positions[sender] = message.position
         self._check_read(effects, message.id, pending)
+
+
+def _agreed_size(pending: _PendingRead) -> int | None:
+    sizes = {size for size, _ in pending.sizes.values()}
+    return sizes.pop() if len(sizes) == 1 else None

@@ -96,6 +96,7 @@ class Result:
     state: bytes | None = None  # reads of a HyperLogLog or bounded counter: its encoded state
     size: int | None = None  # reads of a collection's size (ops.Get with members=())
     cursor: int | None = None  # page reads: where the next page starts (0: the end)
+    position: int | None = None  # ranked reads (ops.Get.ranked): a rank, or a count
 
     def __init__(  # noqa: PLR0917  (written out, positional: see Request)
         self,
@@ -111,6 +112,7 @@ class Result:
         state: bytes | None = None,
         size: int | None = None,
         cursor: int | None = None,
+        position: int | None = None,
     ) -> None:
         self.ok = ok
         self.value = value
@@ -124,6 +126,7 @@ class Result:
         self.state = state
         self.size = size
         self.cursor = cursor
+        self.position = position
 
 
 @dataclass(slots=True)  # not frozen: see ReplicaWrite
@@ -211,41 +214,53 @@ class ReplicaRead:
     members: tuple[bytes, ...] | None = None
     cursor: int | None = None  # a page of a collection (``ops.Get``)
     count: int = 0
+    ranked: bytes | None = None  # a ranked read of a sorted set (``ops.Get``)
 
-    def __init__(  # written out: see Request
+    def __init__(  # noqa: PLR0917  (written out: see Request)
         self,
         id: int,
         key: bytes,
         members: tuple[bytes, ...] | None = None,
         cursor: int | None = None,
         count: int = 0,
+        ranked: bytes | None = None,
     ) -> None:
         self.id = id
         self.key = key
         self.members = members
         self.cursor = cursor
         self.count = count
+        self.ranked = ranked
 
 
 @dataclass(slots=True)  # not frozen: see ReplicaWrite
 class ReadReply:
     """``size`` and ``digest`` of the whole record come with a projection: replicas whose
-    digests agree agree on the size too. ``cursor``: where this replica's page ended."""
+    digests agree agree on the size too. ``cursor``: where this replica's page ended;
+    ``position``: a ranked read's position (``crdt.zset.SortedSet.select``)."""
 
     id: int
     record: bytes | None
     size: int = 0
     digest: int = 0
     cursor: int = 0
+    position: int = 0
 
-    def __init__(  # written out: see Request
-        self, id: int, record: bytes | None, size: int = 0, digest: int = 0, cursor: int = 0
+    def __init__(  # noqa: PLR0917  (written out: see Request)
+        self,
+        id: int,
+        record: bytes | None,
+        size: int = 0,
+        digest: int = 0,
+        cursor: int = 0,
+        position: int = 0,
     ) -> None:
         self.id = id
         self.record = record
         self.size = size
         self.digest = digest
         self.cursor = cursor
+        self.position = position
 
 
 @dataclass(frozen=True, slots=True)

@@ -207,6 +207,9 @@ class Node(
             # one: a string carries no causal context to tell them apart).
             "lww_losses": 0,
             "read_repairs": 0,  # stale replicas a read sent the merged record to
+            # Ranked reads of a big sorted set whose replicas disagreed, answered by one of
+            # them (core/get.py, RANKED_WHOLE_MAX).
+            "ranked_unmerged": 0,
             "ae_repairs": 0,  # records anti-entropy changed here
         }
         self.visibility = {}

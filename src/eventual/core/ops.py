@@ -15,6 +15,7 @@ creates); ``timestamp`` is the coordinator's HLC time for LWW writes and resets.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -30,7 +31,9 @@ from eventual.crdt import (
     ORMap,
     ORSet,
     PNCounter,
+    SortedSet,
 )
+from eventual.crdt.zset import By, Ranked
 from eventual.lattice import Lattice
 
 __all__ = [
@@ -63,6 +66,11 @@ __all__ = [
     "StringIncr",
     "StringIncrFloat",
     "StringSet",
+    "ZsetAdd",
+    "ZsetIncr",
+    "ZsetPop",
+    "ZsetRemove",
+    "ZsetRemoveRange",
     "apply",
 ]
 
@@ -89,6 +97,10 @@ class Get:
     # where the next page starts (0: the end). A record of any other kind is read whole.
     cursor: int | None = None
     count: int = 0
+    # A ranked read of a sorted set (an encoded ``crdt.zset.Ranked``: ZRANGE, ZRANK, ZCOUNT),
+    # with ``members=()``: ``Result.value`` is ``[[member, score], ...]`` in its order and
+    # ``Result.position`` its position (a rank, a count).
+    ranked: bytes | None = None
 
     def __init__(  # written out: see core/messages.py, Request
         self,
@@ -96,11 +108,13 @@ class Get:
         members: tuple[bytes, ...] | None = None,
         cursor: int | None = None,
         count: int = 0,
+        ranked: bytes | None = None,
     ) -> None:
         self.key = key
         self.members = members
         self.cursor = cursor
         self.count = count
+        self.ranked = ranked
 
 
 # The most members one page of a scan returns (a COUNT above it is taken as this): a page
@@ -285,6 +299,66 @@ class HllMerge:
     kind = Kind.HLL
 
 
+# ZADD's options, as bits of ``ZsetAdd.flags`` and ``ZsetIncr.flags``.
+ZADD_NX, ZADD_XX, ZADD_GT, ZADD_LT, ZADD_CH = 1, 2, 4, 8, 16
+
+
+@dataclass(slots=True)
+class ZsetAdd:
+    """ZADD: write each member's score (``flags``: ZADD_NX, ... as Redis's options). The
+    result is how many members were added (ZADD_CH: added or changed)."""
+
+    key: bytes
+    pairs: tuple[tuple[float, bytes], ...]
+    flags: int = 0
+    kind = Kind.ZSET
+
+
+@dataclass(slots=True)
+class ZsetIncr:
+    """ZINCRBY (and ZADD INCR, with its flags): the result is the new score, or None when a
+    flag said not to."""
+
+    key: bytes
+    member: bytes
+    amount: float
+    flags: int = 0
+    kind = Kind.ZSET
+
+
+@dataclass(slots=True)
+class ZsetRemove:
+    key: bytes
+    members: tuple[bytes, ...]
+    kind = Kind.ZSET
+
+
+@dataclass(slots=True)
+class ZsetPop:
+    """ZPOPMIN / ZPOPMAX (``highest``): remove the ``count`` lowest (highest) members the
+    coordinating replica holds; the result is ``[[member, score], ...]``."""
+
+    key: bytes
+    count: int
+    highest: bool = False
+    kind = Kind.ZSET
+
+
+@dataclass(slots=True)
+class ZsetRemoveRange:
+    """ZREMRANGEBYSCORE/BYRANK/BYLEX: remove what ``ranked`` (an encoded
+    ``crdt.zset.Ranked``) selects at the coordinating replica; the result is how many."""
+
+    key: bytes
+    ranked: bytes
+    kind = Kind.ZSET
+
+
+# The most members one ZsetPop or ZsetRemoveRange removes: one write, one delta, bounded
+# (the Redis face runs a bigger one as several).
+ZSET_REMOVE_MAX = 1_000
+
+
 @dataclass(slots=True)
 class Expire:
     key: bytes
@@ -321,6 +395,11 @@ Mutation = (
     | StringIncr
     | StringIncrFloat
     | HashIncrFloat
+    | ZsetAdd
+    | ZsetIncr
+    | ZsetRemove
+    | ZsetPop
+    | ZsetRemoveRange
 )
 Operation = Get | Mutation
 # The operations whose dots are named after the node itself (its rights), never its epoch.
@@ -397,7 +476,7 @@ class _Change:
             self.delta.data.merge(record.data)
             self.absorbed = True
             self.delta.own_baseline().merge(record.baseline)
-        elif kind in (Kind.SET, Kind.HASH, Kind.MAP):
+        elif kind in (Kind.SET, Kind.HASH, Kind.MAP, Kind.ZSET):
             assert isinstance(record.data, (ORSet, ORMap))
             self.absorb(record.data.clear())
         elif kind is Kind.FLAG:
@@ -479,6 +558,24 @@ def _check(op: Mutation, record: Record | None) -> None:
         _check_size("object value", op.value, STRING_BYTES_MAX)
     elif isinstance(op, (SetAdd, SetRemove)):
         _check_members("set member", op.members)
+    elif isinstance(op, ZsetAdd):
+        _check_members("sorted set member", tuple(member for _, member in op.pairs))
+        for score, _ in op.pairs:
+            if isinstance(score, bool) or not isinstance(score, float) or math.isnan(score):
+                raise ValueError("score is not a valid float")
+    elif isinstance(op, ZsetIncr):
+        _check_members("sorted set member", (op.member,))
+        if not isinstance(op.amount, float) or not math.isfinite(op.amount):
+            raise ValueError("an increment of a score must be a finite number")
+    elif isinstance(op, ZsetRemove):
+        _check_members("sorted set member", op.members)
+    elif isinstance(op, ZsetPop):
+        if isinstance(op.count, bool) or not 0 <= op.count <= ZSET_REMOVE_MAX:
+            raise ValueError(f"a pop takes 0 to {ZSET_REMOVE_MAX} members")
+    elif isinstance(op, ZsetRemoveRange):
+        query = Ranked.from_bytes(op.ranked)  # DecodeError (a ValueError) if bad
+        if query.count_only or query.by is By.MEMBER or not 0 <= query.limit <= ZSET_REMOVE_MAX:
+            raise ValueError(f"a range removal takes a range of 0 to {ZSET_REMOVE_MAX} members")
     elif isinstance(op, HashDel):
         _check_members("hash field", op.fields)
     elif isinstance(op, (HashIncr, MapIncr, MapRemove, HashIncrFloat)):
@@ -489,6 +586,57 @@ def _check(op: Mutation, record: Record | None) -> None:
         if record is not None and isinstance(record.data, ORMap):
             for field, _ in op.pairs:  # HSET over a field HINCRBY made: refuse them all
                 record.data.check_type(field, LWWRegister)
+
+
+def _zset_add(
+    data: SortedSet, op: ZsetAdd, actor: str, timestamp: int, absorb: Callable[[Lattice], None]
+) -> int:
+    """ZADD, member by member as Redis runs it; how many were added (ZADD_CH: changed).
+    A member named twice is decided twice, in order, and written once, with the score it
+    ends at: two writes in one operation would share a timestamp, and LWW would then pick
+    the larger score, not the later one."""
+    flags = op.flags
+    added = changed = 0
+    final: dict[bytes, float] = {}
+    for score, member in op.pairs:
+        current = final[member] if member in final else data.score(member)
+        if current is None:
+            if flags & ZADD_XX:
+                continue
+            added += 1
+        elif (
+            flags & ZADD_NX
+            or (flags & ZADD_GT and not score > current)
+            or (flags & ZADD_LT and not score < current)
+            or score == current
+        ):
+            continue
+        changed += 1
+        final[member] = score
+    for member, score in final.items():
+        absorb(data.set_score(actor, member, score, timestamp))
+    return changed if flags & ZADD_CH else added
+
+
+def _zset_incr(
+    data: SortedSet, op: ZsetIncr, actor: str, absorb: Callable[[Lattice], None]
+) -> float | None:
+    """ZINCRBY and ZADD INCR: the new score, or None when a flag said not to add."""
+    flags = op.flags
+    current = data.score(op.member)
+    if current is None:
+        if flags & ZADD_XX:
+            return None
+    else:
+        after = current + op.amount
+        if (
+            flags & ZADD_NX
+            or (flags & ZADD_GT and not after > current)
+            or (flags & ZADD_LT and not after < current)
+        ):
+            return None
+    absorb(data.add_to_score(actor, op.member, op.amount))  # ValueError: not finite
+    return data.score(op.member)
 
 
 def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestamp: int) -> Applied:
@@ -582,6 +730,26 @@ def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestam
         result = sum(member in data for member in set(op.members))
         for member in op.members:
             absorb(data.remove(member))
+    elif isinstance(op, ZsetAdd):
+        result = _zset_add(cast(SortedSet, data), op, actor, timestamp, absorb)
+    elif isinstance(op, ZsetIncr):
+        result = _zset_incr(cast(SortedSet, data), op, actor, absorb)
+    elif isinstance(op, ZsetRemove):
+        data = cast(SortedSet, data)  # by kind: no ABC check
+        result = sum(member in data for member in set(op.members))
+        for member in op.members:
+            absorb(data.remove(member))
+    elif isinstance(op, (ZsetPop, ZsetRemoveRange)):
+        data = cast(SortedSet, data)  # by kind: no ABC check
+        if isinstance(op, ZsetPop):
+            query = Ranked(By.RANK, 0, op.count - 1, rev=op.highest)
+        else:
+            query = Ranked.from_bytes(op.ranked)
+        members = data.select(query)[0] if present else []
+        taken = [[member, data.score(member)] for member in members]
+        for member in members:
+            absorb(data.remove(member))
+        result = taken if isinstance(op, ZsetPop) else len(taken)
     elif isinstance(op, HashSet):
         data = cast(ORMap, data)  # by kind: no ABC check
         result = sum(field not in data for field in dict(op.pairs))

@@ -5,7 +5,8 @@ A record holds (DESIGN.md §2):
 
 - ``kind``: the key's type, fixed while the key exists (``WrongType`` otherwise);
 - ``data``: the type's lattice: DVVSet (object), LWWRegister (string), PNCounter (counter),
-  BoundedCounter (bcounter), ORSet (set), ORMap (hash, map), EWFlag (flag), HyperLogLog (hll);
+  BoundedCounter (bcounter), ORSet (set), ORMap (hash, map), SortedSet (zset), EWFlag
+  (flag), HyperLogLog (hll);
 - ``baseline``: for counters, the part a DEL observed: value = data - baseline;
 - ``ttl``: an MVRegister of expiry times (ms) or None (PERSIST). A causally later EXPIRE or
   PERSIST replaces what it saw; concurrent ones resolve to PERSIST if any, else the longest;
@@ -19,7 +20,7 @@ Deletes are observed-remove, per kind, so an update concurrent with a DEL surviv
 | object | writes a tombstone sibling with the deleter's context | survives as a sibling |
 | string | LWW write of "absent" at the deleter's HLC time | wins if its timestamp is later |
 | counter | baseline := what the deleter saw | its increments count from zero |
-| set, hash, map | removes every element/field the deleter saw | survives |
+| set, hash, map, zset | removes every element/field the deleter saw | survives |
 | flag | disable (enable wins) | survives |
 | hll, bcounter | hard reset: new incarnation, empty data | lost (LWW by HLC, counted) |
 
@@ -31,13 +32,14 @@ is a hard reset too.
 Expired keys read as absent as soon as their time passes, at every replica that knows the
 expiry; a write to an expired key first resets it, as Redis does.
 
-Stored form (``head_bytes``, ``take_changed_members``, ``from_cells``). A record of a scalar kind is
-stored whole: its *head* is its encoding. A collection (set, hash, map) is stored as a head
-(the record with every member taken out: kind, incarnation, causal context, TTL) plus one
-cell per member (``crdt._keyed``), so a change to one member writes one cell and the head,
-whatever the collection's size. ``digest(head)`` is the record's hash for anti-entropy:
-the head's hash mixed with the XOR of the members' dots, kept up to date member by member,
-so equal records have equal digests and computing one never walks the members.
+Stored form (``head_bytes``, ``take_changed_members``, ``from_cells``). A record of a scalar
+kind is stored whole: its *head* is its encoding. A collection (set, hash, map, zset) is
+stored as a head (the record with every member taken out: kind, incarnation, causal
+context, TTL) plus one cell per member (``crdt._keyed``), so a change to one member writes
+one cell and the head, whatever the collection's size. ``digest(head)`` is the record's hash
+for anti-entropy: the head's hash mixed with the XOR of the members' dots, kept up to date
+member by member, so equal records have equal digests and computing one never walks the
+members.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ from eventual.crdt import (
     PNCounter,
 )
 from eventual.crdt._keyed import KeyedCausal, member_id
+from eventual.crdt.zset import Ranked, SortedSet
 from eventual.lattice import Lattice
 
 __all__ = ["COLLECTIONS", "TOMBSTONE", "Kind", "Record", "WrongTypeError"]
@@ -93,6 +96,7 @@ class Kind(IntEnum):
     MAP = 7
     FLAG = 8
     HLL = 9
+    ZSET = 10
 
 
 # Decoding looks a kind up by number: calling an Enum is Python code, even compiled.
@@ -108,10 +112,11 @@ _DATA_TYPES: dict[Kind, type[Lattice]] = {
     Kind.MAP: ORMap,
     Kind.FLAG: EWFlag,
     Kind.HLL: HyperLogLog,
+    Kind.ZSET: SortedSet,
 }
 
 # Kinds stored as a head plus a cell per member (see the module's docstring).
-COLLECTIONS = frozenset({Kind.SET, Kind.HASH, Kind.MAP})
+COLLECTIONS = frozenset({Kind.SET, Kind.HASH, Kind.MAP, Kind.ZSET})
 
 Incarnation = tuple[int, str]
 L = TypeVar("L", bound=Lattice)
@@ -288,6 +293,14 @@ class Record(Lattice):
         """A collection's live members (set elements, hash fields); nothing for other kinds."""
         data = self._collection()
         return [] if data is None else data.members()
+
+    def select(self, query: Ranked) -> tuple[Self, list[bytes], int]:
+        """A ranked read of a sorted set (``SortedSet.select``): the projection to the
+        members it selects, those members in its order, and its position."""
+        data = self.data
+        assert isinstance(data, SortedSet)
+        members, position = data.select(query)
+        return self._around(data.project(members)), members, position
 
     def scan_page(self, cursor: int, count: int) -> tuple[Self, int]:
         """A page of a collection's members from ``cursor`` on, as a projection, and the

@@ -24,6 +24,7 @@ from eventual.core.ops import scan_count
 from eventual.core.record import Kind, Record
 from eventual.core.store import Batch
 from eventual.crdt import LWWRegister
+from eventual.crdt.zset import Ranked
 
 
 @trait
@@ -82,12 +83,22 @@ class Replica(NodeBase):
             effects.send(sender, ReadReply(message.id, record.to_bytes()))
         else:
             digest = self.records.digest(message.key) if partition in self.trees else None
+            position = 0
+            if message.ranked is not None and record.kind is Kind.ZSET:
+                try:
+                    query = Ranked.from_bytes(message.ranked)
+                except DecodeError:
+                    return  # a coordinator that sends garbage gets no answer
+                answer, _, position = record.select(query)
+            else:
+                answer = record.project(message.members)
             effects.send(
                 sender,
                 ReadReply(
                     message.id,
-                    record.project(message.members).to_bytes(),
+                    answer.to_bytes(),
                     record.size(),
                     record.digest() if digest is None else digest,
+                    position=position,
                 ),
             )

@@ -12,6 +12,7 @@
 | ORSet | observed-remove set, add wins, no tombstones | orset |
 | EWFlag | enable-wins flag | ewflag |
 | ORMap | observed-remove map of nested CRDTs, add wins | ormap |
+| SortedSet | add-wins members with scores that count, ranked in O(log n) | zset |
 | HyperLogLog | distinct-count estimate, about 1.04/sqrt(m) error | hyperloglog |
 
 No I/O here, no wall clock, no randomness: timestamps and actors are passed in.
@@ -27,6 +28,7 @@ from eventual.crdt.mvregister import MVRegister
 from eventual.crdt.ormap import ORMap, WrongType
 from eventual.crdt.orset import ORSet
 from eventual.crdt.pncounter import PNCounter
+from eventual.crdt.zset import SortedSet
 
 __all__ = [
     "BoundedCounter",
@@ -40,5 +42,6 @@ __all__ = [
     "ORMap",
     "ORSet",
     "PNCounter",
+    "SortedSet",
     "WrongType",
 ]

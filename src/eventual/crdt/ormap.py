@@ -118,7 +118,7 @@ class ORMap(KeyedCausal[Lattice]):
 
     def update(
         self, actor: str, key: Element, crdt_type: type[N], fn: Callable[[N], object]
-    ) -> ORMap:
+    ) -> Self:
         """Apply ``fn`` to the nested ``crdt_type`` under ``key`` (created empty if absent).
 
         ``fn`` mutates the nested CRDT it is given (its return value is ignored). If it
@@ -137,7 +137,7 @@ class ORMap(KeyedCausal[Lattice]):
         dot = self._context.next_dot(actor)
         old = self._dots.replace(key, dot, nested)
         self._context.add(dot)
-        delta = ORMap()
+        delta = type(self)()
         delta._dots.replace(key, dot, nested.copy())
         delta._context = CausalContext.of((*old, dot))
         return delta

@@ -1101,6 +1101,8 @@ def _group(name: str) -> str:
         return "hash"
     if name.startswith("S") and name not in ("SET", "SETEX", "SETNX", "SETRANGE", "SUBSTR"):
         return "set"
+    if name.startswith("Z"):
+        return "sorted-set"
     return "string"
 
 

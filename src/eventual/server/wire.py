@@ -80,6 +80,7 @@ _FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {
         ("members", tuple[bytes, ...] | None),
         ("cursor", int | None),
         ("count", int),
+        ("ranked", bytes | None),
     ),
     messages.ReadReply: (
         ("id", int),
@@ -87,6 +88,7 @@ _FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {
         ("size", int),
         ("digest", int),
         ("cursor", int),
+        ("position", int),
     ),
     messages.HintHandoff: (
         ("key", bytes),
@@ -161,12 +163,14 @@ _FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {
         ("state", bytes | None),
         ("size", int | None),
         ("cursor", int | None),
+        ("position", int | None),
     ),
     ops.Get: (
         ("key", bytes),
         ("members", tuple[bytes, ...] | None),
         ("cursor", int | None),
         ("count", int),
+        ("ranked", bytes | None),
     ),
     ops.ObjectPut: (
         ("key", bytes),
@@ -284,6 +288,11 @@ _FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {
     messages.Publish: (("channel", bytes), ("message", bytes)),
     ops.StringIncrFloat: (("key", bytes), ("amount", float)),
     ops.HashIncrFloat: (("key", bytes), ("field", bytes), ("amount", float)),
+    ops.ZsetAdd: (("key", bytes), ("pairs", tuple[tuple[float, bytes], ...]), ("flags", int)),
+    ops.ZsetIncr: (("key", bytes), ("member", bytes), ("amount", float), ("flags", int)),
+    ops.ZsetRemove: (("key", bytes), ("members", tuple[bytes, ...])),
+    ops.ZsetPop: (("key", bytes), ("count", int), ("highest", bool)),
+    ops.ZsetRemoveRange: (("key", bytes), ("ranked", bytes)),
 }
 _TYPES: list[type] = list(_FIELDS)
 _CODE = {cls: code for code, cls in enumerate(_TYPES)}
@@ -482,9 +491,14 @@ def _unpack_dataclass(value: Any, allowed: frozenset[type], where: str) -> Any:
     if cls not in allowed:
         raise WireError(f"{where}: a {cls.__name__} is not allowed here")
     checks = _CHECKS[cls]
-    if len(value) != len(checks) + 1:
+    # Fewer fields than this node knows: a node one version older, which lacks the fields
+    # added since (at the end, each with a default), and ``cls`` takes their defaults; a
+    # required one missing is a TypeError below.
+    if len(value) > len(checks) + 1:
         raise WireError(f"{where}: {cls.__name__} needs {len(checks)} fields")
-    arguments = [check(item, inner) for (inner, check), item in zip(checks, value[1:], strict=True)]
+    arguments = [
+        check(item, inner) for (inner, check), item in zip(checks, value[1:], strict=False)
+    ]
     try:
         return cls(*arguments)
     except (TypeError, ValueError) as error:

@@ -18,6 +18,11 @@ were told and what the stores hold (DESIGN.md §1 promises).
   once every SET was acknowledged, each acknowledged increment issued after the last of them
   (which no SET can have seen: a write applies before it is acknowledged) is among them, and
   the rest are a subset of the others.
+- sorted sets: each counting member's score is checked as a string that counts; every
+  acknowledged ZADD of a member that is also removed is there unless a ZREM of it was issued
+  after; every member an acknowledged ZADD put in a popped set is there or was taken by a
+  pop (one that answered with it, or one that did not answer); and every ranked read that
+  answered gave members in rank order, and a rank inside the set.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from eventual.clocks import VersionVector
 from eventual.core import Record
 from eventual.core.records import load_record
 from eventual.crdt import BoundedCounter, LWWRegister
+from eventual.crdt.zset import By
 
 if TYPE_CHECKING:
     from eventual.sim.simulator import OpLog, Simulation
@@ -142,6 +148,8 @@ def check_run(sim: Simulation) -> int:
                 _check_counting(
                     sim, key, field_ops, nested, field_value, what=f"field {field_name!r}"
                 )
+        elif prefix in (b"zset", b"zpop"):
+            _check_sorted_set(sim, key, ops, record if value is not None else None)
         elif prefix == b"bc":
             _check_bounded(sim, key, ops, record)
         elif prefix == b"str":
@@ -291,6 +299,61 @@ def _check_counting(
                 f"others {rest} makes up the difference"
             ),
         )
+
+
+def _check_sorted_set(sim: Simulation, key: bytes, ops: list[OpLog], record: Any) -> None:
+    zset = None if record is None else record.data
+    scores: dict[bytes, float] = {} if zset is None else zset.value()
+    for member in sorted({op.detail["member"] for op in ops if "member" in op.detail}):
+        member_ops = [op for op in ops if op.detail.get("member") == member]
+        if member.startswith(b"c"):
+            register = None if zset is None else zset.get(member)
+            _check_counting(
+                sim, key, member_ops, register, scores.get(member), what=f"member {member!r}"
+            )
+            continue
+        removes = [
+            op.issued_ms for op in ops if op.kind == "zset_rem" and op.detail["removed"] == member
+        ]
+        pops = [op for op in ops if op.kind == "zpop_pop"]
+        for op in member_ops:
+            if not op.acked or member in scores:
+                continue
+            if any(at >= op.issued_ms for at in removes):
+                continue
+            taken = any(
+                not pop.acked
+                or (pop.result is not None and [member, None] in _unscored(pop.result.value))
+                for pop in pops
+                if pop.issued_ms >= op.issued_ms or pop.acked
+            )
+            if not taken:
+                detail = f"acknowledged ZADD of {member!r} (op{op.id}) is missing, popped by none"
+                violation(sim, "lost-write", key, detail)
+    for op in ops:
+        if op.kind == "zset_read" and op.acked and op.result is not None:
+            _check_ranked_answer(sim, key, op)
+
+
+def _unscored(pairs: Any) -> list[list[Any]]:
+    return [[member, None] for member, _ in pairs or ()]
+
+
+def _check_ranked_answer(sim: Simulation, key: bytes, op: OpLog) -> None:
+    """A ranked read's answer is in its order, and a rank lies inside the set."""
+    assert op.result is not None
+    query = op.detail["query"]
+    pairs = op.result.value or []
+    order = [(score, member) for member, score in pairs]
+    expected = sorted(order, reverse=query.rev)
+    if order != expected:
+        violation(sim, "ranked-read", key, f"op{op.id} answered out of order: {order}")
+    if query.by is By.MEMBER and pairs:
+        size = op.result.size
+        position = op.result.position
+        if size is None or position is None or not 0 <= position < size:
+            detail = f"op{op.id}: rank {position} of {pairs[0][0]!r} in a set of {size}"
+            violation(sim, "ranked-read", key, detail)
 
 
 def _count_lww_losses(ops: list[OpLog], final: Any) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import math
 import random
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ from eventual.core import (
 from eventual.core.membership import ClusterState, MemberStatus
 from eventual.core.records import load_record, stored_bytes
 from eventual.crdt import BoundedCounter
+from eventual.crdt.zset import By, Ranked
 from eventual.sim.checkers import check_run, merged, violation
 from eventual.sim.network import Faults, Network
 
@@ -547,6 +549,14 @@ class Simulation:
             + ["cstr_incr"] * 2
             + ["hcnt_set"]
             + ["hcnt_incr"] * 2
+            # Sorted sets: scores written and counted, members added and removed, pops,
+            # and ranked reads (crdt/zset.py).
+            + ["zset_add"] * 2
+            + ["zset_incr"] * 2
+            + ["zset_rem"]
+            + ["zset_read"]
+            + ["zpop_add"]
+            + ["zpop_pop"]
             + ["set_add"] * 3
             + ["set_remove"]
             + ["map_incr"] * 2
@@ -602,6 +612,8 @@ class Simulation:
             op = ops.CounterAdd(log.key, amount)
         elif kind in ("cstr_set", "cstr_incr", "hcnt_set", "hcnt_incr"):
             op = self._counting_op(log, kind)
+        elif kind.startswith(("zset", "zpop")):
+            op = self._sorted_set_op(log, kind)
         elif kind == "set_add":
             log.key = self._key("set")
             element = f"e{op_id}".encode()
@@ -675,6 +687,43 @@ class Simulation:
             return ops.StringIncr(log.key, amount)
         log.detail["field"] = field_name
         return ops.HashIncr(log.key, field_name, amount)
+
+    def _sorted_set_op(self, log: OpLog, kind: str) -> ops.Operation:
+        """On ``zset`` keys, members ``c*`` count (ZADDs of scores no other op writes, and
+        ZINCRBYs) and are never removed; members ``r*`` are added and removed. On ``zpop``
+        keys, members no other op adds, and pops. Ranked reads of either."""
+        log.key = self._key("zpop" if kind.startswith("zpop") else "zset")
+        if kind == "zset_add":
+            counting = self.rng.random() < 0.6
+            member = f"{'c' if counting else 'r'}{self.rng.randrange(3)}".encode()
+            score = float(log.id * 1000)
+            log.detail.update(member=member, set=int(score))
+            return ops.ZsetAdd(log.key, ((score, member),))
+        if kind == "zset_incr":
+            member = f"c{self.rng.randrange(3)}".encode()
+            amount = self.rng.choice([1, 2, 3, -1])
+            log.detail.update(member=member, amount=amount)
+            return ops.ZsetIncr(log.key, member, float(amount))
+        if kind == "zset_rem":
+            member = f"r{self.rng.randrange(3)}".encode()
+            log.detail["removed"] = member
+            return ops.ZsetRemove(log.key, (member,))
+        if kind == "zpop_add":
+            member = f"p{log.id}".encode()
+            log.detail["member"] = member
+            return ops.ZsetAdd(log.key, ((float(self.rng.randrange(100)), member),))
+        if kind == "zpop_pop":
+            return ops.ZsetPop(log.key, self.rng.choice([1, 2]), self.rng.random() < 0.5)
+        query = self.rng.choice(
+            [
+                Ranked(By.RANK, 0, -1, rev=self.rng.random() < 0.5),
+                Ranked(By.MEMBER, member=f"c{self.rng.randrange(3)}".encode()),
+                Ranked(By.SCORE, -math.inf, 5000.0, offset=1, limit=3),
+                Ranked(By.SCORE, 0.0, math.inf, count_only=True),
+            ]
+        )
+        log.detail["query"] = query
+        return ops.Get(log.key, (), ranked=query.to_bytes())
 
     def _big_collection_op(self, log: OpLog, kind: str) -> ops.Operation:
         """Batches of members into a few sets and hashes, so they reach thousands."""
