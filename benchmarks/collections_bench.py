@@ -5,12 +5,16 @@
 
 Needs redis-server (Debian: ``apt-get install redis-server``). One redis-server (no
 persistence) and one Eventual node (N = 1, ``--durability os``), each on loopback. For every
-size, a set and a hash of that many members are filled (1,000 members a command), then each
-operation is timed ``--samples`` times, one request at a time, on one connection:
+size, a set, a hash and a sorted set of that many members are filled (1,000 members a
+command), then each operation is timed ``--samples`` times, one request at a time, on one
+connection:
 
 - SADD of a new member (removed again, untimed, so the size stays put), SISMEMBER of a
   present member, SCARD;
 - HSET of an existing field (a new value), HGET;
+- ZADD of a new member (removed again, untimed), ZINCRBY, ZSCORE and ZRANK of a present
+  member, ZREVRANGE 0 9 (a leaderboard's top ten), ZRANGEBYSCORE from a present score
+  LIMIT 0 10, ZCARD;
 - SMEMBERS, reported per member it returns.
 
 Printed: the median latency in µs of each, side by side, Eventual's latency at each size
@@ -52,6 +56,8 @@ def fill(client: redis.Redis, size: int, hashes: bool) -> None:
         pipe.sadd(b"set:%d" % size, *members)
         if hashes:
             pipe.hset(b"hash:%d" % size, mapping={m: b"value" for m in members})
+            scores = {m: float(start + i) for i, m in enumerate(members)}
+            pipe.zadd(b"zset:%d" % size, scores)
         if len(pipe) >= 8:
             pipe.execute()
     pipe.execute()
@@ -69,7 +75,7 @@ def timed(samples: int, call: Callable[[int], object], after: Callable[[int], ob
 
 
 def measure(client: redis.Redis, size: int, samples: int) -> dict[str, float]:
-    s, h = b"set:%d" % size, b"hash:%d" % size
+    s, h, z = b"set:%d" % size, b"hash:%d" % size, b"zset:%d" % size
 
     def nothing(i: int) -> None:
         return None
@@ -85,6 +91,21 @@ def measure(client: redis.Redis, size: int, samples: int) -> dict[str, float]:
         "SCARD": timed(samples, lambda i: client.scard(s), nothing),
         "HSET": timed(samples, lambda i: client.hset(h, present[i], b"v%d" % i), nothing),
         "HGET": timed(samples, lambda i: client.hget(h, present[i]), nothing),
+        "ZADD": timed(
+            samples,
+            lambda i: client.zadd(z, {b"new:%d" % i: i * 0.5}),
+            lambda i: client.zrem(z, b"new:%d" % i),
+        ),
+        "ZINCRBY": timed(samples, lambda i: client.zincrby(z, 1, present[i]), nothing),
+        "ZSCORE": timed(samples, lambda i: client.zscore(z, present[i]), nothing),
+        "ZRANK": timed(samples, lambda i: client.zrank(z, present[i]), nothing),
+        "ZREVRANGE top10": timed(samples, lambda i: client.zrevrange(z, 0, 9), nothing),
+        "ZRANGEBYSCORE": timed(
+            samples,
+            lambda i: client.zrangebyscore(z, i * 7919 % size, "+inf", start=0, num=10),
+            nothing,
+        ),
+        "ZCARD": timed(samples, lambda i: client.zcard(z), nothing),
     }
     rounds = max(1, min(20, 1_000_000 // size))
     start = time.perf_counter()
@@ -134,8 +155,8 @@ def main() -> None:
                     took = time.perf_counter() - start
                     if name == "eventual":
                         grown = rss_bytes(pids[1]) - before
-                        members = size if args.memory_only else 2 * size
-                        what = "a set" if args.memory_only else "a set and a hash"
+                        members = size if args.memory_only else 3 * size
+                        what = "a set" if args.memory_only else "a set, a hash and a zset"
                         print(
                             f"eventual: filled {what} of {size:,} members in {took:.1f} s;"
                             f" node memory +{grown / 2**20:,.0f} MiB,"

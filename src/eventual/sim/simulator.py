@@ -570,10 +570,10 @@ class Simulation:
             + ["hll"]
             # Big collections: a few keys that grow to thousands of members, written and
             # read member by member (member cells, projections, member-level anti-entropy).
-            + ["bigset_add"] * 3
+            + ["bigset_add"] * 4
             + ["bigset_remove"]
             + ["bigset_read"]
-            + ["bighash_set"] * 3
+            + ["bighash_set"] * 4
             + ["bighash_del"]
             + ["bighash_read"]
         )
