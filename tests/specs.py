@@ -18,6 +18,7 @@ from eventual.crdt import (
     ORMap,
     ORSet,
     PNCounter,
+    ReplicatedList,
     SortedSet,
 )
 from eventual.lattice import Lattice
@@ -209,6 +210,38 @@ def _zset_clear(state: Lattice, actor: str, _: Sequence[Lattice]) -> Lattice:
     return state.clear()
 
 
+# ReplicatedList: pushes at both ends, pops, a value set in place.
+list_values = st.sampled_from([b"a", b"b", b"c"])
+
+
+def _list_push(
+    state: Lattice, actor: str, _: Sequence[Lattice], value: bytes, left: bool, ts: int
+) -> Lattice:
+    assert isinstance(state, ReplicatedList)
+    return state.push(actor, [value], ts, left=left)
+
+
+def _list_pop(state: Lattice, actor: str, _: Sequence[Lattice], last: bool) -> Lattice:
+    assert isinstance(state, ReplicatedList)
+    positions = state.positions()
+    if not positions:
+        return ReplicatedList()
+    return state.remove(positions[-1] if last else positions[0])
+
+
+def _list_set(state: Lattice, actor: str, _: Sequence[Lattice], value: bytes, ts: int) -> Lattice:
+    assert isinstance(state, ReplicatedList)
+    positions = state.positions()
+    if not positions:
+        return ReplicatedList()
+    return state.set_value(actor, positions[0], value, ts)
+
+
+def _list_clear(state: Lattice, actor: str, _: Sequence[Lattice]) -> Lattice:
+    assert isinstance(state, ReplicatedList)
+    return state.clear()
+
+
 SPECS = [
     TypeSpec("GCounter", GCounter, op(_increment, amounts)),
     TypeSpec("PNCounter", PNCounter, st.one_of(op(_increment, amounts), op(_decrement, amounts))),
@@ -268,6 +301,16 @@ SPECS = [
             op(_zset_clear),
         ),
         refusals=(ValueError,),
+    ),
+    TypeSpec(
+        "ReplicatedList",
+        ReplicatedList,
+        st.one_of(
+            op(_list_push, list_values, st.booleans(), timestamps),
+            op(_list_pop, st.booleans()),
+            op(_list_set, list_values, timestamps),
+            op(_list_clear),
+        ),
     ),
     # Small precision keeps examples fast; the estimator itself is tested at full size.
     TypeSpec("HyperLogLog", lambda: HyperLogLog(precision=6), op(_hll_add, st.integers(0, 500))),

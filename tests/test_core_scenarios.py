@@ -12,7 +12,7 @@ from eventual.core.get import RANKED_WHOLE_MAX
 from eventual.core.keyspace import partition_start
 from eventual.core.messages import ReplicaWrite
 from eventual.core.records import stored_bytes
-from eventual.crdt.zset import By, Ranked
+from eventual.crdt.ranked import By, Ranked
 from eventual.sim import Faults, SimConfig, Simulation
 
 NO_FAULTS = Faults(frozenset())
@@ -635,3 +635,39 @@ def test_a_ranked_read_of_a_big_sorted_set_whose_replicas_disagree_takes_one_ans
     fresh = next(n for n in sim.primaries(key) if n != stale)
     top = ranked(sim, fresh, key, Ranked(By.RANK, 0, 0), Level.ALL)
     assert top.value == [[b"first", -1.0]] and top.size == RANKED_WHOLE_MAX + 2
+
+
+def test_lists_merge_concurrent_changes_as_the_table_says() -> None:
+    sim = cluster()
+    key = b"l:race"
+    a, b, _ = sim.primaries(key)
+    assert sim.call(a, ops.ListPush(key, (b"h", b"m", b"t")), Level.ALL).ok
+    sim.partition([a], [n for n in sim.node_ids if n != a])
+    # Two sides, at once: pushes at both ends land on every replica in one order; both
+    # sides pop the head and both get it; an LSET of the tail on one side and an RPOP of it
+    # on the other keep it (the set re-adds it, with its value).
+    assert sim.call(a, ops.ListPush(key, (b"a1", b"a2")), Level.ONE).value == 5
+    assert sim.call(b, ops.ListPush(key, (b"b1",)), Level.ONE).value == 4
+    assert sim.call(b, ops.ListPush(key, (b"B0",), left=True), Level.ONE).value == 5
+    head_a = sim.call(a, ops.ListPop(key, 1), Level.ONE).value
+    head_b = sim.call(b, ops.ListPop(key, 1), Level.ONE).value
+    assert [v for _, v in head_a] == [b"h"]  # a's head
+    assert [v for _, v in head_b] == [b"B0"]  # b pushed one before it
+    assert sim.call(b, ops.ListPop(key, 1), Level.ONE).value[0][1] == b"h"  # h again, at b
+    assert sim.call(a, ops.ListSet(key, 1, b"T"), Level.ONE).value == "OK"  # t, at a
+    assert sim.call(b, ops.ListPop(key, 1, right=True), Level.ONE).value[0][1] == b"b1"
+    sim.heal_network()
+    wait_until(sim, lambda: converged(sim, key))
+    final = ranked(sim, sim.node_ids[4], key, Ranked(By.RANK, 0, -1), Level.ALL)
+    assert [v for _, v in final.value] == [b"m", b"T", b"a1", b"a2"]
+    for node in sim.primaries(key):
+        one = ranked(sim, node, key, Ranked(By.RANK, 0, -1), Level.ONE)
+        assert [v for _, v in one.value] == [b"m", b"T", b"a1", b"a2"]
+    # A DEL removes what its replica saw; a push it did not see survives it.
+    sim.partition([a], [n for n in sim.node_ids if n != a])
+    assert sim.call(a, ops.Delete(key), Level.ONE).value == 1
+    assert sim.call(b, ops.ListPush(key, (b"late",)), Level.ONE).ok
+    sim.heal_network()
+    wait_until(sim, lambda: converged(sim, key))
+    final = ranked(sim, sim.node_ids[4], key, Ranked(By.RANK, 0, -1), Level.ALL)
+    assert [v for _, v in final.value] == [b"late"]

@@ -73,6 +73,7 @@ class TypeTag(IntEnum):
     ORMAP = 8
     HYPERLOGLOG = 9
     SORTED_SET = 10
+    LIST = 11
     VERSION_VECTOR = 16
     DVVSET = 17
     RECORD = 32

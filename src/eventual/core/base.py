@@ -41,7 +41,7 @@ from eventual.core.records import Records
 from eventual.core.ring import DEFAULT_N, DEFAULT_PARTITIONS, Member, Ring
 from eventual.core.store import Batch, Hint, Store
 from eventual.core.swim import Swim, SwimConfig
-from eventual.crdt.zset import Ranked
+from eventual.crdt.ranked import Ranked
 
 # Limits, each with its reason. (What one operation may carry: ops.STRING_BYTES_MAX and
 # ops.MEMBER_BYTES_MAX; a collection has no size limit, its members travel one by one.)

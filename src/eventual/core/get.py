@@ -28,10 +28,10 @@ from eventual.core.messages import (
     Timer,
 )
 from eventual.core.ops import Get, scan_count
-from eventual.core.record import COLLECTIONS, Kind, Record
+from eventual.core.record import COLLECTIONS, RANKED, Kind, Record
 from eventual.core.store import Batch
 from eventual.crdt._causal import scan_hash
-from eventual.crdt.zset import Ranked, SortedSet
+from eventual.crdt.ranked import Ranked, RankedMap
 
 KIND_NAMES = {kind: kind.name.lower() for kind in Kind}  # what a read says the key holds
 # A read that this node's own replica satisfies (R = 1 from here: ONE, LOCAL_ONE) and that
@@ -136,7 +136,7 @@ class GetCoordinator(NodeBase):
                     local, pending.cursors[self.id] = local.scan_page(pending.cursor, pending.count)
                 elif local is not None and pending.members is not None:
                     pending.sizes[self.id] = (local.size(), self._local_digest(pending, local))
-                    if pending.ranked is not None and local.kind is Kind.ZSET:
+                    if pending.ranked is not None and local.kind in RANKED:
                         local, _, pending.positions[self.id] = local.select(pending.ranked)
                     else:
                         local = local.project(pending.members)
@@ -177,7 +177,7 @@ class GetCoordinator(NodeBase):
     def _read_result(self, merged: Record | None, answered: int, pending: _PendingRead) -> Result:
         if merged is None:
             return Result(True, None, answered=answered)
-        if pending.ranked is not None and merged.kind is Kind.ZSET:
+        if pending.ranked is not None and merged.kind in RANKED:
             return self._ranked_result(merged, answered, pending)
         if pending.cursor is not None and merged.kind in COLLECTIONS:
             return self._page_result(merged, answered, pending)
@@ -226,8 +226,7 @@ class GetCoordinator(NodeBase):
             return None
         found = [node for node, record in pending.replies.items() if record is not None]
         if not found or any(
-            record is not None and record.kind is not Kind.ZSET
-            for record in pending.replies.values()
+            record is not None and record.kind not in RANKED for record in pending.replies.values()
         ):
             return None
         return self.id if self.id in found else found[0]
@@ -253,7 +252,7 @@ class GetCoordinator(NodeBase):
         query = pending.ranked
         assert query is not None
         data = merged.data
-        assert isinstance(data, SortedSet)
+        assert isinstance(data, RankedMap)
         if pending.members is None:
             members, position = data.select(query)
         else:
@@ -266,9 +265,9 @@ class GetCoordinator(NodeBase):
             position = positions.pop() if len(positions) == 1 else -1
         return Result(
             True,
-            [[member, data.score(member)] for member in members],
+            [[member, data.shown(member)] for member in members],
             answered=answered,
-            kind="zset",
+            kind=KIND_NAMES[merged.kind],
             expire_at=merged.expire_at(),
             size=size,
             position=position,

@@ -31,9 +31,10 @@ from eventual.crdt import (
     ORMap,
     ORSet,
     PNCounter,
+    ReplicatedList,
     SortedSet,
 )
-from eventual.crdt.zset import By, Ranked
+from eventual.crdt.ranked import By, Ranked
 from eventual.lattice import Lattice
 
 __all__ = [
@@ -55,6 +56,13 @@ __all__ = [
     "HashSet",
     "HllAdd",
     "HllMerge",
+    "ListInsert",
+    "ListPop",
+    "ListPush",
+    "ListRemove",
+    "ListRemoveAt",
+    "ListRemoveRange",
+    "ListSet",
     "MapIncr",
     "MapRemove",
     "Mutation",
@@ -355,8 +363,84 @@ class ZsetRemoveRange:
 
 
 # The most members one ZsetPop or ZsetRemoveRange removes: one write, one delta, bounded
-# (the Redis face runs a bigger one as several).
+# (the Redis face runs a bigger one as several). The same for lists.
 ZSET_REMOVE_MAX = 1_000
+LIST_REMOVE_MAX = ZSET_REMOVE_MAX
+
+
+@dataclass(slots=True)
+class ListPush:
+    """LPUSH (``left``: each value becomes the head, in turn) or RPUSH; the result is the
+    list's length after it, as the coordinating replica holds it."""
+
+    key: bytes
+    values: tuple[bytes, ...]
+    left: bool = False
+    kind = Kind.LIST
+
+
+@dataclass(slots=True)
+class ListPop:
+    """LPOP / RPOP (``right``): remove the first (last) ``count`` elements the coordinating
+    replica holds; the result is ``[[position, value], ...]``."""
+
+    key: bytes
+    count: int
+    right: bool = False
+    kind = Kind.LIST
+
+
+@dataclass(slots=True)
+class ListSet:
+    """LSET: write the value of the element at ``index`` (negative: from the end) in the
+    coordinating replica's list; ValueError if there is no key or no such index."""
+
+    key: bytes
+    index: int
+    value: bytes
+    kind = Kind.LIST
+
+
+@dataclass(slots=True)
+class ListInsert:
+    """LINSERT: put ``value`` before (after) the first element equal to ``pivot``; the
+    result is the length, -1 without such an element, 0 without the key."""
+
+    key: bytes
+    pivot: bytes
+    value: bytes
+    before: bool = True
+    kind = Kind.LIST
+
+
+@dataclass(slots=True)
+class ListRemove:
+    """LREM: remove up to ``count`` elements equal to ``value`` from the head (negative:
+    from the tail; 0: all), at most LIST_REMOVE_MAX a write; the result is how many."""
+
+    key: bytes
+    count: int
+    value: bytes
+    kind = Kind.LIST
+
+
+@dataclass(slots=True)
+class ListRemoveRange:
+    """LTRIM's removals: what ``ranked`` (an encoded RANK ``crdt.ranked.Ranked``) selects."""
+
+    key: bytes
+    ranked: bytes
+    kind = Kind.LIST
+
+
+@dataclass(slots=True)
+class ListRemoveAt:
+    """Remove the elements at these positions (LMOVE, once the element is in its
+    destination); the result is how many were there."""
+
+    key: bytes
+    positions: tuple[bytes, ...]
+    kind = Kind.LIST
 
 
 @dataclass(slots=True)
@@ -400,6 +484,13 @@ Mutation = (
     | ZsetRemove
     | ZsetPop
     | ZsetRemoveRange
+    | ListPush
+    | ListPop
+    | ListSet
+    | ListInsert
+    | ListRemove
+    | ListRemoveRange
+    | ListRemoveAt
 )
 Operation = Get | Mutation
 # The operations whose dots are named after the node itself (its rights), never its epoch.
@@ -476,7 +567,7 @@ class _Change:
             self.delta.data.merge(record.data)
             self.absorbed = True
             self.delta.own_baseline().merge(record.baseline)
-        elif kind in (Kind.SET, Kind.HASH, Kind.MAP, Kind.ZSET):
+        elif kind in (Kind.SET, Kind.HASH, Kind.MAP, Kind.ZSET, Kind.LIST):
             assert isinstance(record.data, (ORSet, ORMap))
             self.absorb(record.data.clear())
         elif kind is Kind.FLAG:
@@ -572,10 +663,22 @@ def _check(op: Mutation, record: Record | None) -> None:
     elif isinstance(op, ZsetPop):
         if isinstance(op.count, bool) or not 0 <= op.count <= ZSET_REMOVE_MAX:
             raise ValueError(f"a pop takes 0 to {ZSET_REMOVE_MAX} members")
-    elif isinstance(op, ZsetRemoveRange):
+    elif isinstance(op, (ZsetRemoveRange, ListRemoveRange)):
         query = Ranked.from_bytes(op.ranked)  # DecodeError (a ValueError) if bad
         if query.count_only or query.by is By.MEMBER or not 0 <= query.limit <= ZSET_REMOVE_MAX:
             raise ValueError(f"a range removal takes a range of 0 to {ZSET_REMOVE_MAX} members")
+        if isinstance(op, ListRemoveRange) and query.by is not By.RANK:
+            raise ValueError("a list is removed from by rank")
+    elif isinstance(op, ListPush):
+        _check_members("list element", op.values)
+    elif isinstance(op, ListPop):
+        if isinstance(op.count, bool) or not 0 <= op.count <= LIST_REMOVE_MAX:
+            raise ValueError(f"a pop takes 0 to {LIST_REMOVE_MAX} elements")
+    elif isinstance(op, (ListSet, ListInsert, ListRemove)):
+        _check_members("list element", (op.value,))
+    elif isinstance(op, ListRemoveAt):
+        if len(op.positions) > LIST_REMOVE_MAX:
+            raise ValueError(f"a removal takes at most {LIST_REMOVE_MAX} elements")
     elif isinstance(op, HashDel):
         _check_members("hash field", op.fields)
     elif isinstance(op, (HashIncr, MapIncr, MapRemove, HashIncrFloat)):
@@ -639,6 +742,57 @@ def _zset_incr(
     return data.score(op.member)
 
 
+def _list_change(
+    data: ReplicatedList,
+    op: ListPush | ListPop | ListSet | ListInsert,
+    actor: str,
+    timestamp: int,
+    absorb: Callable[[Lattice], None],
+) -> Any:
+    if isinstance(op, ListPush):
+        absorb(data.push(actor, list(op.values), timestamp, left=op.left))
+        return len(data)
+    positions = data.positions()
+    if isinstance(op, ListPop):
+        query = Ranked(By.RANK, 0, op.count - 1, rev=op.right)
+        taken = [[position, data.shown(position)] for position in data.select(query)[0]]
+        for position, _ in taken:
+            absorb(data.remove(position))
+        return taken
+    if isinstance(op, ListSet):
+        index = op.index + len(positions) if op.index < 0 else op.index
+        if not 0 <= index < len(positions):
+            raise ValueError("index out of range")  # Redis's words
+        absorb(data.set_value(actor, positions[index], op.value, timestamp))
+        return "OK"
+    for index, position in enumerate(positions):  # LINSERT: O(n), as in Redis
+        if data.shown(position) == op.pivot:
+            place = index if op.before else index + 1
+            absorb(data.insert(actor, place, op.value, timestamp))
+            return len(data)
+    return -1
+
+
+def _list_removals(
+    data: ReplicatedList, op: ListRemove | ListRemoveRange | ListRemoveAt
+) -> list[bytes]:
+    """The positions a removal takes, as the coordinating replica holds the list."""
+    if isinstance(op, ListRemoveAt):
+        return [position for position in op.positions if position in data]
+    if isinstance(op, ListRemoveRange):
+        return data.select(Ranked.from_bytes(op.ranked))[0]
+    positions = data.positions()
+    order = reversed(positions) if op.count < 0 else iter(positions)
+    wanted = min(abs(op.count) or LIST_REMOVE_MAX, LIST_REMOVE_MAX)
+    found: list[bytes] = []
+    for position in order:  # LREM: O(n), as in Redis
+        if len(found) >= wanted:
+            break
+        if data.shown(position) == op.value:
+            found.append(position)
+    return found
+
+
 def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestamp: int) -> Applied:
     """Apply a mutation at the coordinator, in place (see the module's docstring)."""
     if (
@@ -650,6 +804,12 @@ def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestam
         op = CounterAdd(op.key, op.amount)  # the HTTP counter's INCR: one key, one type
     wanted: Kind | None = op.kind
     _check(op, record)
+    if isinstance(op, ListSet) and (record is None or not record.present(now_ms)):
+        raise ValueError("no such key")  # Redis's words; nothing is created
+    if isinstance(op, (ListInsert, ListRemoveAt)) and (
+        record is None or not record.present(now_ms)
+    ):
+        return Applied(record or Record(Kind.LIST), Record(Kind.LIST), 0)  # nothing to do
     if record is None:
         if isinstance(op, (Delete, Expire, Persist)):
             return Applied(Record(Kind.OBJECT), Record(Kind.OBJECT), 0)
@@ -750,6 +910,14 @@ def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestam
         for member in members:
             absorb(data.remove(member))
         result = taken if isinstance(op, ZsetPop) else len(taken)
+    elif isinstance(op, (ListPush, ListPop, ListSet, ListInsert)):
+        result = _list_change(cast(ReplicatedList, data), op, actor, timestamp, absorb)
+    elif isinstance(op, (ListRemove, ListRemoveRange, ListRemoveAt)):
+        data = cast(ReplicatedList, data)  # by kind: no ABC check
+        positions = _list_removals(data, op) if present else []
+        for position in positions:
+            absorb(data.remove(position))
+        result = len(positions)
     elif isinstance(op, HashSet):
         data = cast(ORMap, data)  # by kind: no ABC check
         result = sum(field not in data for field in dict(op.pairs))

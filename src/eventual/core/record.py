@@ -5,8 +5,8 @@ A record holds (DESIGN.md §2):
 
 - ``kind``: the key's type, fixed while the key exists (``WrongType`` otherwise);
 - ``data``: the type's lattice: DVVSet (object), LWWRegister (string), PNCounter (counter),
-  BoundedCounter (bcounter), ORSet (set), ORMap (hash, map), SortedSet (zset), EWFlag
-  (flag), HyperLogLog (hll);
+  BoundedCounter (bcounter), ORSet (set), ORMap (hash, map), SortedSet (zset),
+  ReplicatedList (list), EWFlag (flag), HyperLogLog (hll);
 - ``baseline``: for counters, the part a DEL observed: value = data - baseline;
 - ``ttl``: an MVRegister of expiry times (ms) or None (PERSIST). A causally later EXPIRE or
   PERSIST replaces what it saw; concurrent ones resolve to PERSIST if any, else the longest;
@@ -20,7 +20,7 @@ Deletes are observed-remove, per kind, so an update concurrent with a DEL surviv
 | object | writes a tombstone sibling with the deleter's context | survives as a sibling |
 | string | LWW write of "absent" at the deleter's HLC time | wins if its timestamp is later |
 | counter | baseline := what the deleter saw | its increments count from zero |
-| set, hash, map, zset | removes every element/field the deleter saw | survives |
+| set, hash, map, zset, list | removes every element/field the deleter saw | survives |
 | flag | disable (enable wins) | survives |
 | hll, bcounter | hard reset: new incarnation, empty data | lost (LWW by HLC, counted) |
 
@@ -33,7 +33,7 @@ Expired keys read as absent as soon as their time passes, at every replica that 
 expiry; a write to an expired key first resets it, as Redis does.
 
 Stored form (``head_bytes``, ``take_changed_members``, ``from_cells``). A record of a scalar
-kind is stored whole: its *head* is its encoding. A collection (set, hash, map, zset) is
+kind is stored whole: its *head* is its encoding. A collection (set, hash, map, zset, list) is
 stored as a head (the record with every member taken out: kind, incarnation, causal
 context, TTL) plus one cell per member (``crdt._keyed``), so a change to one member writes
 one cell and the head, whatever the collection's size. ``digest(head)`` is the record's hash
@@ -74,10 +74,12 @@ from eventual.crdt import (
     PNCounter,
 )
 from eventual.crdt._keyed import KeyedCausal, member_id
-from eventual.crdt.zset import Ranked, SortedSet
+from eventual.crdt.ranked import Ranked, RankedMap
+from eventual.crdt.rlist import ReplicatedList
+from eventual.crdt.zset import SortedSet
 from eventual.lattice import Lattice
 
-__all__ = ["COLLECTIONS", "TOMBSTONE", "Kind", "Record", "WrongTypeError"]
+__all__ = ["COLLECTIONS", "RANKED", "TOMBSTONE", "Kind", "Record", "WrongTypeError"]
 
 # The sibling value that marks an object deleted (values of user objects are bytes).
 TOMBSTONE: Scalar = None
@@ -97,6 +99,7 @@ class Kind(IntEnum):
     FLAG = 8
     HLL = 9
     ZSET = 10
+    LIST = 11
 
 
 # Decoding looks a kind up by number: calling an Enum is Python code, even compiled.
@@ -113,10 +116,13 @@ _DATA_TYPES: dict[Kind, type[Lattice]] = {
     Kind.FLAG: EWFlag,
     Kind.HLL: HyperLogLog,
     Kind.ZSET: SortedSet,
+    Kind.LIST: ReplicatedList,
 }
 
 # Kinds stored as a head plus a cell per member (see the module's docstring).
-COLLECTIONS = frozenset({Kind.SET, Kind.HASH, Kind.MAP, Kind.ZSET})
+COLLECTIONS = frozenset({Kind.SET, Kind.HASH, Kind.MAP, Kind.ZSET, Kind.LIST})
+# Collections kept in order, which answer ranked reads (``crdt/ranked.py``).
+RANKED = frozenset({Kind.ZSET, Kind.LIST})
 
 Incarnation = tuple[int, str]
 L = TypeVar("L", bound=Lattice)
@@ -295,10 +301,10 @@ class Record(Lattice):
         return [] if data is None else data.members()
 
     def select(self, query: Ranked) -> tuple[Self, list[bytes], int]:
-        """A ranked read of a sorted set (``SortedSet.select``): the projection to the
-        members it selects, those members in its order, and its position."""
+        """A ranked read of a sorted set or a list (``RankedMap.select``): the projection
+        to the members it selects, those members in its order, and its position."""
         data = self.data
-        assert isinstance(data, SortedSet)
+        assert isinstance(data, RankedMap)
         members, position = data.select(query)
         return self._around(data.project(members)), members, position
 

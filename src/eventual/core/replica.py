@@ -21,10 +21,10 @@ from eventual.core.messages import (
     WriteAck,
 )
 from eventual.core.ops import scan_count
-from eventual.core.record import Kind, Record
+from eventual.core.record import RANKED, Kind, Record
 from eventual.core.store import Batch
 from eventual.crdt import LWWRegister
-from eventual.crdt.zset import Ranked
+from eventual.crdt.ranked import Ranked
 
 
 @trait
@@ -84,7 +84,7 @@ class Replica(NodeBase):
         else:
             digest = self.records.digest(message.key) if partition in self.trees else None
             position = 0
-            if message.ranked is not None and record.kind is Kind.ZSET:
+            if message.ranked is not None and record.kind in RANKED:
                 try:
                     query = Ranked.from_bytes(message.ranked)
                 except DecodeError:

@@ -13,6 +13,7 @@
 | EWFlag | enable-wins flag | ewflag |
 | ORMap | observed-remove map of nested CRDTs, add wins | ormap |
 | SortedSet | add-wins members with scores that count, ranked in O(log n) | zset |
+| ReplicatedList | a sequence of values at dense positions, indexed in O(log n) | rlist |
 | HyperLogLog | distinct-count estimate, about 1.04/sqrt(m) error | hyperloglog |
 
 No I/O here, no wall clock, no randomness: timestamps and actors are passed in.
@@ -28,6 +29,7 @@ from eventual.crdt.mvregister import MVRegister
 from eventual.crdt.ormap import ORMap, WrongType
 from eventual.crdt.orset import ORSet
 from eventual.crdt.pncounter import PNCounter
+from eventual.crdt.rlist import ReplicatedList
 from eventual.crdt.zset import SortedSet
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "ORMap",
     "ORSet",
     "PNCounter",
+    "ReplicatedList",
     "SortedSet",
     "WrongType",
 ]

@@ -21,7 +21,7 @@ from eventual.core import Level, NodeConfig
 from eventual.core.membership import MemberStatus
 from eventual.core.ring import Member
 from eventual.process import tune_gc
-from eventual.server import sorted_sets  # noqa: F401  (registers the Z* commands)
+from eventual.server import lists, sorted_sets  # noqa: F401  (register their commands)
 from eventual.server.limits import ClientLimits, Clients
 from eventual.server.logs import setup_logging
 from eventual.server.peer_auth import SECRET_ENV, new_secret

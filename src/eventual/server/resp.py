@@ -1059,6 +1059,7 @@ NO_KEYS = frozenset(
         "PUNSUBSCRIBE",
         "PUBSUB",
         "SINTERCARD",
+        "BLMPOP",  # its keys follow a count: movable, as Redis's COMMAND says
     ]
 )
 ALL_KEYS = frozenset(
@@ -1089,6 +1090,8 @@ GROUPS = {
     "transactions": "MULTI EXEC DISCARD WATCH UNWATCH",
     "pubsub": "SUBSCRIBE UNSUBSCRIBE PSUBSCRIBE PUNSUBSCRIBE PUBLISH PUBSUB",
     "hyperloglog": "PFADD PFCOUNT PFMERGE",
+    "list": "LPUSH RPUSH LPUSHX RPUSHX LPOP RPOP LLEN LRANGE LINDEX LPOS LSET LINSERT LREM "
+    "LTRIM LMOVE RPOPLPUSH BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP",
     "eventual": "CONSISTENCY BC.INCRBY BC.DECRBY BC.TRANSFER BC.GET BC.RIGHTS",
 }
 GROUP_OF = {name: group for group, names in GROUPS.items() for name in names.split()}
@@ -1113,8 +1116,10 @@ def _key_positions(name: str) -> tuple[int, int, int]:
         return 1, -1, 1
     if name in KEY_PAIRS:
         return 1, -1, 2
-    if name == "SMOVE":
+    if name in ("SMOVE", "LMOVE", "RPOPLPUSH", "BLMOVE", "BRPOPLPUSH"):
         return 1, 2, 1
+    if name in ("BLPOP", "BRPOP"):
+        return 1, -2, 1
     return 1, 1, 1
 
 

@@ -30,7 +30,7 @@ from typing import Any
 from eventual.core import Request, Result
 from eventual.core import ops as O  # noqa: N812  (as in server/resp.py)
 from eventual.crdt.lwwregister import format_float
-from eventual.crdt.zset import By, Ranked
+from eventual.crdt.ranked import By, Ranked
 from eventual.server.resp import (
     WRITE,
     CommandError,
@@ -47,7 +47,7 @@ from eventual.server.resp import _cursor as parse_cursor
 from eventual.server.resp import _scan_options as scan_options
 from eventual.server.resp import _scan_reply as scan_reply
 
-__all__ = ["RANKED_PAGE"]
+__all__ = ["RANKED_PAGE", "ranked_read", "removals"]
 
 # Members one ranked read returns at most: a bigger range is read page by page.
 RANKED_PAGE = 10_000
@@ -195,9 +195,9 @@ def _zrem(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     c.call_sliced(lambda ms: O.ZsetRemove(key, ms), tuple(args[1:]), total, done)
 
 
-def _removals(
+def removals(
     c: RespServerProtocol,
-    make: Callable[[int], O.ZsetPop | O.ZsetRemoveRange],
+    make: Callable[[int], O.Mutation],
     wanted: int,
     then: Callable[[list[Any], int], bytes],
     done: Done,
@@ -254,7 +254,7 @@ def _pop(c: RespServerProtocol, args: list[bytes], done: Done, *, highest: bool)
     if count == 0:
         done(b"*0\r\n")
         return
-    _removals(c, lambda n: O.ZsetPop(key, n, highest), count, reply, done)
+    removals(c, lambda n: O.ZsetPop(key, n, highest), count, reply, done)
 
 
 def _remove_range(c: RespServerProtocol, key: bytes, query: Ranked, done: Done) -> None:
@@ -265,7 +265,7 @@ def _remove_range(c: RespServerProtocol, key: bytes, query: Ranked, done: Done) 
         query.limit = n
         return O.ZsetRemoveRange(key, query.to_bytes())
 
-    _removals(c, make, 2**62, lambda _, count: integer(count), done)
+    removals(c, make, 2**62, lambda _, count: integer(count), done)
 
 
 @command("ZREMRANGEBYSCORE", 4, WRITE)
@@ -309,7 +309,7 @@ def _zremrangebyrank(c: RespServerProtocol, args: list[bytes], done: Done) -> No
             query = Ranked(By.RANK, first, first + n - 1, limit=n)
             return O.ZsetRemoveRange(key, query.to_bytes())
 
-        _removals(c, make, last - first + 1, lambda _, count: integer(count), done)
+        removals(c, make, last - first + 1, lambda _, count: integer(count), done)
 
     c.runtime.request(Request(0, O.Get(key, ()), c.level), sized)
 
@@ -347,10 +347,13 @@ def ranked_read(
     key: bytes,
     query: Ranked,
     then: Callable[[list[list[Any]], int], bytes],
+    *,
     done: Done,
+    kind: str = "zset",
 ) -> None:
-    """Run a ranked read, page by page when its range is bigger than ``RANKED_PAGE``, and
-    reply with ``then(pairs, position)`` (an absent key: no pairs, position -1)."""
+    """Run a ranked read of a sorted set (``kind``: or a list), page by page when its range
+    is bigger than ``RANKED_PAGE``, and reply with ``then(pairs, position)`` (an absent
+    key: no pairs, position -1)."""
     wanted = query.limit
     pairs: list[list[Any]] = []
     start = {"offset": query.offset, "position": -1}
@@ -360,7 +363,7 @@ def ranked_read(
             done(error(r.error or "ERR unknown failure"))
             return
         try:
-            expect_kind(r, "zset")
+            expect_kind(r, kind)
         except CommandError as problem:
             done(error(str(problem)))
             return
@@ -447,7 +450,7 @@ def _range(
             return
         query = Ranked(by, lo, hi, low_open=lo_open, high_open=hi_open, rev=rev, offset=offset)
         query.limit = count if count >= 0 else -1
-    ranked_read(c, key, query, lambda pairs, _: pairs_reply(c, pairs, scores), done)
+    ranked_read(c, key, query, lambda pairs, _: pairs_reply(c, pairs, scores), done=done)
 
 
 @command("ZRANGE", -4)
@@ -525,7 +528,7 @@ def _rank(c: RespServerProtocol, args: list[bytes], done: Done, *, rev: bool) ->
             return b"*2\r\n" + integer(position) + score_reply(c, pairs[0][1])
         return integer(position)
 
-    ranked_read(c, args[0], Ranked(By.MEMBER, member=args[1], rev=rev), reply, done)
+    ranked_read(c, args[0], Ranked(By.MEMBER, member=args[1], rev=rev), reply, done=done)
 
 
 @command("ZRANK", -3)
@@ -540,7 +543,7 @@ def _zrevrank(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
 
 def _count(c: RespServerProtocol, key: bytes, query: Ranked, done: Done) -> None:
     query.count_only = True
-    ranked_read(c, key, query, lambda _, position: integer(max(position, 0)), done)
+    ranked_read(c, key, query, lambda _, position: integer(max(position, 0)), done=done)
 
 
 @command("ZCOUNT", 4)

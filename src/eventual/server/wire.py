@@ -293,6 +293,13 @@ _FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {
     ops.ZsetRemove: (("key", bytes), ("members", tuple[bytes, ...])),
     ops.ZsetPop: (("key", bytes), ("count", int), ("highest", bool)),
     ops.ZsetRemoveRange: (("key", bytes), ("ranked", bytes)),
+    ops.ListPush: (("key", bytes), ("values", tuple[bytes, ...]), ("left", bool)),
+    ops.ListPop: (("key", bytes), ("count", int), ("right", bool)),
+    ops.ListSet: (("key", bytes), ("index", int), ("value", bytes)),
+    ops.ListInsert: (("key", bytes), ("pivot", bytes), ("value", bytes), ("before", bool)),
+    ops.ListRemove: (("key", bytes), ("count", int), ("value", bytes)),
+    ops.ListRemoveRange: (("key", bytes), ("ranked", bytes)),
+    ops.ListRemoveAt: (("key", bytes), ("positions", tuple[bytes, ...])),
 }
 _TYPES: list[type] = list(_FIELDS)
 _CODE = {cls: code for code, cls in enumerate(_TYPES)}

@@ -23,6 +23,10 @@ were told and what the stores hold (DESIGN.md §1 promises).
   after; every member an acknowledged ZADD put in a popped set is there or was taken by a
   pop (one that answered with it, or one that did not answer); and every ranked read that
   answered gave members in rank order, and a rank inside the set.
+- lists: every value an acknowledged push added is there, unless a pop took it (one that
+  answered with it, or one that did not answer) or an LSET replaced it (one issued after
+  the push, or one that did not answer); every read by rank that answered gave positions in
+  order.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from eventual.clocks import VersionVector
 from eventual.core import Record
 from eventual.core.records import load_record
 from eventual.crdt import BoundedCounter, LWWRegister
-from eventual.crdt.zset import By
+from eventual.crdt.ranked import By
 
 if TYPE_CHECKING:
     from eventual.sim.simulator import OpLog, Simulation
@@ -148,6 +152,8 @@ def check_run(sim: Simulation) -> int:
                 _check_counting(
                     sim, key, field_ops, nested, field_value, what=f"field {field_name!r}"
                 )
+        elif prefix == b"list":
+            _check_list(sim, key, ops, record if value is not None else None)
         elif prefix in (b"zset", b"zpop"):
             _check_sorted_set(sim, key, ops, record if value is not None else None)
         elif prefix == b"bc":
@@ -333,6 +339,38 @@ def _check_sorted_set(sim: Simulation, key: bytes, ops: list[OpLog], record: Any
     for op in ops:
         if op.kind == "zset_read" and op.acked and op.result is not None:
             _check_ranked_answer(sim, key, op)
+
+
+def _check_list(sim: Simulation, key: bytes, ops: list[OpLog], record: Any) -> None:
+    final = set() if record is None else set(record.data.value().values())
+    pops = [op for op in ops if op.kind == "list_pop"]
+    popped = {
+        value
+        for op in pops
+        if op.acked and op.result is not None
+        for _, value in op.result.value or ()
+    }
+    # A write applies at its coordinator before it is acknowledged, and one forwarded to a
+    # replica may apply well after it was issued; one that got no answer may apply at any
+    # time: such an LSET or pop may have come after any push.
+    sets = [op for op in ops if op.kind == "list_set"]
+    for op in ops:
+        if op.kind != "list_push" or not op.acked:
+            continue
+        for value in op.detail["values"]:
+            if value in final or value in popped:
+                continue
+            if any(not put.acked or put.issued_ms >= op.issued_ms for put in sets):
+                continue  # an LSET may have replaced it
+            if any(not pop.acked for pop in pops):
+                continue  # a pop whose answer was lost may have taken it
+            detail = f"acknowledged push of {value!r} (op{op.id}) is missing, popped by none"
+            violation(sim, "lost-write", key, detail)
+    for op in ops:
+        if op.kind == "list_read" and op.acked and op.result is not None:
+            positions = [position for position, _ in op.result.value or ()]
+            if positions != sorted(positions) or len(set(positions)) != len(positions):
+                violation(sim, "ranked-read", key, f"op{op.id} answered out of order")
 
 
 def _unscored(pairs: Any) -> list[list[Any]]:

@@ -42,7 +42,7 @@ from eventual.core import (
 from eventual.core.membership import ClusterState, MemberStatus
 from eventual.core.records import load_record, stored_bytes
 from eventual.crdt import BoundedCounter
-from eventual.crdt.zset import By, Ranked
+from eventual.crdt.ranked import By, Ranked
 from eventual.sim.checkers import check_run, merged, violation
 from eventual.sim.network import Faults, Network
 
@@ -557,6 +557,11 @@ class Simulation:
             + ["zset_read"]
             + ["zpop_add"]
             + ["zpop_pop"]
+            # Lists: pushes at both ends, pops, LSETs and reads by rank (crdt/rlist.py).
+            + ["list_push"] * 3
+            + ["list_pop"]
+            + ["list_set"]
+            + ["list_read"]
             + ["set_add"] * 3
             + ["set_remove"]
             + ["map_incr"] * 2
@@ -614,6 +619,8 @@ class Simulation:
             op = self._counting_op(log, kind)
         elif kind.startswith(("zset", "zpop")):
             op = self._sorted_set_op(log, kind)
+        elif kind.startswith("list"):
+            op = self._list_op(log, kind)
         elif kind == "set_add":
             log.key = self._key("set")
             element = f"e{op_id}".encode()
@@ -722,6 +729,22 @@ class Simulation:
                 Ranked(By.SCORE, 0.0, math.inf, count_only=True),
             ]
         )
+        log.detail["query"] = query
+        return ops.Get(log.key, (), ranked=query.to_bytes())
+
+    def _list_op(self, log: OpLog, kind: str) -> ops.Operation:
+        """Pushes of values no other op writes, at either end; pops; LSETs of the head or
+        the tail; reads of a range by rank."""
+        log.key = self._key("list")
+        if kind == "list_push":
+            values = tuple(f"p{log.id}.{i}".encode() for i in range(self.rng.choice([1, 2])))
+            log.detail["values"] = values
+            return ops.ListPush(log.key, values, self.rng.random() < 0.5)
+        if kind == "list_pop":
+            return ops.ListPop(log.key, self.rng.choice([1, 2]), self.rng.random() < 0.5)
+        if kind == "list_set":
+            return ops.ListSet(log.key, self.rng.choice([0, -1]), f"s{log.id}".encode())
+        query = Ranked(By.RANK, self.rng.randint(-3, 1), self.rng.randint(-1, 4))
         log.detail["query"] = query
         return ops.Get(log.key, (), ranked=query.to_bytes())
 

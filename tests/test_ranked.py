@@ -1,6 +1,8 @@
-"""The sorted set's ranking: kept up to date member by member through every kind of change
-(writes, merges, removes, loads from cells), and every ranked read answers what a plain sort
-of the members answers. The lattice laws are in test_laws.py (specs.py: SortedSet)."""
+"""The collections kept in order (crdt/ranked.py). The sorted set's ranking is kept up to
+date member by member through every kind of change (writes, merges, removes, loads from
+cells), and every ranked read answers what a plain sort of the members answers. A list's
+positions always fall strictly between their neighbours, and replicas that push and pop at
+once agree on one order. The lattice laws are in test_laws.py (specs.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventual.codec import DecodeError
-from eventual.crdt import LWWRegister, ORMap, SortedSet
-from eventual.crdt.zset import By, Ranked
+from eventual.crdt import LWWRegister, ORMap, ReplicatedList, SortedSet
+from eventual.crdt.ranked import By, Ranked
+from eventual.crdt.rlist import END_STEP, position_between, site_of
 
 MEMBERS = [b"a", b"b", b"c", b"d", b"e", b"f"]
 SCORES = [0.0, 1.0, 1.0, 2.5, -3.0, math.inf, -math.inf]
@@ -203,3 +206,93 @@ def test_decoding_refuses_what_no_sorted_set_holds() -> None:
         Ranked.from_bytes(b"\x93\x01\x02")
     with pytest.raises(DecodeError):
         Ranked.from_bytes(Ranked(By.SCORE, 1.0, 2.0).to_bytes()[:-1] + b"\xc1")
+
+
+# --- lists ---
+
+triples = st.lists(
+    st.tuples(
+        st.sampled_from([0, 1, 2, END_STEP, 2**63, 2**64 - 2, 2**64 - 1]),
+        st.sampled_from([site_of("a"), site_of("b")]),
+        st.integers(1, 3),
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+def encoded(path: list[tuple[int, bytes, int]]) -> bytes:
+    return b"".join(d.to_bytes(8, "big") + s + c.to_bytes(8, "big") for d, s, c in path)
+
+
+@given(triples, triples, st.booleans(), st.booleans(), st.integers(1, 10**6))
+@settings(max_examples=2_000, deadline=None)
+def test_a_new_position_falls_strictly_between_its_neighbours(
+    one: list[Any], other: list[Any], open_low: bool, open_high: bool, counter: int
+) -> None:
+    low, high = sorted([encoded(one), encoded(other)])
+    if low == high:
+        high = None  # type: ignore[assignment]
+    made = position_between(None if open_low else low, None if open_high else high,
+                            site_of("c"), counter)  # fmt: skip
+    assert len(made) % 24 == 0 and made[-8:] == counter.to_bytes(8, "big")
+    if not open_low:
+        assert made > low
+    if not open_high and high is not None:
+        assert made < high
+
+
+def test_pushes_at_an_end_keep_one_level_and_inserts_in_one_gap_grow_slowly() -> None:
+    state = ReplicatedList()
+    for i in range(1_000):
+        state.push("a", [b"%d" % i], i, left=i % 2 == 0)
+    assert {len(p) for p in state.positions()} == {24}
+    for i in range(640):  # always between the first two: the gap halves each time
+        state.insert("b", 1, b"i%d" % i, 2_000 + i)
+    assert max(len(p) for p in state.positions()) <= 24 * 12
+    values = [state.shown(p) for p in state.positions()]
+    assert values[0] == b"998" and values[1] == b"i639" and values[-1] == b"999"
+
+
+list_steps = st.lists(
+    st.tuples(
+        st.sampled_from(["lpush", "rpush", "pop", "popright", "set", "merge", "rank"]),
+        st.integers(0, 2),
+        st.integers(0, 2),
+    ),
+    max_size=40,
+)
+
+
+@given(list_steps)
+@settings(max_examples=300, deadline=None)
+def test_replicas_of_a_list_agree_on_one_order(
+    steps: list[Any],
+) -> None:
+    replicas = [ReplicatedList() for _ in range(3)]
+    pushed: dict[int, list[bytes]] = {0: [], 1: [], 2: []}
+    for clock, (kind, at, other) in enumerate(steps, 1):
+        state = replicas[at]
+        if kind in ("lpush", "rpush"):
+            value = b"r%d-%d" % (at, clock)
+            state.push(f"r{at}", [value], clock, left=kind == "lpush")
+            pushed[at].append(value)
+        elif kind in ("pop", "popright") and state.positions():
+            ends = state.positions()
+            state.remove(ends[-1] if kind == "popright" else ends[0])
+        elif kind == "set" and state.positions():
+            state.set_value(f"r{at}", state.positions()[0], b"set%d" % clock, clock)
+        elif kind == "merge":
+            state.merge(replicas[other])
+        elif kind == "rank":
+            state.ranked()
+    for state in replicas:
+        assert list(state.positions()) == sorted(state._dots.entries)
+    for state in replicas[1:]:
+        replicas[0].merge(state)
+    for state in replicas[1:]:
+        state.merge(replicas[0])
+    orders = [[s.shown(p) for p in s.positions()] for s in replicas]
+    assert orders[0] == orders[1] == orders[2]
+    again = ReplicatedList.from_bytes(replicas[0].to_bytes())
+    assert [again.shown(p) for p in again.positions()] == orders[0]
