@@ -75,6 +75,10 @@ def test_moves(cluster: Cluster) -> None:
     assert a.lrange("l:dst", 0, -1) == [b"3", b"1"] and b.lrange("l:src", 0, -1) == [b"2"]
     assert c.lmove("l:src", "l:src", "LEFT", "RIGHT") == b"2"  # a rotation
     assert a.lmove("l:none", "l:dst", "LEFT", "LEFT") is None
+    # COPY and RENAME keep the order (the values are read in order, then pushed).
+    assert b.copy("l:dst", "l:copy") is True and c.lrange("l:copy", 0, -1) == [b"3", b"1"]
+    assert a.rename("l:copy", "l:moved") is True and b.exists("l:copy") == 0
+    assert c.lrange("l:moved", 0, -1) == [b"3", b"1"]
 
 
 def test_big_lists_page_and_trim_in_slices(cluster: Cluster) -> None:

@@ -119,6 +119,11 @@ def test_removals(cluster: Cluster) -> None:
     assert c.zremrangebyrank("z:big", 0, 1_099) == 1_100
     assert a.zcard("z:big") == 300 and b.zrange("z:big", 0, 0) == [b"b2300"]
     assert c.zremrangebyscore("z:big", "-inf", "+inf") == 300 and a.exists("z:big") == 0
+    a.zadd("z:src", {"a": 1.5, "b": -2})
+    a.expire("z:src", 100)
+    assert b.copy("z:src", "z:copy") is True and 0 < c.ttl("z:copy") <= 100
+    assert a.rename("z:copy", "z:moved") is True and b.exists("z:copy") == 0
+    assert c.zrange("z:moved", 0, -1, withscores=True) == [(b"b", -2.0), (b"a", 1.5)]
 
 
 def test_increments_on_three_nodes_at_once_all_count(cluster: Cluster) -> None:

@@ -30,7 +30,9 @@ from eventual.core import ops as O  # noqa: N812  (as in server/resp.py)
 from eventual.crdt.ranked import By, Ranked
 from eventual.server.resp import (
     COMMANDS,
+    COPIERS,
     WRITE,
+    WRITE_ANSWERS,
     CommandError,
     Done,
     RespServerProtocol,
@@ -421,3 +423,31 @@ for _name, _arity in (
     ("BLMPOP", -5),
 ):
     COMMANDS[_name] = (_arity, _blocking, WRITE)
+
+
+def _copy_list(
+    c: RespServerProtocol,
+    source: bytes,
+    destination: bytes,
+    written: Callable[[object], bytes],
+    done: Done,
+) -> None:
+    """COPY and RENAME of a list: its values in order, a page at a time, then RPUSHes."""
+    values: list[bytes] = []
+
+    def visit(index: int, value: bytes) -> bool:
+        values.append(value)
+        return True
+
+    def fill() -> bytes:
+        c.call_sliced(lambda vs: O.ListPush(destination, vs), tuple(values), written, done)
+        return WRITE_ANSWERS
+
+    def relay(reply: bytes) -> None:
+        if reply:  # an error from a read; the pushes reply themselves
+            done(reply)
+
+    _scan(c, source, False, visit, fill, done=relay)
+
+
+COPIERS["list"] = _copy_list

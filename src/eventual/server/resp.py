@@ -2760,6 +2760,11 @@ def _pubsub(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
 
 
 COPYABLE = ("string", "counter", "object", "hll", "set", "hash")
+# Kinds whose commands live in their own modules copy themselves: ``COPIERS[kind](c,
+# source, destination, written, done)`` writes the source's members to the destination
+# and then calls ``written`` (sorted sets: server/sorted_sets.py; lists: server/lists.py).
+Copier = Callable[["RespServerProtocol", bytes, bytes, Callable[[object], bytes], Done], None]
+COPIERS: dict[str, Copier] = {}
 
 
 def _copy(
@@ -2790,6 +2795,9 @@ def _copy(
             c.call(O.Expire(destination, expire_at), copied, answered)
             return WRITE_ANSWERS
 
+        if kind is not None and kind in COPIERS:
+            COPIERS[kind](c, source, destination, written, answered)
+            return WRITE_ANSWERS
         if kind in ("set", "hash"):
 
             def encode(r: Result) -> list[Any]:
@@ -2823,7 +2831,8 @@ def _copy(
         if not present(found) or (present(target) and not replace):
             then(False)
             return
-        if found.kind not in COPYABLE or (found.kind == "hll" and found.state is None):
+        copyable = found.kind in COPYABLE or found.kind in COPIERS
+        if not copyable or (found.kind == "hll" and found.state is None):
             done(error(f"ERR a {found.kind} cannot be copied (docs/redis.md)"))
         elif found.kind == "object" and len(found.value) != 1:
             done(error("ERR the object has siblings: resolve them first (GET /kv)"))

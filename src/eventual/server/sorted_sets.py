@@ -32,7 +32,9 @@ from eventual.core import ops as O  # noqa: N812  (as in server/resp.py)
 from eventual.crdt.lwwregister import format_float
 from eventual.crdt.ranked import By, Ranked
 from eventual.server.resp import (
+    COPIERS,
     WRITE,
+    WRITE_ANSWERS,
     CommandError,
     Done,
     RespServerProtocol,
@@ -44,6 +46,7 @@ from eventual.server.resp import (
     parse_int,
 )
 from eventual.server.resp import _cursor as parse_cursor
+from eventual.server.resp import _pages as read_pages
 from eventual.server.resp import _scan_options as scan_options
 from eventual.server.resp import _scan_reply as scan_reply
 
@@ -572,3 +575,25 @@ def _zscan(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
         return scan_reply(c, r, items)
 
     c.call(O.Get(args[0], cursor=cursor, count=count), page, done)
+
+
+def _copy_zset(
+    c: RespServerProtocol,
+    source: bytes,
+    destination: bytes,
+    written: Callable[[object], bytes],
+    done: Done,
+) -> None:
+    """COPY and RENAME of a sorted set: its members and scores, page by page, then ZADDs."""
+
+    def encode(r: Result) -> list[Any]:
+        return [(score, member) for member, score in r.value.items()]
+
+    def fill(pairs: list[Any]) -> bytes:
+        c.call_sliced(lambda ps: O.ZsetAdd(destination, ps), tuple(pairs), written, done)
+        return WRITE_ANSWERS
+
+    read_pages(c, source, "zset", encode=encode, finish=fill, done=done)
+
+
+COPIERS["zset"] = _copy_zset
