@@ -5,9 +5,9 @@
 
 Needs redis-server (Debian: ``apt-get install redis-server``). One redis-server (no
 persistence) and one Eventual node (N = 1, ``--durability os``), each on loopback. For every
-size, a set, a hash and a sorted set of that many members are filled (1,000 members a
-command), then each operation is timed ``--samples`` times, one request at a time, on one
-connection:
+size, a set, a hash, a sorted set and a list of that many members are filled (1,000
+members a command), then each operation is timed ``--samples`` times, one request at a time,
+on one connection:
 
 - SADD of a new member (removed again, untimed, so the size stays put), SISMEMBER of a
   present member, SCARD;
@@ -15,6 +15,8 @@ connection:
 - ZADD of a new member (removed again, untimed), ZINCRBY, ZSCORE and ZRANK of a present
   member, ZREVRANGE 0 9 (a leaderboard's top ten), ZRANGEBYSCORE from a present score
   LIMIT 0 10, ZCARD;
+- RPUSH and LPUSH of a new element (popped again, untimed), LINDEX and LSET of an element
+  in the middle, LRANGE of ten from the head and of ten from the middle, LLEN;
 - SMEMBERS, reported per member it returns.
 
 Printed: the median latency in µs of each, side by side, Eventual's latency at each size
@@ -58,6 +60,7 @@ def fill(client: redis.Redis, size: int, hashes: bool) -> None:
             pipe.hset(b"hash:%d" % size, mapping={m: b"value" for m in members})
             scores = {m: float(start + i) for i, m in enumerate(members)}
             pipe.zadd(b"zset:%d" % size, scores)
+            pipe.rpush(b"list:%d" % size, *members)
         if len(pipe) >= 8:
             pipe.execute()
     pipe.execute()
@@ -75,7 +78,7 @@ def timed(samples: int, call: Callable[[int], object], after: Callable[[int], ob
 
 
 def measure(client: redis.Redis, size: int, samples: int) -> dict[str, float]:
-    s, h, z = b"set:%d" % size, b"hash:%d" % size, b"zset:%d" % size
+    s, h, z, li = b"set:%d" % size, b"hash:%d" % size, b"zset:%d" % size, b"list:%d" % size
 
     def nothing(i: int) -> None:
         return None
@@ -106,6 +109,15 @@ def measure(client: redis.Redis, size: int, samples: int) -> dict[str, float]:
             nothing,
         ),
         "ZCARD": timed(samples, lambda i: client.zcard(z), nothing),
+        "RPUSH": timed(samples, lambda i: client.rpush(li, b"new"), lambda i: client.rpop(li)),
+        "LPUSH": timed(samples, lambda i: client.lpush(li, b"new"), lambda i: client.lpop(li)),
+        "LINDEX middle": timed(samples, lambda i: client.lindex(li, size // 2), nothing),
+        "LSET middle": timed(samples, lambda i: client.lset(li, size // 2, b"v%d" % i), nothing),
+        "LRANGE head 10": timed(samples, lambda i: client.lrange(li, 0, 9), nothing),
+        "LRANGE middle 10": timed(
+            samples, lambda i: client.lrange(li, size // 2, size // 2 + 9), nothing
+        ),
+        "LLEN": timed(samples, lambda i: client.llen(li), nothing),
     }
     rounds = max(1, min(20, 1_000_000 // size))
     start = time.perf_counter()
@@ -155,8 +167,8 @@ def main() -> None:
                     took = time.perf_counter() - start
                     if name == "eventual":
                         grown = rss_bytes(pids[1]) - before
-                        members = size if args.memory_only else 3 * size
-                        what = "a set" if args.memory_only else "a set, a hash and a zset"
+                        members = size if args.memory_only else 4 * size
+                        what = "a set" if args.memory_only else "a set, hash, zset and list"
                         print(
                             f"eventual: filled {what} of {size:,} members in {took:.1f} s;"
                             f" node memory +{grown / 2**20:,.0f} MiB,"
