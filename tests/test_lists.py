@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from realnodes import Cluster, start_cluster, stop_cluster, wait_until
-from test_sorted_sets import clients, redis_server  # noqa: F401  (a fixture)
+from test_sorted_sets import clients, redis_server, reply  # noqa: F401  (a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -198,13 +198,6 @@ def random_command(rng: random.Random, key: str, other: str) -> list[Any]:
             ["LRANGE", other, 0, -1],
         ]
     )
-
-
-def reply(client: redis.Redis, command: list[Any]) -> Any:
-    try:
-        return client.execute_command(*command)
-    except redis.ResponseError:
-        return "error"  # the wording may differ; that both refuse may not
 
 
 def test_the_same_commands_answer_as_redis_server_does(

@@ -44,14 +44,15 @@ KIND_NAMES = {kind: kind.name.lower() for kind in Kind}  # what a read says the 
 # asks everyone as before (not found counts only from a majority: ``_read_met``).
 # Anti-entropy repairs what reads do not.
 READ_REPAIR_EVERY = 10
-# A ranked read (ZRANGE, ZRANK, ZCOUNT) asks each replica for its answer, in O(log n + m).
-# When the replicas' digests agree, that answer is the merge's. When they disagree, the rank
-# of a member in their merge cannot be had from their answers: a concurrent increment on
-# each side can lift a member past others on neither. Up to this many members the read is
-# asked again whole and answered from the merge, as a size read is; above it, that would
-# ship the whole collection on every read made while a write is in flight, so the answer is
-# one replica's (this node's, if it answered; the merges of the others follow by replication
-# and anti-entropy), counted in ``stats["ranked_unmerged"]`` and said in docs/redis.md.
+# A ranked read (ZRANGE, ZRANK, ZCOUNT, LRANGE, LINDEX) asks each replica for its answer, in
+# O(log n + m). When the replicas' digests agree, that answer is the merge's. When they
+# disagree, the rank of a member in their merge cannot be had from their answers: a
+# concurrent increment on each side can lift a member past others on neither. Up to this
+# many members the read is asked again whole and answered from the merge, as a size read
+# is; above it, that would ship the whole collection on every read made while a write is in
+# flight, so the answer is one replica's (this node's, if it answered; the merges of the
+# others follow by replication and anti-entropy), counted in ``stats["ranked_unmerged"]``
+# and said in docs/redis.md.
 RANKED_WHOLE_MAX = 10_000
 
 
@@ -234,11 +235,11 @@ class GetCoordinator(NodeBase):
     def _ranked_result(
         self, merged: Record, answered: int, pending: _PendingRead, basis: str | None = None
     ) -> Result:
-        """A ranked read of a sorted set. Asked projected, the replicas agreed (their
-        digests are equal, ``_sizes_disagree``), so the merge of their selections is each
-        one's: ordered again here, at the position they gave (``basis``: the one replica
-        whose answer is taken, ``_unmerged_basis``). Asked whole, the query is answered
-        from the merge of what they hold."""
+        """A ranked read of a sorted set or a list. Asked projected, the replicas agreed
+        (their digests are equal, ``_sizes_disagree``), so the merge of their selections is
+        each one's: ordered again here, at the position they gave (``basis``: the one
+        replica whose answer is taken, ``_unmerged_basis``). Asked whole, the query is
+        answered from the merge of what they hold."""
         # A projection may hold none of the members (a count, a range with nothing in it):
         # whether the key is there is the replicas' size, not the projection's.
         if basis is not None:

@@ -43,7 +43,14 @@ from eventual.server.resp import (
     integer,
     parse_int,
 )
-from eventual.server.sorted_sets import RANKED_PAGE, ranked_read, removals
+from eventual.server.sorted_sets import (
+    RANKED_PAGE,
+    absolute,
+    pop_count,
+    ranked_read,
+    read_size,
+    removals,
+)
 
 __all__ = ["BLOCKING_REFUSED"]
 
@@ -95,21 +102,13 @@ def _rpush(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
 def _push_existing(c: RespServerProtocol, args: list[bytes], done: Done, *, left: bool) -> None:
     """LPUSHX/RPUSHX: push only to a list that exists (read, then push: not atomic)."""
 
-    def sized(r: Result) -> None:
-        if not r.ok:
-            done(error(r.error or "ERR unknown failure"))
-            return
-        try:
-            expect_kind(r, "list")
-        except CommandError as problem:
-            done(error(str(problem)))
-            return
-        if not r.size:
+    def sized(size: int) -> None:
+        if not size:
             done(integer(0))
             return
         _push(c, args, done, left=left)
 
-    c.runtime.request(Request(0, O.Get(args[0], ()), c.level), sized)
+    read_size(c, args[0], "list", sized, done)
 
 
 @command("LPUSHX", -3, WRITE)
@@ -126,13 +125,8 @@ def _rpushx(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
 
 
 def _pop(c: RespServerProtocol, args: list[bytes], done: Done, *, right: bool) -> None:
-    if len(args) > 2:
-        raise CommandError("ERR syntax error")
     key = args[0]
-    counted = len(args) == 2
-    count = parse_int(args[1]) if counted else 1
-    if count < 0:
-        raise CommandError("ERR value is out of range, must be positive")
+    counted, count = pop_count(args)
 
     def reply(taken: list[Any], _: int) -> bytes:
         if not counted:
@@ -142,12 +136,7 @@ def _pop(c: RespServerProtocol, args: list[bytes], done: Done, *, right: bool) -
         return _array(c, _values(taken))
 
     if counted and count == 0:  # Redis's answer: an empty array, or nil without the key
-
-        def exists(r: Result) -> bytes:
-            expect_kind(r, "list")
-            return b"*0\r\n" if r.size else _nil_array(c)
-
-        c.call(O.Get(key, ()), exists, done)
+        read_size(c, key, "list", lambda size: done(b"*0\r\n" if size else _nil_array(c)), done)
         return
     removals(c, lambda n: O.ListPop(key, n, right), count, reply, done)
 
@@ -318,18 +307,8 @@ def _ltrim(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     key = args[0]
     start, stop = parse_int(args[1]), parse_int(args[2])
 
-    def sized(r: Result) -> None:
-        if not r.ok:
-            done(error(r.error or "ERR unknown failure"))
-            return
-        try:
-            expect_kind(r, "list")
-        except CommandError as problem:
-            done(error(str(problem)))
-            return
-        size = r.size or 0
-        first = max(start + size if start < 0 else start, 0)
-        last = min(stop + size if stop < 0 else stop, size - 1)
+    def sized(size: int) -> None:
+        first, last = absolute(start, stop, size)
         if last < first:
             first, last = size, size - 1  # nothing kept
         tail, head = size - 1 - last, first
@@ -359,7 +338,7 @@ def _ltrim(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
 
         removals(c, make_tail, tail, lambda _, __: b"+OK\r\n", after_tail)
 
-    c.runtime.request(Request(0, O.Get(key, ()), c.level), sized)
+    read_size(c, key, "list", sized, done)
 
 
 # --- moves ---

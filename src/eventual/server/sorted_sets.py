@@ -50,7 +50,14 @@ from eventual.server.resp import _pages as read_pages
 from eventual.server.resp import _scan_options as scan_options
 from eventual.server.resp import _scan_reply as scan_reply
 
-__all__ = ["RANKED_PAGE", "ranked_read", "removals"]
+__all__ = [
+    "RANKED_PAGE",
+    "absolute",
+    "pop_count",
+    "ranked_read",
+    "read_size",
+    "removals",
+]
 
 # Members one ranked read returns at most: a bigger range is read page by page.
 RANKED_PAGE = 10_000
@@ -229,6 +236,44 @@ def removals(
     step(None)
 
 
+def read_size(
+    c: RespServerProtocol, key: bytes, kind: str, then: Callable[[int], None], done: Done
+) -> None:
+    """Read the size of the ``kind`` collection at ``key`` (0: there is none) and call
+    ``then(size)``; or reply with the read's error, or WRONGTYPE."""
+
+    def sized(r: Result) -> None:
+        if not r.ok:
+            done(error(r.error or "ERR unknown failure"))
+            return
+        try:
+            expect_kind(r, kind)
+        except CommandError as problem:
+            done(error(str(problem)))
+            return
+        then(r.size or 0)
+
+    c.runtime.request(Request(0, O.Get(key, ()), c.level), sized)
+
+
+def absolute(start: int, stop: int, size: int) -> tuple[int, int]:
+    """Redis's start and stop (negatives from the end) as ranks ``first..last`` inside
+    ``size`` members (``last < first``: none)."""
+    return max(start + size if start < 0 else start, 0), min(
+        stop + size if stop < 0 else stop, size - 1
+    )
+
+
+def pop_count(args: list[bytes]) -> tuple[bool, int]:
+    """ZPOPMIN's and LPOP's ``key [count]``: whether a count was given, and the count."""
+    if len(args) > 2:
+        raise CommandError("ERR syntax error")
+    count = parse_int(args[1]) if len(args) == 2 else 1
+    if count < 0:
+        raise CommandError("ERR value is out of range, must be positive")
+    return len(args) == 2, count
+
+
 @command("ZPOPMIN", -2, WRITE)
 def _zpopmin(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
     _pop(c, args, done, highest=False)
@@ -240,15 +285,11 @@ def _zpopmax(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
 
 
 def _pop(c: RespServerProtocol, args: list[bytes], done: Done, *, highest: bool) -> None:
-    if len(args) > 2:
-        raise CommandError("ERR syntax error")
     key = args[0]
-    count = 1 if len(args) == 1 else parse_int(args[1])
-    if count < 0:
-        raise CommandError("ERR value is out of range, must be positive")
+    counted, count = pop_count(args)
 
     def reply(taken: list[Any], _: int) -> bytes:
-        if len(args) == 1 and c.resp3:  # one member, no count: a flat pair, as Redis
+        if not counted and c.resp3:  # one member, no count: a flat pair, as Redis
             if not taken:
                 return b"*0\r\n"
             return b"*2\r\n" + bulk(taken[0][0], True) + score_reply(c, taken[0][1])
@@ -292,18 +333,8 @@ def _zremrangebyrank(c: RespServerProtocol, args: list[bytes], done: Done) -> No
     key = args[0]
     start, stop = parse_int(args[1]), parse_int(args[2])
 
-    def sized(r: Result) -> None:
-        if not r.ok:
-            done(error(r.error or "ERR unknown failure"))
-            return
-        try:
-            expect_kind(r, "zset")
-        except CommandError as problem:
-            done(error(str(problem)))
-            return
-        size = r.size or 0
-        first = max(start + size if start < 0 else start, 0)
-        last = min(stop + size if stop < 0 else stop, size - 1)
+    def sized(size: int) -> None:
+        first, last = absolute(start, stop, size)
         if last < first:
             done(integer(0))
             return
@@ -314,7 +345,7 @@ def _zremrangebyrank(c: RespServerProtocol, args: list[bytes], done: Done) -> No
 
         removals(c, make, last - first + 1, lambda _, count: integer(count), done)
 
-    c.runtime.request(Request(0, O.Get(key, ()), c.level), sized)
+    read_size(c, key, "zset", sized, done)
 
 
 # --- reads ---
