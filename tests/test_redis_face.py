@@ -568,3 +568,19 @@ def test_copy_and_rename_move_values_of_each_type_with_their_expiry(cluster: Clu
     with pytest.raises(redis.ResponseError, match="bcounter cannot be copied"):
         b.copy("cp:bc", "cp:s3", replace=True)
     assert c.get("cp:s3") == b"v"
+
+
+def test_config_set_accepts_what_holds_and_refuses_the_rest_with_the_reason(
+    cluster: Cluster,
+) -> None:
+    a, _, _ = clients(cluster)
+    assert a.config_get("maxmemory*") == {"maxmemory": "0", "maxmemory-policy": "noeviction"}
+    assert a.config_set("appendonly", "no") is True  # what it is already: nothing changes
+    assert a.execute_command("CONFIG", "SET", "save", "", "databases", "1") == b"OK"
+    with pytest.raises(redis.ResponseError, match="possibly related to argument 'maxmemory'"):
+        a.config_set("maxmemory", "100mb")
+    with pytest.raises(redis.ResponseError, match="--durability"):
+        a.execute_command("CONFIG", "SET", "save", "", "appendonly", "yes")
+    with pytest.raises(redis.ResponseError, match="Unknown option"):
+        a.config_set("no-such-thing", "1")
+    assert a.config_get("appendonly") == {"appendonly": "no"}

@@ -1180,14 +1180,48 @@ def _command(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
         )
 
 
+# What CONFIG GET answers, and why CONFIG SET cannot change it: these are fixed by how the
+# node runs (its flags, docs/deploy.md), not settable over a client connection.
+CONFIG_SETTINGS = {
+    b"save": (b"", "persistence is the node's --durability (docs/storage.md)"),
+    b"appendonly": (b"no", "persistence is the node's --durability (docs/storage.md)"),
+    b"databases": (b"1", "there is one database, SELECT 0"),
+    b"maxmemory": (b"0", "memory is bounded by the node's own limits (docs/storage.md)"),
+    b"maxmemory-policy": (b"noeviction", "no key is evicted: records leave memory, not disk"),
+    b"notify-keyspace-events": (b"", "keyspace notifications are not published"),
+    b"timeout": (b"0", "idle clients are closed by the node's client limits (docs/security.md)"),
+}
+
+
 @command("CONFIG", -2)
 def _config(c: RespServerProtocol, args: list[bytes], done: Done) -> None:
-    if args[0].upper() != b"GET" or len(args) < 2:
-        raise CommandError("ERR CONFIG supports GET only")
-    settings = {b"save": b"", b"appendonly": b"no", b"databases": b"1", b"maxmemory": b"0"}
+    """CONFIG GET pattern ...; CONFIG SET name value ...: a value a setting already has is
+    accepted (OK, nothing changes), another is refused with the reason, as Redis refuses
+    a setting it cannot apply, before any is changed."""
+    sub = args[0].upper()
+    if sub == b"SET":
+        if len(args) < 3 or len(args) % 2 == 0:
+            raise CommandError("ERR wrong number of arguments for 'config|set' command")
+        for i in range(1, len(args), 2):
+            name, value = args[i].lower(), args[i + 1]
+            if name not in CONFIG_SETTINGS:
+                raise CommandError(
+                    "ERR Unknown option or number of arguments for CONFIG SET - "
+                    f"'{name.decode(errors='replace')}'"
+                )
+            held, why = CONFIG_SETTINGS[name]
+            if value != held:
+                raise CommandError(
+                    "ERR CONFIG SET failed (possibly related to argument "
+                    f"'{name.decode(errors='replace')}') - {why}"
+                )
+        done(_OK)
+        return
+    if sub != b"GET" or len(args) < 2:
+        raise CommandError("ERR CONFIG supports GET and SET only")
     pairs = [
         (c.bulk(name), c.bulk(value))
-        for name, value in settings.items()
+        for name, (value, _) in CONFIG_SETTINGS.items()
         if any(fnmatch.fnmatchcase(name.decode(), p.decode(errors="replace")) for p in args[1:])
     ]
     done(mapping(pairs, c.resp3))
