@@ -671,3 +671,21 @@ def test_lists_merge_concurrent_changes_as_the_table_says() -> None:
     wait_until(sim, lambda: converged(sim, key))
     final = ranked(sim, sim.node_ids[4], key, Ranked(By.RANK, 0, -1), Level.ALL)
     assert [v for _, v in final.value] == [b"late"]
+
+
+def test_a_write_that_times_out_at_two_replicas_keeps_a_hint_for_each() -> None:
+    """Both unacknowledged replicas are owed the write: the hints of one timeout are kept
+    in one batch, and the second must not replace the first (it did: only the last
+    replica got the write back, by anti-entropy much later)."""
+    sim = cluster(nodes=3, anti_entropy=False)
+    key = b"set:owed"
+    a, b, c = sim.primaries(key)
+    assert sim.call(a, ops.SetAdd(key, (b"x",)), Level.ALL).ok
+    sim.partition([a], [b, c])
+    assert sim.call(a, ops.SetAdd(key, (b"y",)), Level.ONE).ok
+    sim.run_for(5_000)  # past the request timeout: the hints are kept then
+    hint = sim.stores[a].hint(key)
+    assert hint is not None and hint.targets == frozenset({b, c})
+    sim.heal_network()
+    wait_until(sim, lambda: converged(sim, key))
+    assert {sim.record(n, key).value() == {b"x", b"y"} for n in (a, b, c)} == {True}  # type: ignore[union-attr]

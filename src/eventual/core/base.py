@@ -497,7 +497,10 @@ class NodeBase:
     ) -> None:
         """Keep ``incoming`` in the hint of ``key``, owed to ``target`` (one or several)."""
         owed = frozenset({target}) if isinstance(target, str) else target
-        hint = self.store.hint(key)
+        # A hint this batch already holds comes first: a write that timed out at two
+        # replicas keeps a hint for each, in one batch, and the store does not hold the
+        # first until the batch is applied (read from the store, the second replaced it).
+        hint = batch.hints[key] if key in batch.hints else self.store.hint(key)
         if hint is None:
             record, targets = incoming, owed
         else:
