@@ -66,14 +66,14 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("story", type=click.Choice(["types", "inventory"]), default="types")
+@click.argument("story", type=click.Choice(["types", "inventory", "social"]), default="types")
 @click.option("--bytes", "show_bytes", is_flag=True, help="types: print each key's size.")
 @click.option(
     "--latency-ms",
     type=click.IntRange(0, 2_000),
     default=300,
     show_default=True,
-    help="inventory: the distance between regions.",
+    help="inventory, social: the distance between regions.",
 )
 def demo(story: str, show_bytes: bool, latency_ms: int) -> None:
     """Show Eventual at work. Exits non-zero if the story's checks fail.
@@ -85,7 +85,17 @@ def demo(story: str, show_bytes: bool, latency_ms: int) -> None:
     inventory: the global inventory on a real 3-region cluster: a sale seen at once where
     it was made and later elsewhere (the stale read at ONE is shown), a region cut off that
     keeps selling on its own rights, the heal, rebalancing, and the books balanced.
+
+    social: a social network on the Redis face (redis-py) in three regions: posts fanned out
+    to timelines, a follow racing an unfollow, likes counted in two regions at once, a region
+    cut off that keeps posting, the heal; every timeline ends with every post.
     """
+    if story == "social":
+        from eventual.social.demo import run_social_demo  # noqa: PLC0415
+
+        if not run_social_demo(latency_ms):
+            raise SystemExit(1)
+        return
     if story == "inventory":
         from eventual.inventory.demo import run_inventory_demo  # noqa: PLC0415
 

@@ -229,10 +229,14 @@ def _staleness(url: str, echo: Callable[[str], None]) -> None:
 
 @contextlib.contextmanager
 def region_cluster(
-    latency_ms: int, *options: str, startup_s: float = STARTUP_S_MAX
+    latency_ms: int,
+    *options: str,
+    startup_s: float = STARTUP_S_MAX,
+    redis: dict[str, str] | None = None,
 ) -> Iterator[dict[str, str]]:
     """A 3-node ``eventual dev`` cluster, one node per region, ``latency_ms`` apart, in a
-    temporary folder; yields each region's HTTP address once the cluster is healthy."""
+    temporary folder; yields each region's HTTP address once the cluster is healthy (and
+    fills ``redis``, if given, with each region's Redis address, ``host:port``)."""
     data = Path(tempfile.mkdtemp(prefix="eventual-regions-"))
     resp, http, peer = _free_bases(3, 3)
     command = [
@@ -248,9 +252,11 @@ def region_cluster(
             line = dev.stdout.readline()
             if not line:
                 raise RuntimeError("the cluster did not start")
-            found = re.search(r"\((region-\d)\): redis \S+\s+http (\S+)", line)
+            found = re.search(r"\((region-\d)\): redis (\S+)\s+http (\S+)", line)
             if found:
-                urls[found.group(1)] = found.group(2)
+                urls[found.group(1)] = found.group(3)
+                if redis is not None:
+                    redis[found.group(1)] = found.group(2)
         deadline = time.monotonic() + startup_s
         for url in urls.values():
             while True:
