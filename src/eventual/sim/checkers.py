@@ -20,9 +20,9 @@ were told and what the stores hold (DESIGN.md §1 promises).
   the rest are a subset of the others.
 - sorted sets: each counting member's score is checked as a string that counts; every
   acknowledged ZADD of a member that is also removed is there unless a ZREM of it was issued
-  after; every member an acknowledged ZADD put in a popped set is there or was taken by a
-  pop (one that answered with it, or one that did not answer); and every ranked read that
-  answered gave members in rank order, and a rank inside the set.
+  after (or got no answer); every member an acknowledged ZADD put in a popped set is there
+  or was taken by a pop (one that answered with it, or one that did not answer); and every
+  ranked read that answered gave members in rank order, and a rank inside the set.
 - lists: every value an acknowledged push added is there, unless a pop took it (one that
   answered with it, or one that did not answer) or an LSET replaced it (one issued after
   the push, or one that did not answer); every read by rank that answered gave positions in
@@ -318,14 +318,14 @@ def _check_sorted_set(sim: Simulation, key: bytes, ops: list[OpLog], record: Any
                 sim, key, member_ops, register, scores.get(member), what=f"member {member!r}"
             )
             continue
-        removes = [
-            op.issued_ms for op in ops if op.kind == "zset_rem" and op.detail["removed"] == member
-        ]
+        removes = [op for op in ops if op.kind == "zset_rem" and op.detail["removed"] == member]
         pops = [op for op in ops if op.kind == "zpop_pop"]
         for op in member_ops:
             if not op.acked or member in scores:
                 continue
-            if any(at >= op.issued_ms for at in removes):
+            # A ZREM issued after the ZADD, or one that got no answer (forwarded, it may
+            # apply at any time, so after the ZADD too), may have removed it.
+            if any(not rem.acked or rem.issued_ms >= op.issued_ms for rem in removes):
                 continue
             # A pop that got no answer may apply at any time (one forwarded to a replica,
             # after the ZADD): it may have taken the member.
