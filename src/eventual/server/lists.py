@@ -49,6 +49,7 @@ from eventual.server.sorted_sets import (
     pop_count,
     ranked_read,
     read_size,
+    refused,
     removals,
 )
 
@@ -196,13 +197,7 @@ def _scan(
     state = {"offset": 0}
 
     def page(r: Result) -> None:
-        if not r.ok:
-            done(error(r.error or "ERR unknown failure"))
-            return
-        try:
-            expect_kind(r, "list")
-        except CommandError as problem:
-            done(error(str(problem)))
+        if refused(r, "list", done):
             return
         pairs: list[list[Any]] = list(r.value or ())
         size = r.size or 0

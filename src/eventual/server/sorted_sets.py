@@ -56,6 +56,7 @@ __all__ = [
     "pop_count",
     "ranked_read",
     "read_size",
+    "refused",
     "removals",
 ]
 
@@ -236,6 +237,20 @@ def removals(
     step(None)
 
 
+def refused(r: Result, kind: str, done: Done) -> bool:
+    """Reply with the read's error, or WRONGTYPE unless it found a ``kind`` (or nothing),
+    and say so: a page or size callback stops there."""
+    if not r.ok:
+        done(error(r.error or "ERR unknown failure"))
+        return True
+    try:
+        expect_kind(r, kind)
+    except CommandError as problem:
+        done(error(str(problem)))
+        return True
+    return False
+
+
 def read_size(
     c: RespServerProtocol, key: bytes, kind: str, then: Callable[[int], None], done: Done
 ) -> None:
@@ -243,15 +258,8 @@ def read_size(
     ``then(size)``; or reply with the read's error, or WRONGTYPE."""
 
     def sized(r: Result) -> None:
-        if not r.ok:
-            done(error(r.error or "ERR unknown failure"))
-            return
-        try:
-            expect_kind(r, kind)
-        except CommandError as problem:
-            done(error(str(problem)))
-            return
-        then(r.size or 0)
+        if not refused(r, kind, done):
+            then(r.size or 0)
 
     c.runtime.request(Request(0, O.Get(key, ()), c.level), sized)
 
@@ -393,13 +401,7 @@ def ranked_read(
     start = {"offset": query.offset, "position": -1}
 
     def page(r: Result) -> None:
-        if not r.ok:
-            done(error(r.error or "ERR unknown failure"))
-            return
-        try:
-            expect_kind(r, kind)
-        except CommandError as problem:
-            done(error(str(problem)))
+        if refused(r, kind, done):
             return
         got: list[list[Any]] = list(r.value or ())
         if start["position"] == -1 and r.position is not None:
