@@ -476,12 +476,13 @@ class NodeBase:
         replicas = self.ring.preference_list(partition, self.config.n)
         return frozenset(node for node in replicas if node != self.id)
 
-    def _owe_while_handing_off(self, batch: Batch, key: bytes, incoming: Record) -> None:
+    def _owe_while_handing_off(
+        self, batch: Batch, key: bytes, incoming: Record, partition: int
+    ) -> None:
         """A write (or hint) merged into a partition this node still holds only to hand it
         off: a new replica the handoff has already synced would never get it, so it is
         owed to every replica of the partition, new and old, as a hint too (delivered by
         hinted handoff, dropped once each has acknowledged it)."""
-        partition = self.ring.partition_of(key)
         if partition not in self.handing_off:
             return
         n = self.config.n

@@ -69,7 +69,7 @@ class Handoff(NodeBase):
         partition = self.ring.partition_of(message.key)
         if partition in self.trees:
             self._merge_local(batch, message.key, incoming)
-            self._owe_while_handing_off(batch, message.key, incoming)
+            self._owe_while_handing_off(batch, message.key, incoming, partition)
         else:
             # The ring moved while the hint waited: this node no longer replicates the key.
             # Merged into a record here, it would be stranded (nothing hands off a partition

@@ -34,7 +34,7 @@ from eventual.crdt import (
     ReplicatedList,
     SortedSet,
 )
-from eventual.crdt.ranked import By, Ranked
+from eventual.crdt.ranked import By, Ranked, RankedMap
 from eventual.lattice import Lattice
 
 __all__ = [
@@ -742,6 +742,17 @@ def _zset_incr(
     return data.score(op.member)
 
 
+def _take(
+    data: RankedMap, members: list[bytes], absorb: Callable[[Lattice], None]
+) -> list[list[Any]]:
+    """Remove ``members`` (what a pop's ranked read selected); each with what it showed
+    (a score, an element's value): the pop's reply."""
+    taken = [[member, data.shown(member)] for member in members]
+    for member in members:
+        absorb(data.remove(member))
+    return taken
+
+
 def _list_change(
     data: ReplicatedList,
     op: ListPush | ListPop | ListSet | ListInsert,
@@ -755,10 +766,7 @@ def _list_change(
     positions = data.positions()
     if isinstance(op, ListPop):
         query = Ranked(By.RANK, 0, op.count - 1, rev=op.right)
-        taken = [[position, data.shown(position)] for position in data.select(query)[0]]
-        for position, _ in taken:
-            absorb(data.remove(position))
-        return taken
+        return _take(data, data.select(query)[0], absorb)
     if isinstance(op, ListSet):
         index = op.index + len(positions) if op.index < 0 else op.index
         if not 0 <= index < len(positions):
@@ -804,12 +812,12 @@ def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestam
         op = CounterAdd(op.key, op.amount)  # the HTTP counter's INCR: one key, one type
     wanted: Kind | None = op.kind
     _check(op, record)
-    if isinstance(op, ListSet) and (record is None or not record.present(now_ms)):
-        raise ValueError("no such key")  # Redis's words; nothing is created
-    if isinstance(op, (ListInsert, ListRemoveAt)) and (
-        record is None or not record.present(now_ms)
-    ):
-        return Applied(record or Record(Kind.LIST), Record(Kind.LIST), 0)  # nothing to do
+    if wanted is Kind.LIST and (record is None or not record.present(now_ms)):
+        # Changes in place of a list need one: nothing is created.
+        if isinstance(op, ListSet):
+            raise ValueError("no such key")  # Redis's words
+        if isinstance(op, (ListInsert, ListRemoveAt)):
+            return Applied(record or Record(Kind.LIST), Record(Kind.LIST), 0)
     if record is None:
         if isinstance(op, (Delete, Expire, Persist)):
             return Applied(Record(Kind.OBJECT), Record(Kind.OBJECT), 0)
@@ -905,10 +913,7 @@ def apply(record: Record | None, op: Mutation, actor: str, now_ms: int, timestam
             query = Ranked(By.RANK, 0, op.count - 1, rev=op.highest)
         else:
             query = Ranked.from_bytes(op.ranked)
-        members = data.select(query)[0] if present else []
-        taken = [[member, data.score(member)] for member in members]
-        for member in members:
-            absorb(data.remove(member))
+        taken = _take(data, data.select(query)[0] if present else [], absorb)
         result = taken if isinstance(op, ZsetPop) else len(taken)
     elif isinstance(op, (ListPush, ListPop, ListSet, ListInsert)):
         result = _list_change(cast(ReplicatedList, data), op, actor, timestamp, absorb)

@@ -58,7 +58,7 @@ class Replica(NodeBase):
             if current is not None and incoming.kind is Kind.STRING and message.id:
                 self._count_lww_loss(current, incoming)
             self._merge_local(batch, message.key, incoming, current)
-            self._owe_while_handing_off(batch, message.key, incoming)
+            self._owe_while_handing_off(batch, message.key, incoming, partition)
         if batch:
             self.store.apply(batch)
         if message.id:
